@@ -1,0 +1,1 @@
+"""Root conftest: the shared fixtures come from ``repoproxy.testing.fixtures`` (see pyproject)."""

@@ -1,0 +1,5 @@
+"""``python -m repoproxy`` = the ``repoproxy`` command."""
+
+from repoproxy.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Built-in plugins, registered from :data:`repoproxy.plugins.DEFAULT_PLUGINS`."""

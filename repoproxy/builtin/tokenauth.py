@@ -1,0 +1,58 @@
+"""The built-in token backend (essential): API tokens from the catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import hookimpl
+from ..catalog import utcnow
+from ..models import Access, Identity
+from ..security import Credentials, CredentialsInvalid
+from ..tokens import parse_id, verify
+
+
+@hookimpl(trylast=True)
+def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | None:
+    token = credentials.token
+    if token is None or parse_id(token) is None:
+        return None  # not one of ours: another backend may know it
+    catalog = request.registry.services.catalog()
+    row = verify(catalog, token)
+    if row is None:
+        raise CredentialsInvalid("unknown token")
+    if row.revoked:
+        raise CredentialsInvalid("token revoked")
+    if row.expired:
+        raise CredentialsInvalid("token expired")
+    if credentials.username is not None and row.owner and credentials.username != row.owner:
+        raise CredentialsInvalid("token does not belong to this user")
+    _touch(request, row.id)
+    grants = {ch: row.access for ch in row.channels}
+    if row.role != "admin" and not row.channels:
+        grants = {}
+    return Identity(
+        name=row.owner or f"token:{row.name}",
+        kind="token",
+        role=row.role,
+        grants={k: Access(v) for k, v in grants.items()},
+        token_id=row.id,
+        expires=row.expires,
+    )
+
+
+def _touch(request: Any, token_id: str) -> None:
+    """Remember when a token was last used, at most once a minute (no write per request)."""
+    cache: dict[str, float] = request.registry.__dict__.setdefault("token_last_used", {})
+    import time
+
+    now = time.monotonic()
+    if now - cache.get(token_id, -1e9) < 60:
+        return
+    cache[token_id] = now
+    services = request.registry.services
+    try:
+        services.db().execute(
+            "UPDATE tokens SET last_used = ? WHERE id = ?", [utcnow(), token_id]
+        )
+    except Exception:  # noqa: S110 - bookkeeping must never fail a request (db busy)
+        pass

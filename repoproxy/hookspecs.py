@@ -1,0 +1,227 @@
+"""Every hook of the repoproxy core, grouped by phase. The docstrings are the contract.
+
+Hooks are always called with keyword arguments. An implementation may accept any subset of
+the arguments a hook declares (pluggy passes only those it names), so a hook grows by adding
+arguments, never by renaming them. See docs/plugin_hooks.md for examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+
+    from .models import Channel, Identity, PackageMetadata, PackageRecord, Rejection
+    from .services import Services
+
+hookspec = pluggy.HookspecMarker("repoproxy")
+
+# --- start-up -----------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def repoproxy_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Let a plugin add hookspecs of its own.
+
+    Called once when the plugin is registered (historic: late registrations are called too).
+
+    :param pluginmanager: the repoproxy plugin manager; call ``pluginmanager.add_hookspecs``.
+    """
+
+
+@hookspec
+def repoproxy_settings_defaults() -> dict[str, Any]:
+    """Declare a plugin's settings with their defaults.
+
+    Called while settings are built, before anything else uses them. Keys are
+    ``<plugin name>.<key>``; the default's type says how ini and environment strings are parsed
+    (bool, int, float, Path, tuple for lists, str). Unknown keys under a known prefix are warned
+    about.
+
+    :return: a mapping of key to default value. All results are merged.
+    """
+
+
+@hookspec
+def repoproxy_configure(config: Configurator) -> None:
+    """Add routes, views, tweens or request methods to the Pyramid application.
+
+    Called once from :func:`repoproxy.app.main` after the core routes exist, so core routes
+    win on equal patterns. Use ``config.include`` for a plugin's own ``includeme``.
+
+    :param config: the Pyramid Configurator; ``config.registry.services`` holds the services.
+    """
+
+
+@hookspec
+def repoproxy_register_commands(cli: click.Group) -> None:
+    """Add click commands to the ``repoproxy`` command line.
+
+    Called when the CLI starts, with plugins loaded from the embedded default settings (or
+    ``--root``/``-c`` where the command line gives them before the command name).
+
+    :param cli: the top-level click group; call ``cli.add_command``.
+    """
+
+
+@hookspec
+def repoproxy_migrations() -> Any:
+    """Contribute a sqlite-utils ``Migrations`` set for a plugin's own tables.
+
+    Called when the catalog is opened; each set is applied once, in order, by name. Name the set
+    after the plugin. Never alter core tables.
+
+    :return: a ``sqlite_utils_migrate``-style object with ``apply(db)`` or a
+        :class:`repoproxy.migrations.Migrations`. All results are applied.
+    """
+
+
+@hookspec
+def repoproxy_background_workers(services: Services) -> Iterable[Any]:
+    """Contribute background workers that ``repoproxy serve`` runs beside the web server.
+
+    Called once when the server starts. A worker is an object with ``start()`` (returns
+    quickly, starts its own thread) and ``stop()`` (called on shutdown, must return within a
+    few seconds). A worker's failure to start is logged and does not stop the server.
+
+    :param services: the shared services (settings, catalog, store, ingest, indexer).
+    :return: an iterable of workers. All results are used.
+    """
+
+
+# --- requests and security -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def repoproxy_identify(request: Request, credentials: Any) -> Identity | None:
+    """Tell who is calling.
+
+    Called at most once per request, lazily, by the security policy. Stops at the first
+    non-None result. Return ``None`` for "not mine" (another backend may know these
+    credentials); raise :class:`repoproxy.security.CredentialsInvalid` for "mine but invalid"
+    (expired, revoked, wrong password): the request is then refused with 401.
+
+    :param request: the current request.
+    :param credentials: the :class:`repoproxy.security.Credentials` found on the request
+        (bearer token, Basic user/password, ``/t/<token>/`` path token, ``X-API-Key``).
+    :return: an :class:`repoproxy.models.Identity` or None.
+    """
+
+
+@hookspec
+def repoproxy_acl_entries(request: Request, context: Any) -> Iterable[tuple[str, str, Any]]:
+    """Add ACL entries to a resource (a channel), ahead of the core's own entries.
+
+    Called each time a permission is checked on a resource. Return Deny entries to take rights
+    away (they are placed first), Allow entries to grant them.
+
+    :param request: the current request.
+    :param context: the resource, e.g. a :class:`repoproxy.resources.ChannelResource`.
+    :return: an iterable of Pyramid ACEs ``(Allow|Deny, principal, permission)``. All results
+        are combined, Deny entries first.
+    """
+
+
+# --- ingest and repodata ----------------------------------------------------------------
+
+
+@hookspec
+def repoproxy_validate_package(
+    channel: Channel, metadata: PackageMetadata, path: Path
+) -> Iterable[Rejection] | Rejection | None:
+    """Accept or refuse a package before it enters a channel.
+
+    Called by the ingest pipeline for every way in (upload, import, watch folder, mirror), after
+    the core checks passed, outside any transaction, with the bytes in a temporary file.
+    Return rejection values, do not raise: every plugin's reasons are collected and reported
+    together (HTTP 422).
+
+    :param channel: the target channel.
+    :param metadata: what was read from the archive's info part.
+    :param path: the temporary file holding the package bytes (read only).
+    :return: None, a :class:`repoproxy.models.Rejection` or an iterable of them.
+    """
+
+
+@hookspec
+def repoproxy_excluded_files(
+    channel: Channel, subdir: str, records: list[PackageRecord]
+) -> Iterable[str] | None:
+    """Hide files of a channel subdir from what it serves (policy filters).
+
+    Called whenever the subdir's repodata is materialised, outside any transaction. Hidden files
+    are left out of repodata.json, .zst, shards and run_exports.json, and downloads of them
+    answer 404 like a missing file. The files stay stored.
+
+    :param channel: the channel.
+    :param subdir: the subdir being built.
+    :param records: every record of the subdir.
+    :return: file names to hide. All results are combined (union).
+    """
+
+
+@hookspec
+def repoproxy_package_added(services: Services, channel: Channel, record: PackageRecord,
+                            path: Path) -> None:
+    """Event: a package file entered a channel.
+
+    Called after the catalog transaction committed and the repodata was rebuilt. A failing
+    implementation is logged with its plugin's name and does not stop the others.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param record: the new catalog record.
+    :param path: where the stored file is (read only).
+    """
+
+
+@hookspec
+def repoproxy_package_removed(services: Services, channel: Channel,
+                              record: PackageRecord) -> None:
+    """Event: a package file left a channel.
+
+    Called after the catalog transaction committed and the file was removed; failures are
+    logged and isolated as for ``repoproxy_package_added``.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param record: the record that was removed.
+    """
+
+
+@hookspec
+def repoproxy_repodata_written(services: Services, channel: Channel, subdir: str,
+                               path: Path) -> None:
+    """Event: a subdir's repodata files were rewritten.
+
+    Called after repodata.json, .zst, shards and run_exports.json of the subdir were replaced
+    atomically; a plugin may write side files into the subdir (atomically). Failures are logged
+    and isolated.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param subdir: the subdir.
+    :param path: the subdir directory.
+    """
+
+
+@hookspec
+def repoproxy_package_extra(request: Request, channel: Channel,
+                            record: PackageRecord) -> dict[str, Any] | None:
+    """Add fields to a package file's JSON in the API (SBOM link, badge URLs, ...).
+
+    Called for each file the API shows, after the caller's read access was checked.
+
+    :param request: the current request.
+    :param channel: the channel.
+    :param record: the file's record.
+    :return: a dict merged into the file's JSON, or None. All results are merged in order.
+    """
+

@@ -1,0 +1,87 @@
+"""The core's schema, as a sqlite-utils ``Migrations`` set named ``repoproxy``.
+
+Plugins bring their own sets through the ``repoproxy_migrations`` hook. Never edit a released
+migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("repoproxy")
+
+
+@migrations()
+def m001_core(db: Database) -> None:
+    db["channels"].create(
+        {"name": str, "description": str, "privacy": str, "created": str}, pk="name"
+    )
+    db["packages"].create(
+        {
+            "channel": str,
+            "subdir": str,
+            "filename": str,
+            "name": str,
+            "version": str,
+            "build": str,
+            "build_number": int,
+            "size": int,
+            "sha256": str,
+            "md5": str,
+            "indexed_timestamp": int,
+            "record": str,
+            "about": str,
+            "run_exports": str,
+            "uploader": str,
+            "uploaded_at": str,
+            "file_ino": int,
+            "file_mtime_ns": int,
+        },
+        pk=("channel", "subdir", "filename"),
+        foreign_keys=[("channel", "channels", "name")],
+    )
+    db["packages"].create_index(["channel", "name"])
+    # generation: bumped by every change of the subdir; built: the generation last materialised
+    db["subdirs"].create(
+        {"channel": str, "subdir": str, "generation": int, "built": int},
+        pk=("channel", "subdir"),
+        foreign_keys=[("channel", "channels", "name")],
+        defaults={"generation": 0, "built": -1},
+    )
+    db["dirty_names"].create(
+        {"id": int, "channel": str, "subdir": str, "name": str},
+        pk="id",
+    )
+    db["shards"].create(
+        {"channel": str, "subdir": str, "name": str, "sha256": str},
+        pk=("channel", "subdir", "name"),
+    )
+    db["superseded_shards"].create(
+        {"channel": str, "subdir": str, "sha256": str, "superseded_at": float},
+        pk=("channel", "subdir", "sha256"),
+    )
+    db["tokens"].create(
+        {
+            "id": str,
+            "name": str,
+            "hash": str,
+            "owner": str,
+            "role": str,
+            "channels": str,
+            "access": str,
+            "created": str,
+            "expires": str,
+            "last_used": str,
+            "revoked": int,
+        },
+        pk="id",
+        defaults={"revoked": 0},
+    )
+
+
+def apply_all(db: Database, extra_sets: list[Any]) -> None:
+    migrations.apply(db)
+    for extra in extra_sets:
+        extra.apply(db)

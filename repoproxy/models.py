@@ -1,0 +1,106 @@
+"""Plain data passed between layers and to hooks. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Privacy(StrEnum):
+    PUBLIC = "public"  # anyone reads
+    AUTHENTICATED = "authenticated"  # any valid identity reads ("soft-lock")
+    PRIVATE = "private"  # members and scoped tokens only ("lock")
+
+
+class Access(StrEnum):
+    """What a token or membership grants on a channel, each level including the previous."""
+
+    READ = "read"
+    WRITE = "write"
+    MANAGE = "manage"
+
+    @property
+    def rank(self) -> int:
+        return ("read", "write", "manage").index(self.value)
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    description: str = ""
+    privacy: Privacy = Privacy.PUBLIC
+    created: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "privacy": str(self.privacy),
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class PackageMetadata:
+    """What ingest read from an archive's info part."""
+
+    index: dict[str, Any]
+    about: dict[str, Any] = field(default_factory=dict)
+    run_exports: dict[str, Any] | None = None
+    info_members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    """One package file of a channel, as the catalog knows it."""
+
+    channel: str
+    subdir: str
+    filename: str
+    name: str
+    version: str
+    build: str
+    build_number: int
+    size: int
+    sha256: str
+    md5: str
+    indexed_timestamp: int
+    record: dict[str, Any]  # the repodata.json record, exactly as served
+    about: dict[str, Any] = field(default_factory=dict)
+    run_exports: dict[str, Any] | None = None
+    uploader: str | None = None
+    uploaded_at: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"{self.channel}/{self.subdir}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A plugin's reason to refuse a package; every rejection is reported at once."""
+
+    plugin: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling. ``grants`` maps channel name (or ``"*"``) to an access level."""
+
+    name: str
+    kind: str  # "token" | "user" | "anonymous" | a plugin's own word
+    role: str = "user"  # "admin" | "user"
+    grants: dict[str, Access] = field(default_factory=dict)
+    token_id: str | None = None
+    expires: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def access(self, channel: str) -> Access | None:
+        if self.is_admin:
+            return Access.MANAGE
+        return self.grants.get(channel) or self.grants.get("*")

@@ -1,0 +1,129 @@
+"""One security policy: identity from the ``repoproxy_identify`` hook, ACLs from resources.
+
+Credentials are looked for in this order: the ``/t/<token>/`` path prefix (stripped by the
+tween before routing), ``Authorization: Bearer``, ``Authorization: Basic`` (user + password or
+user + token), ``X-API-Key``. Malformed credentials are refused (401), never silently ignored:
+a client that believes it is authenticated must learn that it is not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from pyramid.authorization import ACLHelper, Authenticated, Everyone
+
+from .models import Identity
+from .names import TOKEN_RE
+
+
+class CredentialsInvalid(Exception):  # noqa: N818 - reads as a sentence at raise sites
+    """Credentials were given but are not acceptable (401)."""
+
+    def __init__(self, message: str = "invalid credentials") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str | None = None  # bearer, /t/ path, X-API-Key or Basic password
+    username: str | None = None
+    password: str | None = None
+    source: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.token is None and self.username is None
+
+
+def extract_credentials(request: Any) -> Credentials:
+    path_token = request.environ.get("repoproxy.path_token")
+    if path_token is not None:
+        return _token(path_token, "path")
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "bearer":
+            return _token(value, "bearer")
+        if scheme == "basic":
+            try:
+                user, sep, password = base64.b64decode(value, validate=True).decode().partition(
+                    ":"
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                raise CredentialsInvalid("malformed Basic credentials") from None
+            if not sep:
+                raise CredentialsInvalid("malformed Basic credentials")
+            return Credentials(
+                token=password if TOKEN_RE.match(password) else None,
+                username=user,
+                password=password,
+                source="basic",
+            )
+        raise CredentialsInvalid("unsupported Authorization scheme")
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        return _token(api_key, "api-key")
+    query_token = request.environ.get("repoproxy.query_token")
+    if query_token is not None:
+        return _token(query_token, "query")
+    return Credentials()
+
+
+def _token(value: str, source: str) -> Credentials:
+    if not TOKEN_RE.match(value):
+        raise CredentialsInvalid("malformed token")
+    return Credentials(token=value, source=source)
+
+
+ANONYMOUS = Identity(name="anonymous", kind="anonymous")
+
+
+def identify(request: Any) -> Identity:
+    """The caller's identity (reified on the request); raises CredentialsInvalid."""
+    creds = extract_credentials(request)
+    if creds.empty:
+        identity = None
+    else:
+        identity = request.registry.services.pm.hook.repoproxy_identify(
+            request=request, credentials=creds
+        )
+        if identity is None:
+            raise CredentialsInvalid()
+    return identity or ANONYMOUS
+
+
+def principals(identity: Identity) -> list[str]:
+    out = [Everyone]
+    if identity.kind == "anonymous":
+        return out
+    out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}"]
+    for channel, access in identity.grants.items():
+        out.append(f"channel:{channel}:{access}")
+    return out
+
+
+class SecurityPolicy:
+    def __init__(self) -> None:
+        self.helper = ACLHelper()
+
+    def identity(self, request: Any) -> Identity:
+        return request.repoproxy_identity  # type: ignore[no-any-return]
+
+    def authenticated_userid(self, request: Any) -> str | None:
+        ident = self.identity(request)
+        return None if ident.kind == "anonymous" else ident.name
+
+    def permits(self, request: Any, context: Any, permission: str) -> Any:
+        return self.helper.permits(context, principals(self.identity(request)), permission)
+
+    def remember(self, request: Any, userid: str, **kw: Any) -> list[Any]:
+        return []
+
+    def forget(self, request: Any, **kw: Any) -> list[Any]:
+        return []

@@ -1,0 +1,1 @@
+"""Test helpers shipped with repoproxy: fixtures, a package builder, a py-rattler driver."""

@@ -1,0 +1,1 @@
+"""Views: conda-facing file serving (channel), JSON API (api, uploads), meta (/-/...)."""
