@@ -15,8 +15,8 @@ from .views.channel import HiddenCache
 def make_app(services: Services) -> Any:
     """Build the WSGI app around existing services (the CLI and tests share them)."""
     config = Configurator(settings=dict(services.settings))
-    config.registry.services = services  # type: ignore[attr-defined]
-    config.registry.hidden_cache = HiddenCache()  # type: ignore[attr-defined]
+    config.registry.services = services
+    config.registry.hidden_cache = HiddenCache()
     # request properties, all in one place
     config.add_request_method(lambda r: r.registry.services, "services", reify=True)
     config.add_request_method(_identity, "repoproxy_identity", reify=True)

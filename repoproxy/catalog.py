@@ -68,16 +68,16 @@ class Catalog:
         return ch
 
     def list_channels(self) -> list[Channel]:
-        return [_channel(r) for r in self.db["channels"].rows_where(order_by="name")]
+        return [_channel(r) for r in self.db.table("channels").rows_where(order_by="name")]
 
     def insert_channel(self, channel: Channel) -> None:
-        self.db["channels"].insert(channel.as_json())
-        self.db["subdirs"].insert(
+        self.db.table("channels").insert(channel.as_json())
+        self.db.table("subdirs").insert(
             {"channel": channel.name, "subdir": "noarch", "generation": 1, "built": -1}
         )
 
     def update_channel(self, name: str, **fields: Any) -> None:
-        self.db["channels"].update(name, {k: str(v) for k, v in fields.items()})
+        self.db.table("channels").update(name, {k: str(v) for k, v in fields.items()})
 
     def delete_channel(self, name: str) -> None:
         for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards"):
@@ -87,7 +87,7 @@ class Catalog:
     # --- packages -------------------------------------------------------------------------
     def get_package(self, channel: str, subdir: str, filename: str) -> PackageRecord | None:
         rows = list(
-            self.db["packages"].rows_where(
+            self.db.table("packages").rows_where(
                 "channel = ? AND subdir = ? AND filename = ?", [channel, subdir, filename]
             )
         )
@@ -103,7 +103,7 @@ class Catalog:
         if name is not None:
             where.append("name = ?")
             args.append(name)
-        for row in self.db["packages"].rows_where(
+        for row in self.db.table("packages").rows_where(
             " AND ".join(where), args, order_by="subdir, filename"
         ):
             yield _record(row)
@@ -117,7 +117,7 @@ class Catalog:
         )
 
     def upsert_package(self, rec: PackageRecord, file_ino: int, file_mtime_ns: int) -> None:
-        self.db["packages"].upsert(
+        self.db.table("packages").upsert(
             {
                 "channel": rec.channel,
                 "subdir": rec.subdir,
@@ -167,7 +167,7 @@ class Catalog:
             "ON CONFLICT (channel, subdir) DO UPDATE SET generation = generation + 1",
             [channel, subdir],
         )
-        self.db.executemany(
+        self.db.conn.executemany(
             "INSERT INTO dirty_names (channel, subdir, name) VALUES (?, ?, ?)",
             [(channel, subdir, n) for n in names],
         )
@@ -236,7 +236,7 @@ class Catalog:
                     [channel, subdir, name, digest],
                 )
         now = time.time()
-        self.db.executemany(
+        self.db.conn.executemany(
             "INSERT OR IGNORE INTO superseded_shards VALUES (?, ?, ?, ?)",
             [(channel, subdir, s, now) for s in superseded],
         )
@@ -268,21 +268,21 @@ class Catalog:
         return [r[0] for r in rows if r[0] not in current]
 
     def forget_shards(self, channel: str, subdir: str, hashes: list[str]) -> None:
-        self.db.executemany(
+        self.db.conn.executemany(
             "DELETE FROM superseded_shards WHERE channel = ? AND subdir = ? AND sha256 = ?",
             [(channel, subdir, h) for h in hashes],
         )
 
     # --- tokens -------------------------------------------------------------------------
     def insert_token(self, row: dict[str, Any]) -> None:
-        self.db["tokens"].insert(row)
+        self.db.table("tokens").insert(row)
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
-        rows = list(self.db["tokens"].rows_where("id = ?", [token_id]))
+        rows = list(self.db.table("tokens").rows_where("id = ?", [token_id]))
         return rows[0] if rows else None
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        return list(self.db["tokens"].rows_where(order_by="created"))
+        return list(self.db.table("tokens").rows_where(order_by="created"))
 
     def update_token(self, token_id: str, **fields: Any) -> None:
-        self.db["tokens"].update(token_id, fields)
+        self.db.table("tokens").update(token_id, fields)

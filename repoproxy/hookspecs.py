@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook of the repoproxy core, grouped by phase. The docstrings are the contract.
 
 Hooks are always called with keyword arguments. An implementation may accept any subset of

@@ -82,7 +82,7 @@ class Prepared:
 class Rules:
     """The core's bounds, from settings; picklable for worker processes."""
 
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     max_size: int = 1024**3
     future_tolerance_s: int = 86400
 

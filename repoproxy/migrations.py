@@ -15,10 +15,10 @@ migrations = Migrations("repoproxy")
 
 @migrations()
 def m001_core(db: Database) -> None:
-    db["channels"].create(
+    db.table("channels").create(
         {"name": str, "description": str, "privacy": str, "created": str}, pk="name"
     )
-    db["packages"].create(
+    db.table("packages").create(
         {
             "channel": str,
             "subdir": str,
@@ -42,27 +42,27 @@ def m001_core(db: Database) -> None:
         pk=("channel", "subdir", "filename"),
         foreign_keys=[("channel", "channels", "name")],
     )
-    db["packages"].create_index(["channel", "name"])
+    db.table("packages").create_index(["channel", "name"])
     # generation: bumped by every change of the subdir; built: the generation last materialised
-    db["subdirs"].create(
+    db.table("subdirs").create(
         {"channel": str, "subdir": str, "generation": int, "built": int},
         pk=("channel", "subdir"),
         foreign_keys=[("channel", "channels", "name")],
         defaults={"generation": 0, "built": -1},
     )
-    db["dirty_names"].create(
+    db.table("dirty_names").create(
         {"id": int, "channel": str, "subdir": str, "name": str},
         pk="id",
     )
-    db["shards"].create(
+    db.table("shards").create(
         {"channel": str, "subdir": str, "name": str, "sha256": str},
         pk=("channel", "subdir", "name"),
     )
-    db["superseded_shards"].create(
+    db.table("superseded_shards").create(
         {"channel": str, "subdir": str, "sha256": str, "superseded_at": float},
         pk=("channel", "subdir", "sha256"),
     )
-    db["tokens"].create(
+    db.table("tokens").create(
         {
             "id": str,
             "name": str,

@@ -18,7 +18,7 @@ class ChannelResource:
     @property
     def __acl__(self) -> list[tuple[str, str, Any]]:
         name = self.channel.name
-        extra = []
+        extra: list[tuple[str, str, Any]] = []
         for entries in self.request.registry.services.pm.hook.repoproxy_acl_entries(
             request=self.request, context=self
         ):

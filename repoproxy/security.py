@@ -19,7 +19,7 @@ from .models import Identity
 from .names import TOKEN_RE
 
 
-class CredentialsInvalid(Exception):  # noqa: N818 - reads as a sentence at raise sites
+class CredentialsInvalid(Exception):
     """Credentials were given but are not acceptable (401)."""
 
     def __init__(self, message: str = "invalid credentials") -> None:
@@ -113,7 +113,7 @@ class SecurityPolicy:
         self.helper = ACLHelper()
 
     def identity(self, request: Any) -> Identity:
-        return request.repoproxy_identity  # type: ignore[no-any-return]
+        return request.repoproxy_identity
 
     def authenticated_userid(self, request: Any) -> str | None:
         ident = self.identity(request)

@@ -76,7 +76,7 @@ def serve(services: Services, app: Any, host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("serving on http://%s:%s", *server.getsockname()[:2])  # type: ignore[union-attr]
+    log.info("serving on http://%s:%s", *server.getsockname()[:2])
     try:
         server.run()
     except (OSError, ValueError):

@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -43,18 +43,10 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
-            os.unlink(tmp)
+        with suppress(OSError):
+            Path(tmp).unlink()
         raise
     fsync_dir(path.parent)
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 class Store:
@@ -110,7 +102,7 @@ class Store:
             yield path, f
         finally:
             f.close()
-            with _suppress():
+            with suppress(OSError):
                 path.unlink()
 
     def move_into_place(self, tmp: Path, dest: Path) -> os.stat_result:
@@ -125,7 +117,7 @@ class Store:
         count = 0
         if self.tmp_dir.is_dir():
             for p in self.tmp_dir.iterdir():
-                with _suppress():
+                with suppress(OSError):
                     p.unlink()
                     count += 1
         return count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 
 from .. import hookimpl
@@ -27,7 +29,7 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
     if credentials.username is not None and row.owner and credentials.username != row.owner:
         raise CredentialsInvalid("token does not belong to this user")
     _touch(request, row.id)
-    grants = {ch: row.access for ch in row.channels}
+    grants = dict.fromkeys(row.channels, row.access)
     if row.role != "admin" and not row.channels:
         grants = {}
     return Identity(
@@ -43,16 +45,13 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
 def _touch(request: Any, token_id: str) -> None:
     """Remember when a token was last used, at most once a minute (no write per request)."""
     cache: dict[str, float] = request.registry.__dict__.setdefault("token_last_used", {})
-    import time
-
     now = time.monotonic()
     if now - cache.get(token_id, -1e9) < 60:
         return
     cache[token_id] = now
     services = request.registry.services
-    try:
+    # bookkeeping must never fail a request (e.g. the database is busy with a long write)
+    with contextlib.suppress(Exception):
         services.db().execute(
             "UPDATE tokens SET last_used = ? WHERE id = ?", [utcnow(), token_id]
         )
-    except Exception:  # noqa: S110 - bookkeeping must never fail a request (db busy)
-        pass
