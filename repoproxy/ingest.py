@@ -182,6 +182,9 @@ def _finish(
     filename: str, target_subdir: str | None, tmp: Path, size: int, sha: str, md5: str,
     rules: Rules,
 ) -> Prepared:
+    if size == 0:
+        # libarchive reads an empty .tar.bz2 as an archive with no members: say what it is
+        raise InvalidPackage(f"{filename}: the file is empty (0 bytes)")
     meta = read_metadata(tmp, filename, rules.limits)
     subdir = check_metadata(filename, target_subdir, meta, rules)
     return Prepared(

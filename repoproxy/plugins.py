@@ -48,6 +48,8 @@ def get_plugin_manager(raw_settings: Mapping[str, Any] | None = None) -> pluggy.
 
     pm = pluggy.PluginManager("repoproxy")
     pm.add_hookspecs(hookspecs)
+    # historic: every plugin registered from here on gets to add its own hookspecs
+    pm.hook.repoproxy_addhooks.call_historic(kwargs={"pluginmanager": pm})
     for name in DEFAULT_PLUGINS:
         if name in block:
             continue

@@ -87,14 +87,12 @@ ANONYMOUS = Identity(name="anonymous", kind="anonymous")
 def identify(request: Any) -> Identity:
     """The caller's identity (reified on the request); raises CredentialsInvalid."""
     creds = extract_credentials(request)
-    if creds.empty:
-        identity = None
-    else:
-        identity = request.registry.services.pm.hook.repoproxy_identify(
-            request=request, credentials=creds
-        )
-        if identity is None:
-            raise CredentialsInvalid()
+    # asked even without credentials: a backend may identify by other means (a proxy header)
+    identity = request.registry.services.pm.hook.repoproxy_identify(
+        request=request, credentials=creds
+    )
+    if identity is None and not creds.empty:
+        raise CredentialsInvalid()  # credentials were given but no backend knows them
     return identity or ANONYMOUS
 
 

@@ -123,3 +123,16 @@ def test_tokens_never_reach_the_log(published: Any) -> None:
     assert "/t/<redacted>/secret" in log  # the /t/ form was used and logged, redacted
     assert admin not in log
     assert reader not in log
+
+
+def test_both_repodata_paths_were_really_taken(published: Any, tmp_path: Path) -> None:
+    srv, *_ = published
+    for use_shards in (True, False):
+        result = rattler_client.solve([f"{srv.url}/pub"], ["app"], ["linux-64", "noarch"],
+                                      use_shards=use_shards)
+        assert result.returncode == 0, result.data
+    log = srv.log_path.read_text()
+    assert '"GET /pub/linux-64/repodata_shards.msgpack.zst" 200' in log
+    assert '"GET /pub/linux-64/shards/' in log
+    assert '"GET /pub/linux-64/repodata.json.zst" 200' in log
+    assert '"HEAD /pub/noarch/repodata.json.zst" 200' in log

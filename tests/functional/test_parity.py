@@ -1,8 +1,14 @@
 """Parity: our repodata.json records equal py-rattler's indexer's, field by field.
 
-Documented differences: ``indexed_timestamp`` (both set it at indexing time, so the values
-differ) and the top level (rattler writes ``"v3": {}`` and no ``"removed"``; we write
-``"removed": []`` as conda-index does). Records themselves must be equal.
+Documented differences, and nothing else:
+
+- ``indexed_timestamp``: both set it when indexing, so the values differ.
+- ``arch`` and ``platform``: rattler keeps them from index.json; we drop them, with the other
+  legacy keys, as conda-index does (conda-protocol.md section 3). Clients derive both from
+  ``subdir``.
+- ``run_exports``: rattler copies info/run_exports.json into each record; we serve run exports
+  in ``run_exports.json`` (CEP-12), as conda-index does.
+- top level: rattler writes ``"v3": {}`` and no ``"removed"``; we write ``"removed": []``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ SPECS = [
                 extra_index={"track_features": "gammafeat", "features": ""}),
     PackageSpec("delta_x", "10!1.2.3", subdir="osx-arm64", timestamp=1_600_000_000_000),
 ]
+
+#: keys rattler's records may carry that ours leave out on purpose (see the module docstring)
+DOCUMENTED = frozenset({"arch", "platform", "run_exports"})
 
 RATTLER_INDEX = """
 import asyncio, os, sys
@@ -74,7 +83,9 @@ def test_records_equal_rattler_index(services: Any, tmp_path: Path, fmt: str) ->
             for fn, rec in theirs[key].items():
                 mine = dict(ours[key][fn])
                 assert isinstance(mine.pop("indexed_timestamp"), int)
-                rec = {k: v for k, v in rec.items() if k != "indexed_timestamp"}
+                extra = set(rec) - set(mine) - {"indexed_timestamp"}
+                assert extra <= DOCUMENTED, (fn, extra)
+                rec = {k: v for k, v in rec.items() if k not in DOCUMENTED | {"indexed_timestamp"}}
                 assert mine == rec, fn
                 compared += 1
     assert compared == len(SPECS)

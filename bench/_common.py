@@ -1,0 +1,55 @@
+"""Shared helpers for the benchmarks: timing, a served root, medians and ratios."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RATTLER_INDEX = """
+import asyncio, os, sys, time
+import rattler.index
+t = time.perf_counter()
+asyncio.run(rattler.index.index_fs(sys.argv[1], write_shards=True, write_zst=True))
+print(time.perf_counter() - t, flush=True)
+os._exit(0)
+"""
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
+
+
+def timed(func: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=clean_env(),
+                          **kw)  # type: ignore[call-overload]
+
+
+def python() -> str:
+    return sys.executable
+
+
+def fmt_ratio(ours: float, theirs: float, higher_is_better: bool) -> str:
+    if theirs == 0 or ours == 0:
+        return "n/a"
+    ratio = ours / theirs
+    better = ratio > 1 if higher_is_better else ratio < 1
+    return f"{ratio:.2f}x ({'better' if better else 'worse'})"
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
