@@ -22,6 +22,9 @@ from .names import is_package_filename, is_subdir
 if TYPE_CHECKING:
     from .services import Services
 
+#: files per commit transaction: short enough for readers, long enough to amortise fsyncs
+BATCH = 200
+
 
 @dataclass
 class ImportResult:
@@ -57,35 +60,49 @@ def import_packages(
     workers = workers or services.settings["repoproxy.workers"] or os.cpu_count() or 1
     result = ImportResult()
 
-    def _commit(prepared: Prepared, src: Path) -> None:
+    batch: list[tuple[Prepared, Path]] = []
+
+    def _flush() -> None:
+        """Plugin checks, then one short transaction for the whole batch."""
+        ready = []
+        for prepared, src in batch:
+            try:
+                ingestor.check(channel, prepared)
+                ready.append(prepared)
+            except RepoproxyError as e:
+                result.failed.append((src, e.message))
+        sources = {id(p): src for p, src in batch}
         try:
-            ingestor.check(channel, prepared)
-            result.added.append(ingestor.commit(channel, prepared, force=force,
-                                                uploader=uploader))
-        except RepoproxyError as e:
-            (result.skipped if e.status == 409 else result.failed).append((src, e.message))
+            records, errors = ingestor.commit_many(channel, ready, force=force,
+                                                   uploader=uploader)
+            result.added.extend(records)
+            result.skipped.extend((sources[id(p)], e.message) for p, e in errors)
         finally:
-            prepared.tmp_path.unlink(missing_ok=True)
+            for prepared, _ in batch:
+                prepared.tmp_path.unlink(missing_ok=True)
+            batch.clear()
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: dict[Future[Prepared], Path] = {}
         queue = list(files)
+        queue.reverse()
         # bounded in-flight work: temporary copies never pile up on disk
         while queue or pending:
-            while queue and len(pending) < workers * 4:
-                src, hint = queue.pop(0)
+            while queue and len(pending) < workers * 8:
+                src, hint = queue.pop()
                 pending[pool.submit(prepare_file, src, tmp_dir, rules, hint)] = src
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 src = pending.pop(fut)
                 try:
-                    prepared = fut.result()
+                    batch.append((fut.result(), src))
                 except RepoproxyError as e:
                     result.failed.append((src, e.message))
-                else:
-                    _commit(prepared, src)
                 if progress:
                     progress(1)
+            if len(batch) >= BATCH:
+                _flush()
+        _flush()
     if result.added:
         ingestor.publish(channel, result.added)
     return result

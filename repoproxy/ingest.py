@@ -32,11 +32,13 @@ from .errors import (
     NotFound,
     PackageExists,
     PackageRejected,
+    RepoproxyError,
     TooLarge,
 )
 from .models import Channel, PackageMetadata, PackageRecord, Rejection
 from .names import PACKAGE_RE, is_subdir, split_filename
 from .plugins import collect, notify
+from .store import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     from .services import Services
@@ -301,69 +303,100 @@ class Ingestor:
         uploader: str | None = None,
         in_place: bool = False,
     ) -> PackageRecord:
-        """Move the file into place and write its catalog row, atomically together.
+        """Move the file into place and write its catalog row, atomically together."""
+        records, errors = self.commit_many(channel, [prepared], force=force, uploader=uploader,
+                                           in_place=in_place)
+        if errors:
+            raise errors[0][1]
+        return records[0]
 
-        The rename happens inside the write transaction so that two writers of the same file
-        name are serialised by SQLite's write lock; a crash between rename and COMMIT leaves a
-        file whose inode/mtime the catalog does not know, which start-up recovery re-indexes.
+    def commit_many(
+        self,
+        channel: Channel,
+        items: list[Prepared],
+        *,
+        force: bool = False,
+        uploader: str | None = None,
+        in_place: bool = False,
+    ) -> tuple[list[PackageRecord], list[tuple[Prepared, RepoproxyError]]]:
+        """Commit a batch in one short write transaction (bulk import, watch folder).
+
+        The renames happen inside the transaction so that two writers of the same file name
+        are serialised by SQLite's write lock; each directory is fsynced once, before COMMIT,
+        so a committed row never points at a rename that a crash could undo. A crash between
+        rename and COMMIT leaves a file whose inode/mtime the catalog does not know, which
+        start-up recovery indexes. Duplicates are returned as errors, not raised.
         """
         store = self.services.store
-        dest = store.package_path(channel.name, prepared.subdir, prepared.filename)
         db = self.services.db()
         catalog = Catalog(db)
-        backup: Path | None = None
+        records: list[PackageRecord] = []
+        errors: list[tuple[Prepared, RepoproxyError]] = []
+        moved: list[tuple[Path, Path | None]] = []
         with write_transaction(db):
             if catalog.get_channel(channel.name) is None:
                 raise NotFound(f"channel {channel.name!r} does not exist")
-            existing = catalog.get_package(channel.name, prepared.subdir, prepared.filename)
-            if existing is not None and not force:
-                raise PackageExists(
-                    f"{channel.name}/{prepared.subdir}/{prepared.filename} already exists "
-                    "(use force to replace it)"
-                )
-            # CEP-47: the first time a file entered the index, kept across replacements
-            indexed = existing.indexed_timestamp if existing else int(time.time() * 1000)
-            record = dict(prepared.record, indexed_timestamp=indexed)
-            rec = PackageRecord(
-                channel=channel.name,
-                subdir=prepared.subdir,
-                filename=prepared.filename,
-                name=prepared.name,
-                version=str(prepared.metadata.index["version"]),
-                build=str(prepared.metadata.index["build"]),
-                build_number=int(prepared.metadata.index.get("build_number") or 0),
-                size=prepared.size,
-                sha256=prepared.sha256,
-                md5=prepared.md5,
-                indexed_timestamp=indexed,
-                record=record,
-                about=prepared.metadata.about,
-                run_exports=prepared.metadata.run_exports,
-                uploader=uploader,
-                uploaded_at=utcnow(),
-            )
-            if in_place:
-                st = dest.stat()
-            else:
-                if dest.exists():
-                    backup = dest.with_name(f".bak-{os.getpid()}-{dest.name}")
-                    os.link(dest, backup)
-                try:
-                    st = store.move_into_place(prepared.tmp_path, dest)
+            try:
+                for prepared in items:
+                    dest = store.package_path(channel.name, prepared.subdir, prepared.filename)
+                    existing = catalog.get_package(channel.name, prepared.subdir,
+                                                   prepared.filename)
+                    if existing is not None and not force:
+                        errors.append((prepared, PackageExists(
+                            f"{channel.name}/{prepared.subdir}/{prepared.filename} already "
+                            "exists (use force to replace it)")))
+                        continue
+                    rec = self._record(channel, prepared, existing, uploader)
+                    if in_place:
+                        st = dest.stat()
+                    else:
+                        backup = None
+                        if dest.exists():
+                            backup = dest.with_name(f".bak-{os.getpid()}-{dest.name}")
+                            os.link(dest, backup)
+                        moved.append((dest, backup))
+                        st = store.move_into_place(prepared.tmp_path, dest, sync=False)
                     catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
-                except BaseException:
+                    if prepared.attestation is not None:
+                        atomic_write(dest.with_name(dest.name + ".attestation.json"),
+                                     prepared.attestation)
+                    records.append(rec)
+                for directory in {dest.parent for dest, _ in moved}:
+                    fsync_dir(directory)
+            except BaseException:
+                for dest, backup in reversed(moved):
                     self._undo_move(dest, backup)
-                    raise
-            if in_place:
-                catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
-            if prepared.attestation is not None:
-                from .store import atomic_write
+                raise
+        for _, backup in moved:
+            if backup is not None:
+                with suppress(OSError):
+                    backup.unlink()
+        return records, errors
 
-                atomic_write(dest.with_name(dest.name + ".attestation.json"), prepared.attestation)
-        if backup is not None:
-            with suppress(OSError):
-                backup.unlink()
-        return rec
+    @staticmethod
+    def _record(channel: Channel, prepared: Prepared, existing: PackageRecord | None,
+                uploader: str | None) -> PackageRecord:
+        # CEP-47: the first time a file entered the index, kept across replacements
+        indexed = existing.indexed_timestamp if existing else int(time.time() * 1000)
+        index = prepared.metadata.index
+        return PackageRecord(
+            channel=channel.name,
+            subdir=prepared.subdir,
+            filename=prepared.filename,
+            name=prepared.name,
+            version=str(index["version"]),
+            build=str(index["build"]),
+            build_number=int(index.get("build_number") or 0),
+            size=prepared.size,
+            sha256=prepared.sha256,
+            md5=prepared.md5,
+            indexed_timestamp=indexed,
+            record=dict(prepared.record, indexed_timestamp=indexed),
+            about=prepared.metadata.about,
+            run_exports=prepared.metadata.run_exports,
+            uploader=uploader,
+            uploaded_at=utcnow(),
+        )
 
     @staticmethod
     def _undo_move(dest: Path, backup: Path | None) -> None:

@@ -30,7 +30,7 @@ from .catalog import Catalog
 from .db import write_transaction
 from .models import PackageRecord
 from .plugins import collect, notify
-from .store import atomic_write
+from .store import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     from .services import Services
@@ -147,6 +147,7 @@ class Indexer:
             if name in dirty:
                 by_name[name][fn] = json.loads(rec)
         out: dict[str, str | None] = {}
+        written: Path | None = None
         for name in dirty:
             if name not in by_name:
                 out[name] = None
@@ -155,8 +156,11 @@ class Indexer:
             digest = hashlib.sha256(data).hexdigest()
             path = self.services.store.shard_path(channel, subdir, digest)
             if not path.exists():  # content-addressed: an existing file is already right
-                atomic_write(path, data)
+                atomic_write(path, data, sync_dir=False)
+                written = path.parent
             out[name] = digest
+        if written is not None:
+            fsync_dir(written)  # once for the batch, before the index that names them
         return out
 
     def _write_shard_index(self, channel: str, subdir: str, shards: dict[str, str]) -> None:

@@ -32,8 +32,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    ``sync_dir=False`` leaves the directory fsync to the caller, who writes many files into
+    one directory and syncs it once.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
     try:
@@ -46,7 +50,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         with suppress(OSError):
             Path(tmp).unlink()
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 class Store:
@@ -105,11 +110,12 @@ class Store:
             with suppress(OSError):
                 path.unlink()
 
-    def move_into_place(self, tmp: Path, dest: Path) -> os.stat_result:
+    def move_into_place(self, tmp: Path, dest: Path, *, sync: bool = True) -> os.stat_result:
         """Rename a finished (fsynced) temporary file to its final place; returns its stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+        if sync:
+            fsync_dir(dest.parent)
         return dest.stat()
 
     def clean_tmp(self) -> int:
