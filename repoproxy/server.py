@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import threading
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
+from .names import is_subdir
 from .plugins import collect
 from .services import Services
 
@@ -28,6 +31,9 @@ def recover(services: Services) -> None:
         directory = services.store.channel_dir(channel.name)
         if directory.is_dir():
             subdirs |= {p.name for p in directory.iterdir() if p.is_dir() and p.name != "shards"}
+        removed = _remove_partial_writes(services, channel.name, directory, sorted(subdirs))
+        if removed:
+            log.info("removed %d files of interrupted writes in %s", removed, channel.name)
         for subdir in sorted(subdirs):
             try:
                 stats = services.ingestor.reconcile(channel.name, subdir)
@@ -38,6 +44,48 @@ def recover(services: Services) -> None:
                 log.info("recovered %s/%s: %s", channel.name, subdir, stats)
             services.indexer.build(channel.name, subdir)
         services.indexer.build_channeldata(channel.name)
+
+
+def _remove_partial_writes(services: Services, channel: str, directory: Path,
+                           subdirs: list[str]) -> int:
+    """Remove what a crash left in a channel's tree: ``.tmp-*`` files of an interrupted
+    :func:`~repoproxy.store.atomic_write` and ``.bak-<pid>-*`` hard links of an interrupted
+    forced replacement (the file they back up is always still in place)."""
+    count = 0
+
+    def sweep(d: Path) -> None:
+        nonlocal count
+        if not d.is_dir():
+            return
+        for p in d.iterdir():
+            if p.name.startswith(".tmp-") or (p.name.startswith(".bak-") and _stale_backup(p)):
+                with suppress(OSError):
+                    p.unlink()
+                    count += 1
+
+    sweep(directory)  # channeldata.json's twins
+    for subdir in subdirs:
+        if not is_subdir(subdir):
+            continue  # not ours: reconcile reports it
+        sub = services.store.subdir_dir(channel, subdir)
+        with services.indexer._lock(channel, subdir):  # no build of this subdir is writing
+            sweep(sub)
+            sweep(sub / "shards")
+    return count
+
+
+def _stale_backup(path: Path) -> bool:
+    """A ``.bak-<pid>-`` file whose writer is gone (a live other process may still need it)."""
+    pid = path.name.split("-")[1]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, owned by someone else
+    return False
 
 
 def serve(services: Services, app: Any, host: str, port: int) -> None:
@@ -66,23 +114,19 @@ def serve(services: Services, app: Any, host: str, port: int) -> None:
         except Exception:
             log.exception("background worker %r failed to start", worker)
 
-    stopping = threading.Event()
-
     def _stop(signum: int, frame: Any) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            log.info("signal %d: shutting down", signum)
-            server.close()
+        log.info("signal %d: shutting down", signum)
+        # waitress's run() turns SystemExit into a shutdown of its worker threads; closing the
+        # socket alone would leave the loop polling its wake-up pipe forever
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("serving on http://%s:%s", *server.getsockname()[:2])
     try:
         server.run()
-    except (OSError, ValueError):
-        if not stopping.is_set():
-            raise  # closed by the signal handler: the loop ends with a select on a closed fd
     finally:
+        server.close()
         for worker in reversed(workers):
             try:
                 worker.stop()
