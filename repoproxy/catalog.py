@@ -80,7 +80,8 @@ class Catalog:
         self.db.table("channels").update(name, {k: str(v) for k, v in fields.items()})
 
     def delete_channel(self, name: str) -> None:
-        for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards"):
+        for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards",
+                      "members"):
             self.db.execute(f"DELETE FROM {table} WHERE channel = ?", [name])  # noqa: S608
         self.db.execute("DELETE FROM channels WHERE name = ?", [name])
 

@@ -141,53 +141,6 @@ def import_(directory: Path, channel: str, create: bool, privacy: str, force: bo
         sys.exit(1)
 
 
-@cli.group()
-def token() -> None:
-    """API tokens (offline, on the server root)."""
-
-
-@token.command("create")
-@click.option("--name", required=True, help="A name to recognise the token by.")
-@click.option("--admin", is_flag=True, help="May do everything.")
-@click.option("--channel", "channels", multiple=True, help="Channel the token covers (repeat).")
-@click.option("--permission", type=click.Choice(["read", "write", "manage"]), default="read",
-              show_default=True)
-@click.option("--expires-in", type=int, default=None, help="Days until it expires.")
-@root_option
-@config_option
-def token_create(name: str, admin: bool, channels: tuple[str, ...], permission: str,
-                 expires_in: int | None, root: Path | None, config: Path | None) -> None:
-    """Create a token and print it (only the token, on stdout)."""
-    from .db import write_transaction
-    from .models import Access
-    from .tokens import create_token
-
-    if not admin and not channels:
-        raise click.ClickException("give --admin or at least one --channel")
-    services = open_services(root, config)
-    db = services.db()
-    from .catalog import Catalog
-
-    with write_transaction(db):
-        secret, _ = create_token(Catalog(db), name=name, admin=admin, channels=list(channels),
-                                 access=Access(permission), expires_in_days=expires_in)
-    click.echo(secret)
-
-
-@token.command("list")
-@root_option
-@config_option
-def token_list(root: Path | None, config: Path | None) -> None:
-    """List tokens (never their secrets)."""
-    import json
-
-    from .tokens import TokenRow
-
-    services = open_services(root, config)
-    for row in services.catalog().list_tokens():
-        click.echo(json.dumps(TokenRow.from_row(row).as_json()))
-
-
 @cli.command("plugins")
 @root_option
 @config_option
@@ -202,11 +155,12 @@ def plugins_cmd(root: Path | None, config: Path | None) -> None:
 
 
 def build_cli() -> click.Group:
-    from . import client_cli
+    from . import access_cli, client_cli
     from .plugins import get_plugin_manager
     from .settings import raw_settings
 
     client_cli.register(cli)
+    access_cli.register(cli)
     try:
         pm = get_plugin_manager(raw_settings())
         pm.hook.repoproxy_register_commands(cli=cli)

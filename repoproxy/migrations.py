@@ -85,3 +85,21 @@ def apply_all(db: Database, extra_sets: list[Any]) -> None:
     migrations.apply(db)
     for extra in extra_sets:
         extra.apply(db)
+
+
+@migrations()
+def m002_access(db: Database) -> None:
+    db.table("users").create(
+        {"name": str, "password_hash": str, "role": str, "created": str}, pk="name"
+    )
+    db.table("members").create(
+        {"channel": str, "user": str, "role": str, "added": str},
+        pk=("channel", "user"),
+        foreign_keys=[("channel", "channels", "name"), ("user", "users", "name")],
+    )
+    db.table("audit").create(
+        {"id": int, "at": str, "actor": str, "action": str, "channel": str, "target": str,
+         "details": str},
+        pk="id",
+    )
+    db.table("audit").create_index(["at"])

@@ -14,7 +14,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ hooklog = logging.getLogger("repoproxy.hooks")
 #: Built-in plugins, registered first.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "repoproxy.builtin.tokenauth",
+    "repoproxy.builtin.userauth",
+    "repoproxy.builtin.predefined",
+    "repoproxy.builtin.htpasswd",
 )
 #: Built-ins that cannot be blocked: without them the server is unsafe or unusable.
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"repoproxy.builtin.tokenauth"})
@@ -65,9 +68,25 @@ def get_plugin_manager(raw_settings: Mapping[str, Any] | None = None) -> pluggy.
                 pm.unregister(plugin, name=name)
     pm.check_pending()
     if os.environ.get("REPOPROXY_TRACE_HOOKS", "").lower() in ("1", "true", "yes"):
-        pm.trace.root.setwriter(lambda msg: hooklog.info("%s", msg.rstrip()))
-        pm.enable_tracing()
+        pm.add_hookcall_monitoring(_trace_call, _trace_result)
     return pm
+
+
+# A trace names the hook, its argument names and the plugins, never the argument values: the
+# request and the credentials carry tokens (pluggy's own enable_tracing() prints them in full).
+def _trace_call(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    hooklog.info("call %s(%s) on %s", hook_name, ", ".join(kwargs),
+                 ", ".join(i.plugin_name for i in reversed(impls)) or "no plugin")
+
+
+def _trace_result(outcome: Any, hook_name: str, impls: Sequence[Any],
+                  kwargs: Mapping[str, Any]) -> None:
+    if outcome.exception is not None:
+        hooklog.info("finish %s: raised %s", hook_name, type(outcome.exception).__name__)
+    else:
+        result = outcome.get_result()
+        what = f"{len(result)} results" if isinstance(result, list) else type(result).__name__
+        hooklog.info("finish %s: %s", hook_name, what)
 
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import fnmatch
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
-from .models import Identity
+from .errors import ConfigError
+from .models import Access, Identity
 from .names import TOKEN_RE
 
 
@@ -82,27 +84,54 @@ def _token(value: str, source: str) -> Credentials:
 
 
 ANONYMOUS = Identity(name="anonymous", kind="anonymous")
+LEVELS = ("read", "write", "manage")
+
+
+def parse_bindings(value: str, key: str) -> dict[str, Access]:
+    """``"glob=level ..."`` -> {glob: Access}; a bad entry is a configuration error."""
+    out = {}
+    for item in value.replace(",", " ").split():
+        pattern, sep, level = item.partition("=")
+        if not sep or level not in LEVELS or not pattern:
+            raise ConfigError(f"{key}: expected channel-glob=read|write|manage, got {item!r}")
+        out[pattern] = Access(level)
+    return out
 
 
 def identify(request: Any) -> Identity:
     """The caller's identity (reified on the request); raises CredentialsInvalid."""
     creds = extract_credentials(request)
-    # asked even without credentials: a backend may identify by other means (a proxy header)
+    settings = request.registry.services.settings
+    if creds.empty:
+        key = "repoproxy.auth.unauthenticated_role_bindings"
+        grants = parse_bindings(settings[key], key)
+        return replace(ANONYMOUS, grants=grants) if grants else ANONYMOUS
     identity = request.registry.services.pm.hook.repoproxy_identify(
         request=request, credentials=creds
     )
-    if identity is None and not creds.empty:
-        raise CredentialsInvalid()  # credentials were given but no backend knows them
-    return identity or ANONYMOUS
+    if identity is None:
+        raise CredentialsInvalid()
+    key = "repoproxy.auth.authenticated_role_bindings"
+    bindings = parse_bindings(settings[key], key)
+    if bindings:
+        grants = dict(bindings)
+        for channel, access in identity.grants.items():
+            if channel not in grants or access.rank > grants[channel].rank:
+                grants[channel] = access
+        identity = replace(identity, grants=grants)
+    return identity
 
 
-def principals(identity: Identity) -> list[str]:
+def principals(identity: Identity, context: Any = None) -> list[str]:
     out = [Everyone]
-    if identity.kind == "anonymous":
-        return out
-    out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}"]
-    for channel, access in identity.grants.items():
-        out.append(f"channel:{channel}:{access}")
+    if identity.kind != "anonymous":
+        out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}"]
+    channel = getattr(getattr(context, "channel", None), "name", None)
+    for pattern, access in identity.grants.items():
+        if pattern == "*" or not any(c in pattern for c in "*?["):
+            out.append(f"channel:{pattern}:{access}")
+        elif channel is not None and fnmatch.fnmatchcase(channel, pattern):
+            out.append(f"channel:{channel}:{access}")
     return out
 
 
@@ -118,7 +147,8 @@ class SecurityPolicy:
         return None if ident.kind == "anonymous" else ident.name
 
     def permits(self, request: Any, context: Any, permission: str) -> Any:
-        return self.helper.permits(context, principals(self.identity(request)), permission)
+        return self.helper.permits(context, principals(self.identity(request), context),
+                                   permission)
 
     def remember(self, request: Any, userid: str, **kw: Any) -> list[Any]:
         return []

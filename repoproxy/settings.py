@@ -43,6 +43,13 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.plugins.allow": (),
     "repoproxy.plugins.dir": "",
     "repoproxy.log_requests": True,
+    # role bindings (conda-store's idea): "channel-glob=read|write|manage ...";
+    # safe defaults: anonymous reads public channels only, through channel privacy
+    "repoproxy.auth.unauthenticated_role_bindings": "",
+    "repoproxy.auth.authenticated_role_bindings": "",
+    # predefined tokens: "name:token:read|write|manage|admin:chan1,chan2|* ..."
+    "repoproxy.auth.predefined_tokens": "",
+    "repoproxy.auth.htpasswd_file": "",
 }
 
 #: Environment variables that are not settings (client side, or switches read elsewhere).

@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from .. import hookimpl
+from ..accounts import Accounts
 from ..catalog import utcnow
-from ..models import Access, Identity
+from ..models import Identity
 from ..security import Credentials, CredentialsInvalid
 from ..tokens import parse_id, verify
 
@@ -29,14 +30,25 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
     if credentials.username is not None and row.owner and credentials.username != row.owner:
         raise CredentialsInvalid("token does not belong to this user")
     _touch(request, row.id)
-    grants = dict.fromkeys(row.channels, row.access)
-    if row.role != "admin" and not row.channels:
-        grants = {}
+    if row.role == "admin":
+        return Identity(name=row.owner or f"token:{row.name}", kind="token", role="admin",
+                        token_id=row.id, expires=row.expires)
+    if row.channels:  # a service-account token: exactly its channels, at its level
+        grants = dict.fromkeys(row.channels, row.access)
+        role = "user"
+    elif row.owner:  # a personal token: whatever its user may do, now
+        accounts = Accounts(request.registry.services.db())
+        user = accounts.get_user(row.owner)
+        if user is None:
+            raise CredentialsInvalid("token of a removed user")
+        grants, role = accounts.grants_of(row.owner), user["role"] or "user"
+    else:
+        grants, role = {}, "user"
     return Identity(
         name=row.owner or f"token:{row.name}",
         kind="token",
-        role=row.role,
-        grants={k: Access(v) for k, v in grants.items()},
+        role=role,
+        grants=grants,
         token_id=row.id,
         expires=row.expires,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..access import readable_channels, require_admin, require_channel
+from ..accounts import Accounts
 from ..catalog import Catalog, utcnow
 from ..db import write_transaction
 from ..errors import ChannelExists, InvalidName, RepoproxyError
@@ -88,7 +89,13 @@ def list_channels(request: Any) -> Any:
 
 @view_config(route_name="api.channels", request_method="POST", renderer="json")
 def post_channel(request: Any) -> Any:
-    require_admin(request)
+    """Admins create channels; so do users, who become the channel's first owner."""
+    ident = request.identity
+    user = None
+    if not ident.is_admin:
+        user = Accounts(request.services.db()).get_user(ident.name)
+        if user is None or ident.kind not in ("user", "token"):
+            require_admin(request)
     body = json_body(request)
     name = body.get("name")
     if not isinstance(name, str):
@@ -97,6 +104,13 @@ def post_channel(request: Any) -> Any:
         request.services, name, str(body.get("description") or ""),
         str(body.get("privacy") or "public"),
     )
+    db = request.services.db()
+    with write_transaction(db):
+        accounts = Accounts(db)
+        if user is not None:
+            accounts.add_member(channel.name, user["name"], "owner")
+        accounts.audit(ident.name, "channel.create", channel.name, None,
+                       privacy=str(channel.privacy))
     request.response.status_int = 201
     return channel_details(request, channel)
 
@@ -110,6 +124,9 @@ def get_channel(request: Any) -> Any:
 def remove_channel(request: Any) -> Any:
     channel = require_channel(request, request.matchdict["name"], Permissions.CHANNEL_MANAGE)
     delete_channel(request.services, channel.name)
+    db = request.services.db()
+    with write_transaction(db):
+        Accounts(db).audit(request.identity.name, "channel.delete", channel.name)
     return {"deleted": channel.name}
 
 
@@ -138,6 +155,9 @@ def delete_file(request: Any) -> Any:
     channel = require_channel(request, md["channel"], Permissions.CHANNEL_DELETE)
     check_subdir(md["subdir"])
     rec = request.services.ingestor.remove(channel.name, md["subdir"], md["filename"])
+    db = request.services.db()
+    with write_transaction(db):
+        Accounts(db).audit(request.identity.name, "package.delete", channel.name, rec.path)
     return {"deleted": rec.path}
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..access import require_channel
+from ..accounts import Accounts
+from ..db import write_transaction
 from ..errors import ChecksumMismatch, TooLarge
 from ..ingest import Ingestor
 from ..models import Channel, PackageRecord
@@ -45,6 +47,10 @@ def _ingest(request: Any, channel: Channel, read: Any, filename: str, *, sha256:
         rec = ingestor.commit(channel, prepared, force=_flag(request, "force"),
                               uploader=request.identity.name)
     ingestor.publish(channel, [rec])
+    db = request.services.db()
+    with write_transaction(db):
+        Accounts(db).audit(request.identity.name, "package.upload", channel.name, rec.path,
+                           sha256=rec.sha256, size=rec.size)
     return rec
 
 
