@@ -27,7 +27,8 @@ class Forbidden(RepoproxyError):
 
 
 def channel_not_found(name: str) -> NotFound:
-    return NotFound(f"channel {name!r} not found")
+    # the same words whatever the name: a hidden channel and an absent one answer alike
+    return NotFound("channel not found")
 
 
 def is_anonymous(request: Any) -> bool:
