@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,12 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Any:
             r = upload(srv.url, channel, path, admin)
             assert r.status_code == 201, r.text
     reader = srv.token("--channel", "secret", "--permission", "read", "--name", "reader")
+    subprocess.run([sys.executable, "-m", "repoproxy", "user", "add", "dora", "--root",
+                    str(srv.root), "--password-stdin"], input="dora-secret-pw\n", text=True,
+                   check=True, env=env, capture_output=True, timeout=60)
+    r = requests.post(f"{srv.url}/api/v1/channels/secret/members",
+                      json={"user": "dora", "role": "member"}, headers=auth, timeout=30)
+    assert r.status_code == 201, r.text
     yield srv, admin, reader, tmp
     srv.stop()
 
@@ -110,6 +118,35 @@ def test_private_channel_with_token_in_url(published: Any, tmp_path: Path) -> No
     assert (prefix / "bin/app").exists()
 
 
+@pytest.mark.parametrize("password", ["token", "user-password"])
+def test_private_channel_with_basic_credentials(published: Any, tmp_path: Path,
+                                                password: str) -> None:
+    srv, _, reader, _ = published
+    creds = ({"username": "ci", "password": reader} if password == "token"
+             else {"username": "dora", "password": "dora-secret-pw"})
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"127.0.0.1": {"BasicHTTP": creds}}))
+    prefix = tmp_path / "env"
+    result = rattler_client.install([f"{srv.url}/secret"], ["app"], prefix,
+                                    ["linux-64", "noarch"], auth_file=auth_file)
+    assert result.returncode == 0, result.data
+    assert _installed(prefix)["app"] == "3.0"
+
+
+def test_token_of_another_channel_sees_no_channel(published: Any, tmp_path: Path) -> None:
+    srv, admin, _, _ = published
+    requests.post(f"{srv.url}/api/v1/channels", json={"name": "elsewhere", "privacy": "private"},
+                  headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+    other = srv.token("--channel", "elsewhere", "--name", "other")
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"127.0.0.1": {"BearerToken": other}}))
+    result = rattler_client.solve([f"{srv.url}/secret"], ["app"], ["linux-64", "noarch"],
+                                  auth_file=auth_file)
+    assert result.returncode != 0
+    assert "404" in result.data["error"] or "not found" in result.data["error"].lower()
+    assert "401" not in result.data["error"]
+
+
 def test_private_channel_without_credentials_fails(published: Any, tmp_path: Path) -> None:
     srv, *_ = published
     result = rattler_client.solve([f"{srv.url}/secret"], ["app"], ["linux-64", "noarch"])
@@ -123,6 +160,8 @@ def test_tokens_never_reach_the_log(published: Any) -> None:
     assert "/t/<redacted>/secret" in log  # the /t/ form was used and logged, redacted
     assert admin not in log
     assert reader not in log
+    assert "dora-secret-pw" not in log
+    assert "Basic " not in log
 
 
 def test_both_repodata_paths_were_really_taken(published: Any, tmp_path: Path) -> None:

@@ -135,3 +135,29 @@ def test_serve_with_ini_file(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "plugin repoproxy.builtin.tokenauth" in err
     assert '"GET /-/health" 200' in err
+
+
+def test_privacy_members_and_whoami_commands(server: Any) -> None:
+    admin = server.token("--admin", "--name", "a")
+    env = {"REPOPROXY_URL": server.url, "REPOPROXY_TOKEN": admin}
+    cli("channel", "create", "locked", env=env)
+    assert "locked is now private" in cli("channel", "lock", "locked", env=env).stdout
+    assert requests.get(f"{server.url}/locked/noarch/repodata.json", timeout=10).status_code \
+        == 401
+    cli("channel", "soft-lock", "locked", env=env)
+    r = subprocess.run([sys.executable, "-m", "repoproxy", "user", "add", "una", "--root",
+                        str(server.root), "--password-stdin"], input="una-password\n",
+                       text=True, capture_output=True, timeout=60, check=True)
+    assert "user una added" in r.stdout
+    cli("channel", "member", "add", "locked", "una", "--role", "owner", env=env)
+    assert "una\towner" in cli("channel", "member", "list", "locked", env=env).stdout
+    cli("channel", "unlock", "locked", env=env)
+    who = cli("whoami", env=env).stdout
+    assert '"role": "admin"' in who
+    assert '"locked": "manage"' in who
+    made = cli("token", "create", "--name", "svc", "--token-channels", "locked",
+               "--permission", "write", env=env).stdout.strip()
+    assert made.startswith("rp-")
+    listed = cli("token", "list", env=env).stdout
+    assert '"name": "svc"' in listed
+    assert made not in listed
