@@ -45,6 +45,7 @@ def open_services(root: Path | None = None, config: Path | None = None,
                   extra: dict[str, Any] | None = None) -> Any:
     """Services for a server-side command: ini file, then flags (flags win over the env too)."""
     from .services import load_services
+    from .settings import env_name
 
     settings: dict[str, Any] = {}
     if config is not None:
@@ -55,6 +56,7 @@ def open_services(root: Path | None = None, config: Path | None = None,
         env.pop("REPOPROXY_ROOT", None)
     for key, value in (extra or {}).items():
         settings[key] = value
+        env.pop(env_name(key), None)  # a flag on the command line wins over the environment
     try:
         return load_services(settings, env)
     except RepoproxyError as e:

@@ -65,8 +65,8 @@ def repoproxy_configure(config: Configurator) -> None:
 def repoproxy_register_commands(cli: click.Group) -> None:
     """Add click commands to the ``repoproxy`` command line.
 
-    Called when the CLI starts, with plugins loaded from the embedded default settings (or
-    ``--root``/``-c`` where the command line gives them before the command name).
+    Called when the CLI starts, with plugins loaded from the embedded defaults and the
+    ``REPOPROXY_*`` environment (the command's own ``--root``/``-c`` are parsed later).
 
     :param cli: the top-level click group; call ``cli.add_command``.
     """
@@ -135,7 +135,7 @@ def repoproxy_acl_entries(request: Request, context: Any) -> Iterable[tuple[str,
 
 @hookspec
 def repoproxy_validate_package(
-    channel: Channel, metadata: PackageMetadata, path: Path
+    channel: Channel, metadata: PackageMetadata, path: Path, services: Services
 ) -> Iterable[Rejection] | Rejection | None:
     """Accept or refuse a package before it enters a channel.
 
@@ -147,13 +147,14 @@ def repoproxy_validate_package(
     :param channel: the target channel.
     :param metadata: what was read from the archive's info part.
     :param path: the temporary file holding the package bytes (read only).
+    :param services: the shared services (a policy plugin reads its own tables through it).
     :return: None, a :class:`repoproxy.models.Rejection` or an iterable of them.
     """
 
 
 @hookspec
 def repoproxy_excluded_files(
-    channel: Channel, subdir: str, records: list[PackageRecord]
+    channel: Channel, subdir: str, records: list[PackageRecord], services: Services
 ) -> Iterable[str] | None:
     """Hide files of a channel subdir from what it serves (policy filters).
 
@@ -164,6 +165,7 @@ def repoproxy_excluded_files(
     :param channel: the channel.
     :param subdir: the subdir being built.
     :param records: every record of the subdir.
+    :param services: the shared services (a policy plugin reads its own tables through it).
     :return: file names to hide. All results are combined (union).
     """
 
@@ -226,3 +228,20 @@ def repoproxy_package_extra(request: Request, channel: Channel,
     :return: a dict merged into the file's JSON, or None. All results are merged in order.
     """
 
+
+
+@hookspec
+def repoproxy_file_served(request: Request, channel: Channel, subdir: str, filename: str) -> None:
+    """Observe a package file download (GET of a ``.conda`` / ``.tar.bz2`` file).
+
+    Called on the hot path, inside the request, after access was checked and before the bytes
+    are sent; only for package files, never for repodata, shards or HEAD requests. Keep it
+    cheap: no catalog query, no I/O; buffer and write elsewhere (see repoproxy_stats).
+    Exceptions are logged and ignored: a download never fails because of an observer.
+
+    :param request: the current request (``request.identity`` tells who downloads).
+    :param channel: the channel.
+    :param subdir: the subdir.
+    :param filename: the package file name.
+    :return: nothing. All implementations are called.
+    """

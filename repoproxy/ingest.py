@@ -284,7 +284,8 @@ class Ingestor:
     # --- 2. plugins -------------------------------------------------------------------------
     def check(self, channel: Channel, prepared: Prepared) -> None:
         results = self.services.pm.hook.repoproxy_validate_package(
-            channel=channel, metadata=prepared.metadata, path=prepared.tmp_path
+            channel=channel, metadata=prepared.metadata, path=prepared.tmp_path,
+            services=self.services,
         )
         rejections: list[Rejection] = [r for r in collect(results) if isinstance(r, Rejection)]
         if rejections:

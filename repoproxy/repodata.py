@@ -137,7 +137,8 @@ class Indexer:
         if not hook.get_hookimpls():
             return set()  # no policy plugin: skip building full records
         records: list[PackageRecord] = list(catalog.packages(channel.name, subdir))
-        return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records))}
+        return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
+                                                  services=self.services))}
 
     def _write_shards(
         self, channel: str, subdir: str, visible: list[tuple[str, str, str]], dirty: set[str]

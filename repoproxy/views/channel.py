@@ -7,6 +7,7 @@ stat of the subdir's hidden-files list (cached by mtime). No other catalog query
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from ..access import require_channel
 from ..errors import NotFound
 from ..models import Channel, Privacy
 from ..names import is_package_filename, is_subdir
+from ..plugins import notify
 from ..repodata import HIDDEN, SHARD_INDEX
+
+log = logging.getLogger(__name__)
 
 INDEX_FILES = frozenset(
     {"repodata.json", "repodata.json.zst", SHARD_INDEX, "run_exports.json",
@@ -112,8 +116,18 @@ def channel_file(request: Any) -> Any:
         hidden = request.registry.hidden_cache.get(directory / HIDDEN)
         if package in hidden:
             raise _missing(filename)
-        return file_response(request, directory / filename, channel, immutable=True)
+        response = file_response(request, directory / filename, channel, immutable=True)
+        if request.method == "GET" and package == filename:
+            _served(request, channel, subdir, filename)
+        return response
     raise _missing(filename)
+
+
+def _served(request: Any, channel: Channel, subdir: str, filename: str) -> None:
+    # observers (download counting) are isolated one by one: a failing plugin neither turns
+    # the download into an error nor silences the observers after it
+    notify(request.services.pm, "repoproxy_file_served", request=request, channel=channel,
+           subdir=subdir, filename=filename)
 
 
 @view_config(route_name="channel.shard", request_method=("GET", "HEAD"))

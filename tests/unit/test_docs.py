@@ -18,12 +18,20 @@ HEADING = re.compile(r"^## (repoproxy_\w+)\((.*)\)\s*$", re.MULTILINE)
 
 
 def _hookspecs() -> dict[str, list[str]]:
-    """Hook name -> argument names, in the hookspec's order."""
-    return {
+    """Hook name -> argument names, in the hookspec's order: the core's, then those that
+    first-party plugins add with ``repoproxy_addhooks`` (held to the same rules)."""
+    from repoproxy.plugins import get_plugin_manager
+
+    specs = {
         name: list(inspect.signature(func).parameters)
         for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
         if name.startswith("repoproxy_") and hasattr(func, "repoproxy_spec")
     }
+    for name, caller in vars(get_plugin_manager({}).hook).items():
+        spec = getattr(caller, "spec", None)
+        if name.startswith("repoproxy_") and spec is not None and name not in specs:
+            specs[name] = list(spec.argnames)
+    return specs
 
 
 def _documented() -> dict[str, list[str]]:

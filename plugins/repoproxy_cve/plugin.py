@@ -1,0 +1,100 @@
+"""The CVE plugin's hook implementations and the operations its CLI and API share.
+
+It implements ``repoproxy_cve_facts`` declared by ``repoproxy_policy`` (``optionalhook``: it
+works without the policy plugin) and fires ``repoproxy_cve_data_changed`` after an import or a
+curation change, if some plugin declared it. It never imports ``repoproxy_policy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from repoproxy import hookimpl
+from repoproxy.models import Channel, PackageRecord
+from repoproxy.plugins import notify
+
+from .importer import read_records
+from .matching import facts_for
+from .store import CveStore, migrations
+
+
+def cve_store(services: Any) -> CveStore:
+    return CveStore(services.db())
+
+
+def _changed(services: Any) -> None:
+    if hasattr(services.pm.hook, "repoproxy_cve_data_changed"):
+        notify(services.pm, "repoproxy_cve_data_changed", services=services)
+
+
+def import_path(services: Any, path: Path) -> dict[str, int]:
+    records = read_records(path)
+    new, updated = cve_store(services).upsert(records)
+    _changed(services)
+    return {"records": len(records), "new": new, "updated": updated}
+
+
+def set_status(services: Any, cve_id: str, status: str | None) -> dict[str, Any]:
+    store = cve_store(services)
+    store.set_status(store.get(cve_id)["id"], status)
+    _changed(services)
+    return store.get(cve_id)
+
+
+def affected_files(services: Any, cve_id: str) -> list[str]:
+    """``channel/subdir/filename`` of every stored file the CVE affects."""
+    store = cve_store(services)
+    cve = store.get(cve_id)
+    names = {r["name"] for r in store.affected(cve_id=cve["id"])}
+    catalog = services.catalog()
+    out = []
+    for channel in catalog.list_channels():
+        records = list(catalog.packages(channel.name))
+        for (subdir, filename), facts in facts_for(store, records).items():
+            if any(f["id"] == cve["id"] for f in facts):
+                out.append(f"{channel.name}/{subdir}/{filename}")
+    return sorted(out) if names else []
+
+
+def summary(services: Any, cve: dict[str, Any]) -> dict[str, Any]:
+    return {"id": cve["id"], "score": cve["score"], "type": cve["type"],
+            "status": cve["status"] or "uncurated", "files": len(affected_files(services,
+                                                                               cve["id"])),
+            "description": (cve["description"] or "").splitlines()[0][:120]
+            if cve["description"] else ""}
+
+
+@hookimpl
+def repoproxy_migrations() -> Any:
+    return migrations
+
+
+@hookimpl
+def repoproxy_configure(config: Any) -> None:
+    config.include("repoproxy_cve.views")
+
+
+@hookimpl
+def repoproxy_register_commands(cli: Any) -> None:
+    from .commands import cve, cves
+
+    cli.add_command(cve)
+    cli.add_command(cves)
+
+
+@hookimpl(optionalhook=True)
+def repoproxy_cve_facts(services: Any, channel: Channel, records: list[PackageRecord]
+                        ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    return facts_for(cve_store(services), records)
+
+
+@hookimpl
+def repoproxy_package_extra(request: Any, channel: Channel,
+                            record: PackageRecord) -> dict[str, Any] | None:
+    facts = facts_for(cve_store(request.services), [record]).get(
+        (record.subdir, record.filename), [])
+    scores = [f["score"] for f in facts if f["score"] is not None]
+    return {"cves": [{"id": f["id"], "score": f["score"], "status": f["status"] or "uncurated"}
+                     for f in facts],
+            "cve_score": max(scores) if scores else None}

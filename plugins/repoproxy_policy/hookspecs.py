@@ -1,0 +1,46 @@
+# mypy: disable-error-code="empty-body"
+"""Hooks the policy plugin adds (``repoproxy_addhooks``): its contract with CVE data sources.
+
+The dependency is one-way: ``repoproxy_policy`` declares these hooks and never imports a CVE
+plugin; a CVE plugin (``repoproxy_cve``) implements them with ``optionalhook=True`` and never
+imports ``repoproxy_policy``, so either may be disabled alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from repoproxy.models import Channel, PackageRecord
+
+hookspec = pluggy.HookspecMarker("repoproxy")
+
+
+@hookspec
+def repoproxy_cve_facts(
+    services: Any, channel: Channel, records: list[PackageRecord]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Tell which CVEs affect which package files.
+
+    Called by the policy plugin while it decides what a channel with CVE filters hides (during
+    a subdir build, an upload check or an explain), outside any transaction. ``records`` may
+    include a file being uploaded that is not stored yet.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param records: the files to look up.
+    :return: ``{(subdir, filename): [{"id", "score", "status"}, ...]}``; ``status`` is None
+        for an uncurated CVE. All results are merged.
+    """
+
+
+@hookspec
+def repoproxy_cve_data_changed(services: Any) -> None:
+    """Event: CVE data (scores, statuses, affected files) changed.
+
+    Called by a CVE data source after an import or a curation change committed. The policy
+    plugin re-applies the policies that use CVE filters. Failures are logged and isolated.
+
+    :param services: the shared services.
+    """

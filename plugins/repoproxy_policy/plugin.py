@@ -1,0 +1,79 @@
+"""The policy plugin's hook implementations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from repoproxy import hookimpl
+from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
+
+from . import hookspecs
+from .service import cve_channels, decide, policy_store, reapply
+from .store import migrations
+
+PLUGIN = "repoproxy_policy"
+
+
+@hookimpl
+def repoproxy_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def repoproxy_migrations() -> Any:
+    return migrations
+
+
+@hookimpl
+def repoproxy_configure(config: Any) -> None:
+    config.include("repoproxy_policy.views")
+
+
+@hookimpl
+def repoproxy_register_commands(cli: Any) -> None:
+    from .commands import policy
+
+    cli.add_command(policy)
+
+
+@hookimpl
+def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[PackageRecord],
+                             services: Any) -> list[str] | None:
+    policy = policy_store(services).for_channel(channel.name)
+    if policy is None:
+        return None
+    return [fn for (sd, fn), why in decide(services, policy, channel).items()
+            if sd == subdir and why]
+
+
+def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) -> PackageRecord:
+    """The record a package being uploaded would get (enough for the policy rules)."""
+    index = dict(metadata.index)
+    ext = ".tar.bz2" if path.name.endswith(".tar.bz2") else ".conda"
+    filename = f"{index['name']}-{index['version']}-{index['build']}{ext}"
+    return PackageRecord(
+        channel=channel.name, subdir=str(index.get("subdir") or "noarch"), filename=filename,
+        name=str(index["name"]), version=str(index["version"]), build=str(index["build"]),
+        build_number=int(index.get("build_number") or 0), size=0, sha256="", md5="",
+        indexed_timestamp=0, record=json.loads(json.dumps(index)), about=dict(metadata.about),
+    )
+
+
+@hookimpl
+def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path: Path,
+                               services: Any) -> list[Rejection]:
+    policy = policy_store(services).for_channel(channel.name)
+    if policy is None:
+        return []
+    rec = candidate_record(channel, metadata, path)
+    why = decide(services, policy, channel, extra=[rec]).get((rec.subdir, rec.filename), [])
+    return [Rejection(PLUGIN, f"policy {policy.name!r}: {reason}") for reason in why]
+
+
+@hookimpl(optionalhook=True)
+def repoproxy_cve_data_changed(services: Any) -> None:
+    reapply(services, cve_channels(services))

@@ -1,0 +1,90 @@
+"""Policy API: ``/api/v1/policies...``. Changes need an admin; listing needs no rights, but a
+policy shows only the channels the caller can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.view import view_config
+
+from repoproxy.access import readable_channels, require_admin, require_channel
+from repoproxy.permissions import Permissions
+from repoproxy.views.api import BadRequest, json_body
+
+from . import ops
+from .service import policy_store
+
+
+def includeme(config: Configurator) -> None:
+    config.add_route("policy.list", "/api/v1/policies")
+    config.add_route("policy.explain", "/api/v1/policies/explain/{channel}/*filename")
+    config.add_route("policy.item", "/api/v1/policies/{id}")
+    config.add_route("policy.assign", "/api/v1/policies/{id}/assign")
+    config.add_route("policy.unassign", "/api/v1/policies/{id}/unassign")
+    config.scan("repoproxy_policy.views")
+
+
+def _visible(request: Any, data: dict[str, Any]) -> dict[str, Any]:
+    if request.identity.is_admin:
+        return data
+    readable = {c.name for c in readable_channels(request)}
+    return dict(data, channels=[c for c in data["channels"] if c in readable])
+
+
+def _channel(request: Any) -> str:
+    body = json_body(request)
+    channel = body.get("channel")
+    if not isinstance(channel, str) or not channel:
+        raise BadRequest("'channel' is required")
+    return channel
+
+
+@view_config(route_name="policy.list", request_method="GET", renderer="json")
+def list_policies(request: Any) -> Any:
+    return {"policies": [_visible(request, p.as_json())
+                         for p in policy_store(request.services).list()]}
+
+
+@view_config(route_name="policy.list", request_method="POST", renderer="json")
+def create_policy(request: Any) -> Any:
+    require_admin(request)
+    request.response.status_int = 201
+    return ops.create(request.services, json_body(request))
+
+
+@view_config(route_name="policy.item", request_method="GET", renderer="json")
+def show_policy(request: Any) -> Any:
+    return _visible(request, policy_store(request.services).get(request.matchdict["id"])
+                    .as_json())
+
+
+@view_config(route_name="policy.item", request_method="PATCH", renderer="json")
+def edit_policy(request: Any) -> Any:
+    require_admin(request)
+    return ops.edit(request.services, request.matchdict["id"], json_body(request))
+
+
+@view_config(route_name="policy.item", request_method="DELETE", renderer="json")
+def delete_policy(request: Any) -> Any:
+    require_admin(request)
+    return ops.delete(request.services, request.matchdict["id"])
+
+
+@view_config(route_name="policy.assign", request_method="POST", renderer="json")
+def assign_policy(request: Any) -> Any:
+    require_admin(request)
+    return ops.assign(request.services, request.matchdict["id"], _channel(request))
+
+
+@view_config(route_name="policy.unassign", request_method="POST", renderer="json")
+def unassign_policy(request: Any) -> Any:
+    require_admin(request)
+    return ops.unassign(request.services, request.matchdict["id"], _channel(request))
+
+
+@view_config(route_name="policy.explain", request_method="GET", renderer="json")
+def explain(request: Any) -> Any:
+    # hidden files are the channel managers' business: others learn nothing about them
+    channel = require_channel(request, request.matchdict["channel"], Permissions.CHANNEL_MANAGE)
+    return ops.explain(request.services, channel.name, "/".join(request.matchdict["filename"]))
