@@ -34,9 +34,10 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=clean_env(),
-                          **kw)  # type: ignore[call-overload]
+def run(cmd: list[str], env: dict[str, str] | None = None,
+        **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True,  # type: ignore[call-overload]
+                          env=env if env is not None else clean_env(), **kw)
 
 
 def python() -> str:

@@ -25,6 +25,8 @@ from _common import RATTLER_INDEX, clean_env, fmt_ratio, median, python, run
 from repoproxy.testing.fixtures import RunningServer, free_port
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 
+ENV: dict[str, str] = {}
+
 
 def bench_import(src: Path, work: Path, repeat: int) -> float:
     times = []
@@ -32,7 +34,7 @@ def bench_import(src: Path, work: Path, repeat: int) -> float:
         root = work / f"root-{i}"
         start = time.perf_counter()
         run([python(), "-m", "repoproxy", "import", str(src), "--channel", "bench", "--create",
-             "--root", str(root)])
+             "--root", str(root)], env={**clean_env(), **ENV})
         times.append(time.perf_counter() - start)
         shutil.rmtree(root)
     return median(times)
@@ -70,8 +72,8 @@ def bench_visible(src: Path, work: Path, repeat: int) -> float:
     """Seconds from starting an upload to seeing the file in repodata.json, channel of N."""
     root = work / "served"
     run([python(), "-m", "repoproxy", "import", str(src), "--channel", "bench", "--create",
-         "--root", str(root)])
-    srv = RunningServer(root, free_port(), work / "server.log", clean_env()).start()
+         "--root", str(root)], env={**clean_env(), **ENV})
+    srv = RunningServer(root, free_port(), work / "server.log", {**clean_env(), **ENV}).start()
     try:
         token = srv.token("--admin", "--name", "bench")
         times = []
@@ -99,7 +101,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--block", default="",
+                    help="plugins to disable for repoproxy, e.g. 'repoproxy_sbom' (core only)")
     args = ap.parse_args()
+    if args.block:
+        ENV["REPOPROXY_PLUGINS__BLOCK"] = args.block
+        print(f"plugins blocked: {args.block}")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         work = Path(tmp)
         for n in args.sizes:

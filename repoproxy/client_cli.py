@@ -118,3 +118,6 @@ def reindex(client: Client, channel_name: str, subdirs: tuple[str, ...]) -> None
 def register(cli: click.Group) -> None:
     for command in (channel, upload, reindex):
         cli.add_command(command)
+    from . import details_cli
+
+    details_cli.register(cli, channel)

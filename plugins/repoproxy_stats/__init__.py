@@ -1,0 +1,58 @@
+"""repoproxy_stats: count package downloads per file, per day and per identity.
+
+The hot path only increments an in-memory counter (``repoproxy_file_served``); a background
+worker writes batches every ``repoproxy_stats.flush_interval`` seconds and on shutdown. See
+:mod:`repoproxy_stats.counter` for the crash-loss bound (one flush interval).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from repoproxy import hookimpl
+
+from .counter import FlushWorker, buffer_for, file_downloads, migrations
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def repoproxy_settings_defaults() -> dict[str, Any]:
+    return {"repoproxy_stats.flush_interval": 2.0}
+
+
+@hookimpl
+def repoproxy_migrations() -> Any:
+    return migrations
+
+
+@hookimpl
+def repoproxy_configure(config: Any) -> None:
+    config.include("repoproxy_stats.views")
+
+
+@hookimpl
+def repoproxy_file_served(request: Any, channel: Any, subdir: str, filename: str) -> None:
+    # the app records the identity's name in the environ once the access check computed it
+    who = request.environ.get("repoproxy.identity_name") or request.identity.name
+    buffer_for(request.services).add(channel.name, subdir, filename, who)
+
+
+@hookimpl
+def repoproxy_background_workers(services: Any) -> Any:
+    return [FlushWorker(services, float(services.settings["repoproxy_stats.flush_interval"]))]
+
+
+@hookimpl
+def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str, Any]:
+    return {"downloads": file_downloads(request.services, channel.name, record.subdir,
+                                        record.filename)}
+
+
+@hookimpl
+def repoproxy_register_commands(cli: click.Group) -> None:
+    from .cli import report
+
+    cli.add_command(report)

@@ -1,0 +1,77 @@
+"""Download totals of a channel and the admin download report (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from repoproxy.access import require_admin, require_channel
+from repoproxy.errors import RepoproxyError
+
+from .counter import REPORT_COLUMNS, channel_totals, report_rows
+
+
+class BadReport(RepoproxyError):
+    status = 400
+    code = "bad-request"
+
+
+def includeme(config: Configurator) -> None:
+    config.add_route("stats.channel", "/api/channels/{channel}/downloads")
+    config.add_route("stats.report", "/api/v1/reports/downloads")
+    config.scan(".views")
+
+
+def check_dates(date_from: str, date_to: str) -> tuple[date, date]:
+    """Parse YYYY-MM-DD dates; at most one year between them (as conda repo report)."""
+    try:
+        start, end = date.fromisoformat(date_from), date.fromisoformat(date_to)
+    except ValueError:
+        raise BadReport("dates must be YYYY-MM-DD") from None
+    if end < start:
+        raise BadReport("date_to is before date_from")
+    try:
+        limit = start.replace(year=start.year + 1)
+    except ValueError:  # 29 February
+        limit = start.replace(year=start.year + 1, day=28)
+    if end > limit:
+        raise BadReport("at most one year is allowed between date_from and date_to")
+    return start, end
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@view_config(route_name="stats.channel", request_method="GET", renderer="json")
+def channel_downloads(request: Any) -> Any:
+    channel = require_channel(request, request.matchdict["channel"])
+    return channel_totals(request.services, channel.name)
+
+
+@view_config(route_name="stats.report", request_method="GET", renderer="json")
+def download_report(request: Any) -> Any:
+    require_admin(request)
+    get = request.GET
+    if not get.get("date_from") or not get.get("date_to"):
+        raise BadReport("date_from and date_to are required")
+    start, end = check_dates(get["date_from"], get["date_to"])
+    rows = report_rows(request.services, start.isoformat(), end.isoformat(),
+                       split_list(get.get("user_names")), split_list(get.get("channels")))
+    if get.get("format", "json") == "csv":
+        return Response(to_csv(rows), content_type="text/csv", charset="utf-8")
+    return {"date_from": start.isoformat(), "date_to": end.isoformat(), "rows": rows}
