@@ -1,0 +1,50 @@
+"""The hook implementations of the ``repoproxy_watch`` plugin (exposed by the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from repoproxy import hookimpl
+
+from .config import DEFAULTS, WatchConfig
+
+if TYPE_CHECKING:
+    import click
+    from pyramid.config import Configurator
+
+
+@hookimpl
+def repoproxy_settings_defaults() -> dict[str, Any]:
+    return dict(DEFAULTS)
+
+
+@hookimpl
+def repoproxy_migrations() -> Any:
+    from .state import migrations
+
+    return migrations
+
+
+@hookimpl
+def repoproxy_configure(config: Configurator) -> None:
+    # a bad value stops start-up here, naming the key, rather than in a background thread
+    WatchConfig.from_settings(config.registry.services.settings)
+    config.include("repoproxy_watch.views")
+
+
+@hookimpl
+def repoproxy_background_workers(services: Any) -> Iterable[Any]:
+    config = WatchConfig.from_settings(services.settings)
+    if not config.enabled:
+        return []
+    from .worker import WatchWorker
+
+    return [WatchWorker(services, config)]
+
+
+@hookimpl
+def repoproxy_register_commands(cli: click.Group) -> None:
+    from .cli import watch
+
+    cli.add_command(watch)

@@ -1,0 +1,24 @@
+"""``GET /api/v1/watch``: the watch folder's status, for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+
+from repoproxy.access import require_admin
+
+from .config import WatchConfig
+from .state import status
+
+
+def watch_status(request: Any) -> dict[str, Any]:
+    require_admin(request)
+    services = request.services
+    return status(services, WatchConfig.from_settings(services.settings))
+
+
+def includeme(config: Configurator) -> None:
+    config.add_route("watch.status", "/api/v1/watch")
+    config.add_view(watch_status, route_name="watch.status", request_method="GET",
+                    renderer="json")
