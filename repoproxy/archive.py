@@ -123,8 +123,13 @@ def _json(found: dict[str, bytes], member: str, *, required: bool) -> Any:
         raise InvalidPackage(f"{member} is not valid JSON: {e}") from None
 
 
-def read_metadata(path: Path, filename: str, limits: Limits | None = None) -> PackageMetadata:
-    """Read and minimally check the info part of the package at ``path``."""
+def read_info(path: Path, filename: str,
+              limits: Limits | None = None) -> tuple[dict[str, bytes], list[str]]:
+    """The raw bytes of the info members in :data:`WANTED`, and every info member's name.
+
+    Reads the info part only, with the same bounds and hostile-path checks as ingest; plugins
+    (SBOMs) use it to get at ``info/paths.json`` without unpacking anything else.
+    """
     limits = limits or Limits()
     reader = _InfoReader(limits, only_info=True)
     try:
@@ -137,12 +142,18 @@ def read_metadata(path: Path, filename: str, limits: Limits | None = None) -> Pa
             raise InvalidPackage(f"{filename!r}: not a .conda or .tar.bz2 file")
     except libarchive.exception.ArchiveError as e:
         raise InvalidPackage(f"not a readable {_kind(filename)} archive: {_msg(e)}") from None
-    index = _json(reader.found, "info/index.json", required=True)
+    return reader.found, reader.members
+
+
+def read_metadata(path: Path, filename: str, limits: Limits | None = None) -> PackageMetadata:
+    """Read and minimally check the info part of the package at ``path``."""
+    found, members = read_info(path, filename, limits)
+    index = _json(found, "info/index.json", required=True)
     if not isinstance(index, dict):
         raise InvalidPackage("info/index.json is not a JSON object")
-    about = _json(reader.found, "info/about.json", required=False) or {}
-    run_exports = _json(reader.found, "info/run_exports.json", required=False)
-    paths = _json(reader.found, "info/paths.json", required=False)
+    about = _json(found, "info/about.json", required=False) or {}
+    run_exports = _json(found, "info/run_exports.json", required=False)
+    paths = _json(found, "info/paths.json", required=False)
     if isinstance(paths, dict):
         for entry in paths.get("paths") or []:
             p = entry.get("_path", "") if isinstance(entry, dict) else ""
@@ -153,7 +164,7 @@ def read_metadata(path: Path, filename: str, limits: Limits | None = None) -> Pa
         index=index,
         about=about if isinstance(about, dict) else {},
         run_exports=run_exports if isinstance(run_exports, dict) else None,
-        info_members=tuple(reader.members),
+        info_members=tuple(members),
     )
 
 

@@ -23,17 +23,9 @@ def conda_purl(rec: PackageRecord, channel_url: str) -> Any:
 
 def read_paths(path: Path, filename: str) -> list[dict[str, Any]]:
     """The entries of info/paths.json (reads the info part only)."""
-    import libarchive
+    from repoproxy.archive import read_info
 
-    from repoproxy.archive import Limits, _InfoReader, _read_conda
-
-    reader = _InfoReader(Limits(), only_info=True)
-    if filename.endswith(".conda"):
-        _read_conda(path, reader)
-    else:
-        with libarchive.file_reader(str(path), "tar", "bzip2") as archive:
-            reader.walk(archive)
-    raw = reader.found.get("info/paths.json")
+    raw = read_info(path, filename)[0].get("info/paths.json")
     if not raw:
         return []
     doc = json.loads(raw)
