@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,11 @@ def start_static(directory: Path, work: Path) -> tuple[subprocess.Popen[bytes], 
     nginx = shutil.which("nginx")
     if nginx:
         conf = work / "nginx.conf"
+        # as root, nginx workers drop to www-data, which cannot read our 0700 temp dir
+        user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"daemon off; worker_processes 2; pid {work}/nginx.pid; error_log {work}/ng.err;\n"
+            f"{user}daemon off; worker_processes 2; pid {work}/nginx.pid; "
+            f"error_log {work}/ng.err;\n"
             "events { worker_connections 1024; }\n"
             f"http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {directory}; }} }}\n"
         )
