@@ -245,3 +245,16 @@ def repoproxy_file_served(request: Request, channel: Channel, subdir: str, filen
     :param filename: the package file name.
     :return: nothing. All implementations are called.
     """
+
+
+@hookspec
+def repoproxy_channel_extra(request: Request, channel: Channel) -> dict[str, Any] | None:
+    """Add fields to a channel's details in the API (``GET /api/v1/channels/<name>``).
+
+    Called after the caller's read access to the channel was checked, once per request.
+
+    :param request: the current request.
+    :param channel: the channel shown.
+    :return: a dict merged into the channel's JSON (e.g. download totals), or None. All results
+        are merged in order.
+    """

@@ -13,7 +13,7 @@ import click
 
 from repoproxy import hookimpl
 
-from .counter import FlushWorker, buffer_for, file_downloads, migrations
+from .counter import FlushWorker, buffer_for, channel_totals, file_downloads, migrations
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,11 @@ def repoproxy_background_workers(services: Any) -> Any:
 def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str, Any]:
     return {"downloads": file_downloads(request.services, channel.name, record.subdir,
                                         record.filename)}
+
+
+@hookimpl
+def repoproxy_channel_extra(request: Any, channel: Any) -> dict[str, Any]:
+    return {"downloads": channel_totals(request.services, channel.name)["downloads"]}
 
 
 @hookimpl

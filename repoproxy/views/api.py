@@ -74,12 +74,16 @@ def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
         ).fetchall()
     )
     subdirs = catalog.subdirs(channel.name)
-    return dict(
+    details = dict(
         channel.as_json(),
         subdirs=subdirs,
         package_files={sd: counts.get(sd, 0) for sd in subdirs},
         url=request.route_url("channel.root", channel=channel.name),
     )
+    for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
+            request=request, channel=channel)):
+        details.update(extra)
+    return details
 
 
 @view_config(route_name="api.channels", request_method="GET", renderer="json")

@@ -1047,3 +1047,31 @@ def test_trace_hooks_logs_hook_calls(
     assert TOKENAUTH in line.split(", ")
     assert "finish repoproxy_identify: Identity" in traced
     assert token not in traced  # credentials are traced, their secrets are not
+
+
+class ChannelExtras:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def repoproxy_channel_extra(self, request: Any, channel: Any) -> dict[str, Any]:
+        self.calls.append(channel.name)
+        return {"hooktest_owner_team": f"team-{channel.name}"}
+
+
+def test_hook_channel_extra(services: Services, testapp: Any, make_channel: Any,
+                            admin_headers: dict[str, str]) -> None:
+    plugin = ChannelExtras()
+    services.pm.register(plugin, name="repoproxy_channel_extras")
+    make_channel("shown")
+    make_channel("hidden", privacy="private")
+    assert plugin.calls == ["shown", "hidden"]  # the creation answer shows the details too
+    plugin.calls.clear()
+    body = testapp.get("/api/v1/channels/shown").json
+    assert body["hooktest_owner_team"] == "team-shown"
+    assert body["name"] == "shown"
+    # the stats plugin's contribution: the channel's download total
+    assert body["downloads"] == 0
+    # never called for a channel the caller may not read
+    testapp.get("/api/v1/channels/hidden", status=401)
+    assert plugin.calls == ["shown"]
