@@ -421,7 +421,7 @@ class Ingestor:
     # --- the whole pipeline, for one stream ----------------------------------------------
     def ingest_stream(
         self,
-        channel_name: str,
+        channel: Channel | str,
         read: Callable[[int], bytes],
         filename: str,
         *,
@@ -431,10 +431,20 @@ class Ingestor:
         uploader: str | None = None,
         attestation: bytes | None = None,
         max_size: int | None = None,
+        after_receive: Callable[[Prepared], None] | None = None,
     ) -> PackageRecord:
-        channel = self.catalog.require_channel(channel_name)
+        """The whole pipeline for one stream.
+
+        ``after_receive`` runs once the package bytes are in their temporary file, before the
+        plugin checks: an upload view reads the rest of a multipart body there (side parts
+        such as an attestation may follow the file part).
+        """
+        if isinstance(channel, str):
+            channel = self.catalog.require_channel(channel)
         with self.receive(read, filename, target_subdir, expected_sha256, max_size) as prepared:
             prepared.attestation = attestation
+            if after_receive is not None:
+                after_receive(prepared)
             self.check(channel, prepared)
             rec = self.commit(channel, prepared, force=force, uploader=uploader)
         self.publish(channel, [rec])

@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
@@ -87,15 +90,19 @@ ANONYMOUS = Identity(name="anonymous", kind="anonymous")
 LEVELS = ("read", "write", "manage")
 
 
-def parse_bindings(value: str, key: str) -> dict[str, Access]:
-    """``"glob=level ..."`` -> {glob: Access}; a bad entry is a configuration error."""
+@functools.lru_cache(maxsize=16)
+def parse_bindings(value: str, key: str) -> Mapping[str, Access]:
+    """``"glob=level ..."`` -> {glob: Access}; a bad entry is a configuration error.
+
+    Cached: settings are frozen, and this runs for every request.
+    """
     out = {}
     for item in value.replace(",", " ").split():
         pattern, sep, level = item.partition("=")
         if not sep or level not in LEVELS or not pattern:
             raise ConfigError(f"{key}: expected channel-glob=read|write|manage, got {item!r}")
         out[pattern] = Access(level)
-    return out
+    return MappingProxyType(out)
 
 
 def identify(request: Any) -> Identity:
@@ -105,7 +112,7 @@ def identify(request: Any) -> Identity:
     if creds.empty:
         key = "repoproxy.auth.unauthenticated_role_bindings"
         grants = parse_bindings(settings[key], key)
-        return replace(ANONYMOUS, grants=grants) if grants else ANONYMOUS
+        return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
     identity = request.registry.services.pm.hook.repoproxy_identify(
         request=request, credentials=creds
     )

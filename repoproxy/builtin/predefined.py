@@ -7,6 +7,7 @@ on the catalog (bootstrap, CI). Compared in constant time; never logged.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Any
 
@@ -17,7 +18,9 @@ from ..names import TOKEN_RE
 from ..security import Credentials
 
 
-def parse(value: str) -> list[tuple[str, str, str, list[str]]]:
+@functools.lru_cache(maxsize=4)
+def parse(value: str) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+    """Parsed once per settings value (settings are frozen; this runs for every request)."""
     out = []
     for item in value.split():
         parts = item.split(":")
@@ -25,8 +28,8 @@ def parse(value: str) -> list[tuple[str, str, str, list[str]]]:
                 "read", "write", "manage", "admin"):
             raise ConfigError("repoproxy.auth.predefined_tokens: expected "
                               "name:token:read|write|manage|admin:channels entries")
-        out.append((parts[0], parts[1], parts[2], parts[3].split(",")))
-    return out
+        out.append((parts[0], parts[1], parts[2], tuple(parts[3].split(","))))
+    return tuple(out)
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from ..access import require_channel
 from ..accounts import Accounts
 from ..db import write_transaction
 from ..errors import ChecksumMismatch, TooLarge
-from ..ingest import Ingestor
+from ..ingest import Prepared
 from ..models import Channel, PackageRecord
 from ..permissions import Permissions
 from ..uploads import BadUpload, MultipartUpload
@@ -34,19 +34,19 @@ def _check_length(request: Any) -> None:
 
 
 def _ingest(request: Any, channel: Channel, read: Any, filename: str, *, sha256: str | None,
-            subdir: str | None = None, finish: Any = None,
-            attestation: Any = None) -> PackageRecord:
-    """The pipeline's steps, with a hook to read side parts after the file part."""
-    ingestor: Ingestor = request.services.ingestor
-    with ingestor.receive(read, filename, subdir, sha256) as prepared:
-        if finish is not None:
-            finish()
-        if attestation is not None:
-            prepared.attestation = attestation()
-        ingestor.check(channel, prepared)
-        rec = ingestor.commit(channel, prepared, force=_flag(request, "force"),
-                              uploader=request.identity.name)
-    ingestor.publish(channel, [rec])
+            subdir: str | None = None,
+            upload: MultipartUpload | None = None) -> PackageRecord:
+    """Run the one pipeline; a multipart body's side parts are read after the file part."""
+
+    def side_parts(prepared: Prepared) -> None:
+        if upload is not None:
+            upload.finish()
+            prepared.attestation = upload.attestation
+
+    rec: PackageRecord = request.services.ingestor.ingest_stream(
+        channel, read, filename, target_subdir=subdir, expected_sha256=sha256,
+        force=_flag(request, "force"), uploader=request.identity.name,
+        after_receive=side_parts)
     db = request.services.db()
     with write_transaction(db):
         Accounts(db).audit(request.identity.name, "package.upload", channel.name, rec.path,
@@ -74,8 +74,7 @@ def prefix_upload(request: Any) -> Any:
         sha256 = upload.file_headers.get("x-file-sha256") or request.headers.get("X-File-SHA256")
         if not filename:
             raise BadUpload("the file part names no file (X-File-Name)")
-        rec = _ingest(request, channel, upload.read, filename, sha256=sha256,
-                      finish=upload.finish, attestation=lambda: upload.attestation)
+        rec = _ingest(request, channel, upload.read, filename, sha256=sha256, upload=upload)
     else:
         filename = request.headers.get("X-File-Name")
         if not filename:
