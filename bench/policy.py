@@ -54,7 +54,7 @@ def main() -> None:
 
     from repoproxy_policy import ops
 
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -75,7 +75,7 @@ def main() -> None:
         filtered = frozenset(p.name for p in paths if p.name.rsplit("-", 2)[0] not in hidden_names)
 
         srv = RunningServer(root, free_port(), work / "server.log", clean_env()).start()
-        services = load_services({"repoproxy.root": str(root)}, clean_env())
+        services = load_core({"repoproxy.root": str(root)}, clean_env())
         reader = Reader(f"{srv.url}/bench/noarch/repodata.json", [full, filtered])
         try:
             policy = ops.create(services, {"name": "half",

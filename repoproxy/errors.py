@@ -74,3 +74,11 @@ class InvalidName(RepoproxyError):
 class Conflict(RepoproxyError):
     status = 409
     code = "conflict"
+
+
+class CredentialsInvalid(Exception):
+    """Credentials were given but are not acceptable (401)."""
+
+    def __init__(self, message: str = "invalid credentials") -> None:
+        super().__init__(message)
+        self.message = message

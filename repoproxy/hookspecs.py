@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from pyramid.config import Configurator
     from pyramid.request import Request
 
-    from .models import Channel, Identity, PackageMetadata, PackageRecord, Rejection
-    from .services import Services
+    from repoproxy.domain.core import Core
+    from repoproxy.models import Channel, Identity, PackageMetadata, PackageRecord, Rejection
 
 hookspec = pluggy.HookspecMarker("repoproxy")
 
@@ -85,7 +85,7 @@ def repoproxy_migrations() -> Any:
 
 
 @hookspec
-def repoproxy_background_workers(services: Services) -> Iterable[Any]:
+def repoproxy_background_workers(services: Core) -> Iterable[Any]:
     """Contribute background workers that ``repoproxy serve`` runs beside the web server.
 
     Called once when the server starts. A worker is an object with ``start()`` (returns
@@ -135,7 +135,7 @@ def repoproxy_acl_entries(request: Request, context: Any) -> Iterable[tuple[str,
 
 @hookspec
 def repoproxy_validate_package(
-    channel: Channel, metadata: PackageMetadata, path: Path, services: Services
+    channel: Channel, metadata: PackageMetadata, path: Path, services: Core
 ) -> Iterable[Rejection] | Rejection | None:
     """Accept or refuse a package before it enters a channel.
 
@@ -154,7 +154,7 @@ def repoproxy_validate_package(
 
 @hookspec
 def repoproxy_excluded_files(
-    channel: Channel, subdir: str, records: list[PackageRecord], services: Services
+    channel: Channel, subdir: str, records: list[PackageRecord], services: Core
 ) -> Iterable[str] | None:
     """Hide files of a channel subdir from what it serves (policy filters).
 
@@ -171,7 +171,7 @@ def repoproxy_excluded_files(
 
 
 @hookspec
-def repoproxy_package_added(services: Services, channel: Channel, record: PackageRecord,
+def repoproxy_package_added(services: Core, channel: Channel, record: PackageRecord,
                             path: Path) -> None:
     """Event: a package file entered a channel.
 
@@ -186,7 +186,7 @@ def repoproxy_package_added(services: Services, channel: Channel, record: Packag
 
 
 @hookspec
-def repoproxy_package_removed(services: Services, channel: Channel,
+def repoproxy_package_removed(services: Core, channel: Channel,
                               record: PackageRecord) -> None:
     """Event: a package file left a channel.
 
@@ -200,7 +200,7 @@ def repoproxy_package_removed(services: Services, channel: Channel,
 
 
 @hookspec
-def repoproxy_repodata_written(services: Services, channel: Channel, subdir: str,
+def repoproxy_repodata_written(services: Core, channel: Channel, subdir: str,
                                path: Path) -> None:
     """Event: a subdir's repodata files were rewritten.
 

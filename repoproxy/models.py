@@ -104,3 +104,15 @@ class Identity:
         if self.is_admin:
             return Access.MANAGE
         return self.grants.get(channel) or self.grants.get("*")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    token: str | None = None  # bearer, /t/ path, X-API-Key or Basic password
+    username: str | None = None
+    password: str | None = None
+    source: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.token is None and self.username is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidName
+from repoproxy.errors import InvalidName
 
 CHANNEL_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
 PACKAGE_RE = re.compile(r"^(([a-z0-9])|([a-z0-9_](?!_)))[._-]?([a-z0-9]+(\.|-|_|$))*$")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from repoproxy import hookspecs
 
 log = logging.getLogger(__name__)
 hooklog = logging.getLogger("repoproxy.hooks")
@@ -116,7 +116,7 @@ def plugin_version(pm: pluggy.PluginManager, name: str, plugin: Any) -> str | No
         if p is plugin:
             return str(dist.version)
     if name.startswith("repoproxy."):
-        from . import __version__
+        from repoproxy import __version__
 
         return __version__
     return getattr(plugin, "__version__", None)

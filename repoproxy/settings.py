@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from repoproxy.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

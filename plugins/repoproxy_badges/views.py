@@ -9,11 +9,10 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from repoproxy.access import AuthenticationRequired, require_channel
-from repoproxy.errors import NotFound
+from repoproxy.errors import CredentialsInvalid, NotFound
 from repoproxy.models import Access, Channel, PackageRecord
 from repoproxy.plugins import collect
-from repoproxy.security import CredentialsInvalid
+from repoproxy.web.access import AuthenticationRequired, require_channel
 
 from . import KINDS
 from .render import render
@@ -56,7 +55,7 @@ def relative(ms: int, now: datetime | None = None) -> str:
 
 def message(request: Any, channel: Channel, kind: str, records: list[PackageRecord]
             ) -> tuple[str, str, str]:
-    from repoproxy.views.details import latest
+    from repoproxy.web.views.details import latest
 
     newest = latest(records)
     if kind == "version":

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from repoproxy.db import write_transaction
 from repoproxy.errors import NotFound, RepoproxyError
+from repoproxy.storage.db import write_transaction
 
 migrations = Migrations("repoproxy_cve")
 STATUSES = ("active", "reported", "mitigated", "cleared", "disputed")

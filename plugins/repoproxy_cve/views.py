@@ -7,7 +7,7 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.view import view_config
 
-from repoproxy.access import require_channel
+from repoproxy.web.access import require_channel
 
 from .matching import facts_for
 from .plugin import cve_store

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from repoproxy.cli import config_option, open_services, root_option
+from repoproxy.cli.common import config_option, open_services, root_option
 from repoproxy.errors import RepoproxyError
 
 from .model import BOOL_FILTERS, FILTERS

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from repoproxy.catalog import utcnow
-from repoproxy.db import write_transaction
 from repoproxy.errors import Conflict
+from repoproxy.storage.catalog import utcnow
+from repoproxy.storage.db import write_transaction
 
 from .model import Policy, PolicyNotFound, merge_filters
 

@@ -8,9 +8,9 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.view import view_config
 
-from repoproxy.access import readable_channels, require_admin, require_channel
-from repoproxy.permissions import Permissions
-from repoproxy.views.api import BadRequest, json_body
+from repoproxy.domain.permissions import Permissions
+from repoproxy.web.access import readable_channels, require_admin, require_channel
+from repoproxy.web.views.api import BadRequest, json_body
 
 from . import ops
 from .service import policy_store

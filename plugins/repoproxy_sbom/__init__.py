@@ -28,7 +28,7 @@ def channel_url(services: Any, channel: str) -> str:
 
 
 def write_sbom(services: Any, record: Any, path: Path) -> Path:
-    from repoproxy.store import atomic_write
+    from repoproxy.storage.store import atomic_write
 
     from .build import build_sbom
 

@@ -23,7 +23,7 @@ def conda_purl(rec: PackageRecord, channel_url: str) -> Any:
 
 def read_paths(path: Path, filename: str) -> list[dict[str, Any]]:
     """The entries of info/paths.json (reads the info part only)."""
-    from repoproxy.archive import read_info
+    from repoproxy.pipeline.archive import read_info
 
     raw = read_info(path, filename)[0].get("info/paths.json")
     if not raw:

@@ -8,9 +8,9 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from repoproxy.access import require_channel
 from repoproxy.errors import NotFound
 from repoproxy.names import is_subdir
+from repoproxy.web.access import require_channel
 
 CONTENT_TYPE = "application/vnd.cyclonedx+json"
 
@@ -23,7 +23,7 @@ def includeme(config: Configurator) -> None:
 
 @view_config(route_name="sbom.file", request_method=("GET", "HEAD"))
 def file_sbom(request: Any) -> Any:
-    from repoproxy.views.channel import file_response
+    from repoproxy.web.views.channel import file_response
 
     from . import sbom_path, write_sbom
 

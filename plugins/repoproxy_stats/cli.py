@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from repoproxy.client import Client
-from repoproxy.client_cli import client_options
+from repoproxy.cli.client import client_options
+from repoproxy.cli.http import Client
 
 
 @click.command()

@@ -15,11 +15,14 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Migrations
 
-from repoproxy.db import write_transaction
+from repoproxy.storage.db import write_transaction
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 log = logging.getLogger("repoproxy_stats")
 
@@ -96,17 +99,9 @@ class DownloadBuffer:
             return sum(batch.values())
 
 
-def buffer_for(services: Any) -> DownloadBuffer:
-    """The buffer of one services object (one server root), created on first use."""
-    buf = services.__dict__.get("repoproxy_stats_buffer")
-    if buf is None:
-        with _create_lock:
-            buf = services.__dict__.setdefault("repoproxy_stats_buffer",
-                                               DownloadBuffer(services))
-    return buf
-
-
-_create_lock = threading.Lock()
+def buffer_for(services: Core) -> DownloadBuffer:
+    """The buffer of one server root, created on first use."""
+    return services.plugin_state("repoproxy_stats.buffer", lambda: DownloadBuffer(services))
 
 
 class FlushWorker:

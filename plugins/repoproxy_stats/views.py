@@ -11,8 +11,8 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from repoproxy.access import require_admin, require_channel
 from repoproxy.errors import RepoproxyError
+from repoproxy.web.access import require_admin, require_channel
 
 from .counter import REPORT_COLUMNS, channel_totals, report_rows
 

@@ -20,8 +20,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from repoproxy.errors import RepoproxyError
-from repoproxy.ingest import Prepared, Rules, prepare_file
 from repoproxy.models import Channel, PackageRecord
+from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
 
 from . import folder, state
 from .config import PREFIX, WatchConfig
@@ -206,7 +206,7 @@ class Batcher:
     def _channel(self, name: str) -> Channel | None:
         channel: Channel | None = self.services.catalog().get_channel(name)
         if channel is None and self.config.create_channels:
-            from repoproxy.views.api import create_channel
+            from repoproxy.web.views.api import create_channel
 
             channel = create_channel(self.services, name, privacy=self.config.create_privacy)
             log.info("watch: created channel %s (%s)", name, self.config.create_privacy)

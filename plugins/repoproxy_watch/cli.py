@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from repoproxy.cli import config_option, open_services, root_option, setup_logging
+from repoproxy.cli.common import config_option, open_services, root_option, setup_logging
 from repoproxy.errors import RepoproxyError
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any
 
 from repoproxy.errors import InvalidName
 from repoproxy.names import check_channel_name, is_subdir, split_filename
-from repoproxy.store import atomic_write
+from repoproxy.storage.store import atomic_write
 
 from .config import WatchConfig
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from repoproxy.catalog import utcnow
-from repoproxy.db import write_transaction
+from repoproxy.storage.catalog import utcnow
+from repoproxy.storage.db import write_transaction
 
 from .config import WatchConfig
 from .folder import channel_folders, scan

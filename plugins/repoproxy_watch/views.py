@@ -6,7 +6,7 @@ from typing import Any
 
 from pyramid.config import Configurator
 
-from repoproxy.access import require_admin
+from repoproxy.web.access import require_admin
 
 from .config import WatchConfig
 from .state import status

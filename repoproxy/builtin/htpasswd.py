@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import hookimpl
-from ..models import Identity
-from ..security import Credentials, CredentialsInvalid
+from repoproxy import hookimpl
+from repoproxy.errors import CredentialsInvalid
+from repoproxy.models import Credentials, Identity
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,10 @@ import functools
 import hmac
 from typing import Any
 
-from .. import hookimpl
-from ..errors import ConfigError
-from ..models import Access, Identity
-from ..names import TOKEN_RE
-from ..security import Credentials
+from repoproxy import hookimpl
+from repoproxy.errors import ConfigError
+from repoproxy.models import Access, Credentials, Identity
+from repoproxy.names import TOKEN_RE
 
 
 @functools.lru_cache(maxsize=4)

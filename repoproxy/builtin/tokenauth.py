@@ -6,12 +6,12 @@ import contextlib
 import time
 from typing import Any
 
-from .. import hookimpl
-from ..accounts import Accounts
-from ..catalog import utcnow
-from ..models import Identity
-from ..security import Credentials, CredentialsInvalid
-from ..tokens import parse_id, verify
+from repoproxy import hookimpl
+from repoproxy.domain.tokens import parse_id, verify
+from repoproxy.errors import CredentialsInvalid
+from repoproxy.models import Credentials, Identity
+from repoproxy.storage.accounts import Accounts
+from repoproxy.storage.catalog import utcnow
 
 
 @hookimpl(trylast=True)

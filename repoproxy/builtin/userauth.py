@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Any
 
-from .. import hookimpl
-from ..accounts import Accounts
-from ..models import Identity
-from ..security import Credentials, CredentialsInvalid
+from repoproxy import hookimpl
+from repoproxy.errors import CredentialsInvalid
+from repoproxy.models import Credentials, Identity
+from repoproxy.storage.accounts import Accounts
 
 # argon2 is slow on purpose; clients send Basic credentials on every request, so a verified
 # (user, password) pair is remembered for a short while, keyed by a hash, never the password

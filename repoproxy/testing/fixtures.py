@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from repoproxy.catalog import Catalog
-from repoproxy.db import write_transaction
 from repoproxy.models import Access
+from repoproxy.storage.catalog import Catalog
+from repoproxy.storage.db import write_transaction
 
 
 @pytest.fixture
@@ -37,17 +37,17 @@ def settings(root: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def services(settings: dict[str, Any]) -> Iterator[Any]:
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
-    svc = load_services(settings, env)
+    svc = load_core(settings, env)
     yield svc
     svc.close()
 
 
 @pytest.fixture
 def app(services: Any) -> Any:
-    from repoproxy.app import make_app
+    from repoproxy.web.app import make_app
 
     return make_app(services)
 
@@ -62,7 +62,7 @@ def testapp(app: Any) -> Any:
 def make_token(services: Any, name: str = "t", *, admin: bool = False,
                channels: list[str] | None = None, access: str = "read",
                expires_in_days: int | None = None) -> str:
-    from repoproxy.tokens import create_token
+    from repoproxy.domain.tokens import create_token
 
     db = services.db()
     with write_transaction(db):

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from repoproxy.accounts import Accounts
-from repoproxy.db import write_transaction
+from repoproxy.storage.accounts import Accounts
+from repoproxy.storage.db import write_transaction
 from repoproxy.testing.fixtures import make_token
 
 
@@ -174,7 +174,7 @@ def test_htpasswd_backend_with_role_bindings(htpasswd: None, testapp: Any,
 
 def test_bad_role_binding_is_a_configuration_error(settings: dict[str, Any]) -> None:
     from repoproxy.errors import ConfigError
-    from repoproxy.security import parse_bindings
+    from repoproxy.web.security import parse_bindings
 
     with pytest.raises(ConfigError, match="authenticated_role_bindings"):
         parse_bindings("team=owner", "repoproxy.auth.authenticated_role_bindings")

@@ -124,7 +124,7 @@ def test_delete_whole_package_needs_delete_right(testapp: Any, published: Any,
 
 def test_cli_list_packages_and_files(testapp: Any, published: Any, monkeypatch: Any) -> None:
     from repoproxy.cli import build_cli
-    from repoproxy.client import Client
+    from repoproxy.cli.http import Client
 
     def fake_request(self: Client, method: str, path: str, **kw: Any) -> Any:
         return testapp.get(path, params=kw.get("params") or {}).json

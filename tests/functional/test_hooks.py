@@ -29,15 +29,14 @@ from webtest import TestApp
 
 import repoproxy
 from repoproxy import hookimpl
-from repoproxy.app import make_app
-from repoproxy.errors import ConfigError
+from repoproxy.domain.core import Core, load_core
+from repoproxy.domain.permissions import Permissions
+from repoproxy.errors import ConfigError, CredentialsInvalid
 from repoproxy.models import Identity, Rejection
-from repoproxy.permissions import Permissions
 from repoproxy.plugins import describe_plugins
-from repoproxy.security import CredentialsInvalid
-from repoproxy.services import Services, load_services
 from repoproxy.testing.fixtures import make_token, upload_raw
 from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.web.app import make_app
 
 TOKENAUTH = "repoproxy.builtin.tokenauth"
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
@@ -71,20 +70,20 @@ def site_plugins(tmp_path: Path) -> Iterator[SitePlugins]:
 
 
 @pytest.fixture
-def open_services(root: Path, site_plugins: SitePlugins) -> Iterator[Callable[..., Services]]:
+def open_services(root: Path, site_plugins: SitePlugins) -> Iterator[Callable[..., Core]]:
     """Open services on ``root`` with the site plugins directory, like ``repoproxy serve``."""
-    opened: list[Services] = []
+    opened: list[Core] = []
 
     def _open(
         settings: dict[str, Any] | None = None, env: dict[str, str] | None = None
-    ) -> Services:
+    ) -> Core:
         raw = {
             "repoproxy.root": str(root),
             "repoproxy.log_requests": "false",
             "repoproxy.plugins.dir": str(site_plugins.dir),
             **(settings or {}),
         }
-        svc = load_services(raw, env or {})
+        svc = load_core(raw, env or {})
         opened.append(svc)
         return svc
 
@@ -182,7 +181,7 @@ class BrokenEvents:
 
 
 # --- start-up hooks --------------------------------------------------------------------------
-def test_hook_addhooks(site_plugins: SitePlugins, open_services: Callable[..., Services]) -> None:
+def test_hook_addhooks(site_plugins: SitePlugins, open_services: Callable[..., Core]) -> None:
     # the implementation sorts (and so loads) before the plugin that declares its hookspec
     site_plugins.write(
         "repoproxy_a_greeter",
@@ -202,7 +201,7 @@ def test_hook_addhooks(site_plugins: SitePlugins, open_services: Callable[..., S
 
         class Specs:
             @hookspec
-            def repoproxy_hooktest_greeting(name):
+            def repoproxy_hooktest_greeting(self, name):
                 '''A greeting for name.'''
 
         @hookimpl
@@ -230,7 +229,7 @@ def test_hook_addhooks(site_plugins: SitePlugins, open_services: Callable[..., S
 
 def test_hook_settings_defaults(
     site_plugins: SitePlugins,
-    open_services: Callable[..., Services],
+    open_services: Callable[..., Core],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -278,7 +277,7 @@ def test_hook_settings_defaults(
         open_services(env={"REPOPROXY_HOOKTEST__LIMIT": "many"})
 
 
-def test_hook_configure(services: Services) -> None:
+def test_hook_configure(services: Core) -> None:
     class Routes:
         @hookimpl
         def repoproxy_configure(self, config: Any) -> None:
@@ -357,7 +356,7 @@ def test_broken_plugin_leaves_the_core_commands_usable(
     assert repoproxy.__version__ in result.output
 
 
-def test_hook_migrations(site_plugins: SitePlugins, open_services: Callable[..., Services]) -> None:
+def test_hook_migrations(site_plugins: SitePlugins, open_services: Callable[..., Core]) -> None:
     site_plugins.write(
         "repoproxy_hooktest",
         """
@@ -480,7 +479,7 @@ def _proxied(user: str | None) -> dict[str, str]:
     return {"X-API-Key": PROXY_SECRET, **({"X-Test-User": user} if user else {})}
 
 
-def test_hook_identify(services: Services, testapp: Any, admin_headers: dict[str, str]) -> None:
+def test_hook_identify(services: Core, testapp: Any, admin_headers: dict[str, str]) -> None:
     services.pm.register(ProxyAuth(), name="repoproxy_proxyauth")
     body = {"name": "byproxy", "privacy": "public"}
 
@@ -531,7 +530,7 @@ class ChannelPolicy:
 
 
 def test_hook_acl_entries(
-    services: Services, testapp: Any, make_channel: Any, admin_headers: dict[str, str]
+    services: Core, testapp: Any, make_channel: Any, admin_headers: dict[str, str]
 ) -> None:
     make_channel("open")
     make_channel("embargo")
@@ -584,7 +583,7 @@ class VersionPolicy:
 
 
 def test_hook_validate_package(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -640,7 +639,7 @@ class HideNothing:
 
 
 def test_hook_excluded_files(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -696,7 +695,7 @@ def test_hook_excluded_files(
 
 
 def test_hook_package_added(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -722,7 +721,7 @@ def test_hook_package_added(
 
 
 def test_hook_package_removed(
-    services: Services, testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path
+    services: Core, testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path
 ) -> None:
     make_channel("events")
     path = _package(pkgdir, "removed")
@@ -743,7 +742,7 @@ def test_hook_package_removed(
 
 
 def test_hook_repodata_written(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -778,7 +777,7 @@ def test_hook_repodata_written(
 
 
 def test_failing_event_plugin_is_logged_and_does_not_stop_the_others(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -829,7 +828,7 @@ class Extras:
 
 
 def test_hook_package_extra(
-    services: Services, testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path
+    services: Core, testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path
 ) -> None:
     make_channel("extras")
     make_channel("closed", privacy="private")
@@ -878,7 +877,7 @@ class BrokenObserver:
 
 
 def test_hook_file_served(
-    services: Services,
+    services: Core,
     testapp: Any,
     make_channel: Any,
     admin_headers: dict[str, str],
@@ -914,7 +913,7 @@ def test_hook_file_served(
 # --- the plugin manager ---------------------------------------------------------------------
 def test_block_list_skips_site_plugins_but_never_the_essential_ones(
     site_plugins: SitePlugins,
-    open_services: Callable[..., Services],
+    open_services: Callable[..., Core],
 ) -> None:
     for name in ("repoproxy_blocked", "repoproxy_kept"):
         site_plugins.write(
@@ -948,7 +947,7 @@ def test_block_list_skips_site_plugins_but_never_the_essential_ones(
 
 def test_allow_list_keeps_only_the_allowed_and_essential_plugins(
     site_plugins: SitePlugins,
-    open_services: Callable[..., Services],
+    open_services: Callable[..., Core],
 ) -> None:
     for name in ("repoproxy_allowed", "repoproxy_other"):
         site_plugins.write(
@@ -968,7 +967,7 @@ def test_allow_list_keeps_only_the_allowed_and_essential_plugins(
 
 def test_plugins_endpoint_lists_name_version_and_hooks(
     site_plugins: SitePlugins,
-    open_services: Callable[..., Services],
+    open_services: Callable[..., Core],
     monkeypatch: pytest.MonkeyPatch,
     root: Path,
 ) -> None:
@@ -1015,7 +1014,7 @@ def test_plugins_endpoint_lists_name_version_and_hooks(
 
 def test_trace_hooks_logs_hook_calls(
     monkeypatch: pytest.MonkeyPatch,
-    open_services: Callable[..., Services],
+    open_services: Callable[..., Core],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="repoproxy.hooks")
@@ -1059,7 +1058,7 @@ class ChannelExtras:
         return {"hooktest_owner_team": f"team-{channel.name}"}
 
 
-def test_hook_channel_extra(services: Services, testapp: Any, make_channel: Any,
+def test_hook_channel_extra(services: Core, testapp: Any, make_channel: Any,
                             admin_headers: dict[str, str]) -> None:
     plugin = ChannelExtras()
     services.pm.register(plugin, name="repoproxy_channel_extras")

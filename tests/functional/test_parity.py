@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from repoproxy.bulk import find_packages, import_packages
+from repoproxy.pipeline.bulk import find_packages, import_packages
 from repoproxy.testing.packages import PackageSpec, build_package
 
 SPECS = [
@@ -56,7 +56,7 @@ def _rattler_index(directory: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["conda", "tar.bz2"])
 def test_records_equal_rattler_index(services: Any, tmp_path: Path, fmt: str) -> None:
-    from repoproxy.views.api import create_channel
+    from repoproxy.web.views.api import create_channel
 
     reference = tmp_path / "reference"
     for spec in SPECS:
@@ -68,7 +68,7 @@ def test_records_equal_rattler_index(services: Any, tmp_path: Path, fmt: str) ->
     _rattler_index(reference)
 
     create_channel(services, "parity")
-    result = import_packages(services, "parity", find_packages(ours_src), workers=1)
+    result = import_packages(services.ingestor, "parity", find_packages(ours_src), workers=1)
     assert not result.failed, result.failed
     assert len(result.added) == len(SPECS)
 

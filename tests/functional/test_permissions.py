@@ -12,9 +12,9 @@ import msgpack
 import pytest
 import zstandard
 
-from repoproxy.accounts import Accounts
-from repoproxy.catalog import Catalog
-from repoproxy.db import write_transaction
+from repoproxy.storage.accounts import Accounts
+from repoproxy.storage.catalog import Catalog
+from repoproxy.storage.db import write_transaction
 from repoproxy.testing.fixtures import make_token
 from repoproxy.testing.packages import PackageSpec, build_package
 
@@ -33,12 +33,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     from webtest import TestApp
 
-    from repoproxy.app import make_app
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
 
     tmp = tmp_path_factory.mktemp("perm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
-    services = load_services({"repoproxy.root": str(tmp / "root"),
+    services = load_core({"repoproxy.root": str(tmp / "root"),
                               "repoproxy.log_requests": "false"}, env)
     app = TestApp(make_app(services))
     admin = make_token(services, "admin", admin=True)

@@ -68,7 +68,7 @@ def test_search_needs_a_query_and_a_known_family(testapp: Any) -> None:
 
 def test_cli_search_prints_the_table(testapp: Any, published: None, monkeypatch: Any) -> None:
     from repoproxy.cli import build_cli
-    from repoproxy.client import Client
+    from repoproxy.cli.http import Client
 
     monkeypatch.setattr(Client, "request", lambda self, m, p, **kw: testapp.get(
         p, params=kw.get("params") or {}).json)

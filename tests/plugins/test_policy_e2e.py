@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from repoproxy.client import Client
+from repoproxy.cli.http import Client
 from repoproxy.testing import rattler_client
 from repoproxy.testing.packages import PackageSpec, build_package
 

@@ -142,7 +142,7 @@ def test_details_link_the_sbom(testapp: Any, uploaded: list[Path]) -> None:
 def test_cli_sbom_downloads_one_file(testapp: Any, uploaded: list[Path], monkeypatch: Any,
                                      tmp_path: Path) -> None:
     from repoproxy.cli import build_cli
-    from repoproxy.client import Client
+    from repoproxy.cli.http import Client
 
     monkeypatch.setattr(Client, "request", lambda self, m, p, **kw: testapp.get(
         p, params=kw.get("params") or {}).json)

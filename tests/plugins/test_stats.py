@@ -156,7 +156,7 @@ def test_cli_report_writes_csv_and_refuses_long_spans(testapp: Any, files: list[
                                                       admin_headers: dict[str, str],
                                                       monkeypatch: Any, tmp_path: Path) -> None:
     from repoproxy.cli import build_cli
-    from repoproxy.client import Client
+    from repoproxy.cli.http import Client
 
     monkeypatch.setattr(Client, "request", lambda self, m, p, **kw: testapp.get(
         p, params=kw.get("params") or {}, headers=admin_headers).json)

@@ -29,7 +29,7 @@ from repoproxy.testing.packages import (
     build_many,
     build_package,
 )
-from repoproxy.views.api import create_channel
+from repoproxy.web.views.api import create_channel
 
 CH = "main"
 QUIET = 0.4
@@ -145,10 +145,10 @@ def test_file_copied_slowly_in_chunks_is_ingested_once_after_the_copy_ends(
 
 def test_atomic_move_in_is_ingested_without_waiting_the_quiet_time(
         services: Any, channel: str, settings: dict[str, Any], tmp_path: Path) -> None:
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
     slow = dict(settings, **{"repoproxy_watch.quiet_seconds": "60"})
-    svc = load_services(slow, {})
+    svc = load_core(slow, {})
     worker = WatchWorker(svc, WatchConfig.from_settings(svc.settings))
     worker.start()
     try:
@@ -250,9 +250,9 @@ def test_folder_of_a_missing_channel_is_refused_with_a_reason(
 
 def test_create_channels_setting_creates_the_channel_with_the_stated_privacy(
         settings: dict[str, Any]) -> None:
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
-    svc = load_services(dict(settings, **{"repoproxy_watch.create_channels": "true",
+    svc = load_core(dict(settings, **{"repoproxy_watch.create_channels": "true",
                                           "repoproxy_watch.create_privacy": "authenticated"}),
                         {})
     worker = WatchWorker(svc, WatchConfig.from_settings(svc.settings))
@@ -299,7 +299,7 @@ def test_subdir_folder_puts_the_package_in_that_subdir(
 
 def _crashing_prepare(src: Path, *args: Any) -> Any:
     """prepare_file, except that reading a file named poison-* kills the process."""
-    from repoproxy.ingest import prepare_file
+    from repoproxy.pipeline.ingest import prepare_file
 
     if src.name.startswith("poison-"):
         os._exit(3)
@@ -308,11 +308,11 @@ def _crashing_prepare(src: Path, *args: Any) -> Any:
 
 def test_a_file_that_kills_its_reading_process_is_refused_alone(
         settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
     # by reference: the reading processes import this module and find the function
     monkeypatch.setattr("repoproxy_watch.batcher.prepare_file", _crashing_prepare)
-    svc = load_services(dict(settings, **{"repoproxy_watch.max_attempts": "2"}), {})
+    svc = load_core(dict(settings, **{"repoproxy_watch.max_attempts": "2"}), {})
     create_channel(svc, CH)
     worker = WatchWorker(svc, WatchConfig.from_settings(svc.settings))
     innocent = build_many(drop_dir(worker.config, CH), 30, prefix="innocent")
@@ -366,9 +366,9 @@ def test_duplicate_name_with_the_same_content_is_simply_done(
 
 def test_duplicates_replace_setting_replaces_the_file(
         settings: dict[str, Any], tmp_path: Path) -> None:
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
 
-    svc = load_services(dict(settings, **{"repoproxy_watch.duplicates": "replace",
+    svc = load_core(dict(settings, **{"repoproxy_watch.duplicates": "replace",
                                           "repoproxy_watch.processed_dir": ".processed"}), {})
     create_channel(svc, CH)
     svc.ingestor.ingest_file(CH, build_package(PackageSpec("dup", "1.0"), tmp_path))
@@ -470,10 +470,10 @@ def test_only_one_worker_processes_a_root(services: Any, channel: str, config: W
 
 
 def test_bad_watch_setting_stops_start_up(settings: dict[str, Any]) -> None:
-    from repoproxy.app import make_app
-    from repoproxy.services import load_services
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
 
-    svc = load_services(dict(settings, **{"repoproxy_watch.duplicates": "sometimes"}), {})
+    svc = load_core(dict(settings, **{"repoproxy_watch.duplicates": "sometimes"}), {})
     try:
         with pytest.raises(ConfigError, match=r"repoproxy_watch\.duplicates"):
             make_app(svc)

@@ -1,0 +1,36 @@
+"""The ``repoproxy`` command line: one click group; every command imports what it needs
+inside its body, so ``repoproxy --help`` loads no web framework and no database."""
+
+from __future__ import annotations
+
+import click
+
+from repoproxy import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="repoproxy")
+def cli() -> None:
+    """repoproxy: a self-hosted conda package server."""
+
+
+def build_cli() -> click.Group:
+    """The group with the core's commands and every plugin's."""
+    from repoproxy.cli import access, client, server
+    from repoproxy.plugins import get_plugin_manager
+    from repoproxy.settings import raw_settings
+
+    for command in (server.serve, server.import_, server.plugins_cmd):
+        cli.add_command(command)
+    client.register(cli)
+    access.register(cli)
+    try:
+        pm = get_plugin_manager(raw_settings())
+        pm.hook.repoproxy_register_commands(cli=cli)
+    except Exception as e:  # a broken plugin must not make the CLI unusable
+        click.echo(f"warning: plugins not loaded: {e}", err=True)
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="repoproxy")

@@ -1,0 +1,319 @@
+"""Access commands: users and the audit log (offline, on the root); channel privacy, members,
+tokens, whoami and client set-up (through the API; tokens also offline with --root)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from repoproxy.cli.client import channel, client_options
+from repoproxy.cli.common import config_option, open_services, root_option
+from repoproxy.cli.http import Client
+from repoproxy.errors import RepoproxyError
+from repoproxy.storage.db import write_transaction
+
+
+def _offline(func: Any) -> Any:
+    """Run a root-side action, turning domain errors into one-line CLI errors."""
+    try:
+        return func()
+    except RepoproxyError as e:
+        raise click.ClickException(e.message) from None
+
+
+# --- users (offline) ---------------------------------------------------------------------
+@click.group()
+def user() -> None:
+    """Local user accounts (on the server root)."""
+
+
+def _password(stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@root_option
+@config_option
+def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
+             config: Path | None) -> None:
+    from repoproxy.storage.accounts import Accounts
+
+    services = open_services(root, config)
+    password = _password(password_stdin)
+    db = services.db()
+
+    def act() -> None:
+        with write_transaction(db):
+            Accounts(db).add_user(name, password, role)
+            Accounts(db).audit("cli", "user.add", None, name, role=role)
+
+    _offline(act)
+    click.echo(f"user {name} added ({role})")
+
+
+@user.command("list")
+@root_option
+@config_option
+def user_list(root: Path | None, config: Path | None) -> None:
+    from repoproxy.storage.accounts import Accounts
+
+    for u in Accounts(open_services(root, config).db()).list_users():
+        click.echo(f"{u['name']}\t{u['role']}\t{u['created']}")
+
+
+@user.command("remove")
+@click.argument("name")
+@root_option
+@config_option
+def user_remove(name: str, root: Path | None, config: Path | None) -> None:
+    from repoproxy.storage.accounts import Accounts
+
+    db = open_services(root, config).db()
+
+    def act() -> None:
+        with write_transaction(db):
+            Accounts(db).remove_user(name)
+            Accounts(db).audit("cli", "user.remove", None, name)
+
+    _offline(act)
+    click.echo(f"user {name} removed; their tokens are revoked")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True)
+@root_option
+@config_option
+def user_passwd(name: str, password_stdin: bool, root: Path | None,
+                config: Path | None) -> None:
+    from repoproxy.storage.accounts import Accounts
+
+    db = open_services(root, config).db()
+    password = _password(password_stdin)
+
+    def act() -> None:
+        with write_transaction(db):
+            Accounts(db).set_password(name, password)
+
+    _offline(act)
+    click.echo(f"password of {name} changed")
+
+
+# --- audit (offline) -----------------------------------------------------------------------
+@click.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("list")
+@click.option("--since", default=None, help="ISO date or time, e.g. 2026-01-31.")
+@click.option("--channel", "channel_name", default=None)
+@root_option
+@config_option
+def audit_list(since: str | None, channel_name: str | None, root: Path | None,
+               config: Path | None) -> None:
+    """Print audit entries as JSON lines (an export format)."""
+    from repoproxy.storage.accounts import Accounts
+
+    for entry in Accounts(open_services(root, config).db()).audit_entries(since, channel_name):
+        click.echo(json.dumps(entry, sort_keys=True))
+
+
+# --- channel privacy and members (API) ---------------------------------------------------
+def _privacy_command(name: str, privacy: str, help_text: str) -> click.Command:
+    @click.command(name, help=help_text)
+    @click.argument("channel_name")
+    @client_options
+    def command(client: Client, channel_name: str) -> None:
+        body = client.request("PATCH", f"/api/v1/channels/{channel_name}",
+                              json={"privacy": privacy})
+        click.echo(f"{body['name']} is now {body['privacy']}")
+
+    return command
+
+
+@channel.group("member")
+def member() -> None:
+    """Channel members: owners manage the channel, members read it."""
+
+
+@member.command("add")
+@click.argument("channel_name")
+@click.argument("user_name")
+@click.option("--role", type=click.Choice(["member", "owner"]), default="member",
+              show_default=True)
+@client_options
+def member_add(client: Client, channel_name: str, user_name: str, role: str) -> None:
+    client.request("POST", f"/api/v1/channels/{channel_name}/members",
+                   json={"user": user_name, "role": role})
+    click.echo(f"{user_name} is {role} of {channel_name}")
+
+
+@member.command("remove")
+@click.argument("channel_name")
+@click.argument("user_name")
+@client_options
+def member_remove(client: Client, channel_name: str, user_name: str) -> None:
+    client.request("DELETE", f"/api/v1/channels/{channel_name}/members/{user_name}")
+    click.echo(f"{user_name} removed from {channel_name}")
+
+
+@member.command("list")
+@click.argument("channel_name")
+@client_options
+def member_list(client: Client, channel_name: str) -> None:
+    for m in client.request("GET", f"/api/v1/channels/{channel_name}/members")["members"]:
+        click.echo(f"{m['user']}\t{m['role']}")
+
+
+# --- tokens ------------------------------------------------------------------------------
+@click.group()
+def token() -> None:
+    """API tokens: offline on the root with --root/-c, else through the API (--url)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="A name to recognise the token by.")
+@click.option("--admin", is_flag=True, help="May do everything.")
+@click.option("--channel", "channels", multiple=True, help="A channel it covers (repeat).")
+@click.option("--token-channels", default="", help="Channels it covers, comma-separated.")
+@click.option("--user-id", default=None, help="The user the token belongs to.")
+@click.option("--permission", type=click.Choice(["read", "write", "manage"]), default="read",
+              show_default=True)
+@click.option("--expires-in", "--max-days", "expires_in", type=int, default=None,
+              help="Days until it expires.")
+@click.option("--url", envvar="REPOPROXY_URL", default=None, help="Server URL (API mode).")
+@click.option("--token", "auth", envvar="REPOPROXY_TOKEN", default=None,
+              help="Your token (API mode).")
+@root_option
+@config_option
+def token_create(name: str, admin: bool, channels: tuple[str, ...], token_channels: str,
+                 user_id: str | None, permission: str, expires_in: int | None,
+                 url: str | None, auth: str | None, root: Path | None,
+                 config: Path | None) -> None:
+    """Create a token and print it (only the token, on stdout)."""
+    chans = [*channels, *[c for c in token_channels.split(",") if c]]
+    if root is not None or config is not None or url is None:
+        from repoproxy.domain.tokens import create_token
+        from repoproxy.models import Access
+        from repoproxy.storage.catalog import Catalog
+
+        if not admin and not chans and not user_id:
+            raise click.ClickException("give --admin, --user-id or at least one --channel")
+        services = open_services(root, config)
+        db = services.db()
+
+        def act() -> str:
+            from repoproxy.storage.accounts import Accounts
+
+            with write_transaction(db):
+                if user_id:
+                    Accounts(db).require_user(user_id)
+                secret, row = create_token(Catalog(db), name=name, admin=admin, channels=chans,
+                                           access=Access(permission), owner=user_id,
+                                           expires_in_days=expires_in)
+                Accounts(db).audit("cli", "token.create", ",".join(chans) or None, row.id,
+                                   name=name, permission=permission, admin=admin)
+            return secret
+
+        click.echo(_offline(act))
+        return
+    body = {"name": name, "admin": admin, "channels": chans, "permission": permission,
+            "user_id": user_id, "expires_in_days": expires_in}
+    try:
+        click.echo(Client(url, auth).request("POST", "/api/v1/tokens", json=body)["token"])
+    except RepoproxyError as e:
+        raise click.ClickException(e.message) from None
+
+
+@token.command("list")
+@click.option("--url", envvar="REPOPROXY_URL", default=None)
+@click.option("--token", "auth", envvar="REPOPROXY_TOKEN", default=None)
+@root_option
+@config_option
+def token_list(url: str | None, auth: str | None, root: Path | None,
+               config: Path | None) -> None:
+    """List tokens (never their secrets)."""
+    from repoproxy.domain.tokens import TokenRow
+
+    if root is not None or config is not None or url is None:
+        rows = [TokenRow.from_row(r).as_json()
+                for r in open_services(root, config).catalog().list_tokens()]
+    else:
+        try:
+            rows = Client(url, auth).request("GET", "/api/v1/tokens")["tokens"]
+        except RepoproxyError as e:
+            raise click.ClickException(e.message) from None
+    for row in rows:
+        click.echo(json.dumps(row))
+
+
+@token.command("edit")
+@click.argument("token_id")
+@click.option("--permission", type=click.Choice(["read", "write", "manage"]), required=True)
+@client_options
+def token_edit(client: Client, token_id: str, permission: str) -> None:
+    client.request("PATCH", f"/api/v1/tokens/{token_id}", json={"permission": permission})
+    click.echo(f"token {token_id} now has {permission}")
+
+
+@token.command("delete")
+@click.argument("token_id")
+@client_options
+def token_delete(client: Client, token_id: str) -> None:
+    client.request("DELETE", f"/api/v1/tokens/{token_id}")
+    click.echo(f"token {token_id} revoked")
+
+
+# --- whoami and client set-up --------------------------------------------------------------
+@click.command()
+@client_options
+def whoami(client: Client) -> None:
+    """Who the server thinks you are: name, role, channels, token expiry."""
+    click.echo(json.dumps(client.request("GET", "/api/v1/whoami"), indent=2))
+
+
+@click.command("client-config")
+@click.option("--channel", "channel_name", required=True)
+@click.option("--url", envvar="REPOPROXY_URL", default="http://127.0.0.1:8080",
+              show_default=True)
+@click.option("--token", envvar="REPOPROXY_TOKEN", default=None,
+              help="The token clients should use (shown in the output).")
+def client_config(channel_name: str, url: str, token: str | None) -> None:
+    """Print the configuration lines for conda, micromamba and pixi/rattler."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    tok = token or "<TOKEN>"
+    base = f"{parts.scheme}://{parts.netloc}"
+    click.echo(f"""# conda: ~/.condarc
+channels:
+  - {base}/t/{tok}/{channel_name.strip('/')}
+# or, with a channel alias:  conda config --set channel_alias {base}/t/{tok}
+
+# micromamba / mamba
+micromamba auth login {base} --bearer {tok}
+micromamba install -c {base}/{channel_name} <package>
+
+# pixi / rattler: RATTLER_AUTH_FILE (rattler keys credentials by host, without the port)
+{json.dumps({host: {"BearerToken": tok}}, indent=2)}
+# pixi project channel add {base}/{channel_name}""")
+
+
+def register(cli: click.Group) -> None:
+    for command in (user, audit, token, whoami, client_config):
+        cli.add_command(command)
+    channel.add_command(_privacy_command("lock", "private", "Make a channel private."))
+    channel.add_command(_privacy_command("soft-lock", "authenticated",
+                                         "Any authenticated identity may read the channel."))
+    channel.add_command(_privacy_command("unlock", "public", "Make a channel public."))

@@ -1,0 +1,123 @@
+"""Client commands: talk to a running server (``--url``/``REPOPROXY_URL``,
+``--token``/``REPOPROXY_TOKEN``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from repoproxy.cli.http import Client
+from repoproxy.errors import RepoproxyError
+
+
+def client_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--url", envvar="REPOPROXY_URL", default="http://127.0.0.1:8080",
+                  show_default=True, help="Server URL (REPOPROXY_URL).")
+    @click.option("--token", envvar="REPOPROXY_TOKEN", default=None,
+                  help="API token (REPOPROXY_TOKEN).")
+    @wraps(func)
+    def wrapper(url: str, token: str | None, **kwargs: Any) -> Any:
+        try:
+            return func(Client(url, token), **kwargs)
+        except RepoproxyError as e:
+            raise click.ClickException(e.message) from None
+
+    return wrapper
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+def channel() -> None:
+    """Create, list, show and remove channels."""
+
+
+@channel.command("create")
+@click.argument("name")
+@click.option("--description", default="")
+@click.option("--privacy", default="public", show_default=True,
+              type=click.Choice(["public", "authenticated", "private"]))
+@client_options
+def channel_create(client: Client, name: str, description: str, privacy: str) -> None:
+    _print(client.request("POST", "/api/v1/channels",
+                          json={"name": name, "description": description, "privacy": privacy}))
+
+
+@channel.command("list")
+@client_options
+def channel_list(client: Client) -> None:
+    for ch in client.request("GET", "/api/v1/channels")["channels"]:
+        click.echo(f"{ch['name']}\t{ch['privacy']}\t{ch['description']}")
+
+
+@channel.command("show")
+@click.argument("name")
+@client_options
+def channel_show(client: Client, name: str) -> None:
+    _print(client.request("GET", f"/api/v1/channels/{name}"))
+
+
+@channel.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@client_options
+def channel_remove(client: Client, name: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"remove channel {name} and all its packages?", abort=True)
+    _print(client.request("DELETE", f"/api/v1/channels/{name}"))
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--channel", "channel_name", required=True)
+@click.option("--force", is_flag=True, help="Replace files that already exist.")
+@click.option("--skip-existing", is_flag=True, help="Treat 'already exists' as success.")
+@client_options
+def upload(client: Client, files: tuple[Path, ...], channel_name: str, force: bool,
+           skip_existing: bool) -> None:
+    """Upload package files to a channel."""
+    failed = 0
+    with click.progressbar(files, label=f"uploading to {channel_name}", file=sys.stderr,
+                           item_show_func=lambda p: p.name if p else "") as bar:
+        for path in bar:
+            try:
+                client.upload(channel_name, path, force=force)
+            except RepoproxyError as e:
+                if skip_existing and e.status == 409:
+                    continue
+                failed += 1
+                click.echo(f"\n{path.name}: {e.message}", err=True)
+                for reason in e.reasons:
+                    click.echo(f"  - {reason}", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} uploads failed")
+    click.echo(f"uploaded {len(files)} file(s) to {channel_name}")
+
+
+@click.command()
+@click.argument("channel_name")
+@click.option("--subdir", "subdirs", multiple=True, help="Subdir(s); default: all of them.")
+@client_options
+def reindex(client: Client, channel_name: str, subdirs: tuple[str, ...]) -> None:
+    """Re-read a channel's files from disk and rebuild its repodata."""
+    if not subdirs:
+        subdirs = tuple(client.request("GET", f"/api/v1/channels/{channel_name}")["subdirs"])
+    for subdir in subdirs:
+        _print(client.request("POST", f"/api/v1/reindex/{channel_name}/{subdir}"))
+
+
+def register(cli: click.Group) -> None:
+    for command in (channel, upload, reindex):
+        cli.add_command(command)
+    from repoproxy.cli import details as details_cli
+
+    details_cli.register(cli, channel)

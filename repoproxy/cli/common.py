@@ -1,0 +1,68 @@
+"""What every server-side command shares: logging set-up, ini files, opening the core."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from repoproxy.errors import RepoproxyError
+
+log = logging.getLogger("repoproxy")
+
+
+def setup_logging(level: int = logging.INFO, ini: Path | None = None) -> None:
+    if ini is not None and "[loggers]" in ini.read_text():
+        logging.config.fileConfig(str(ini), disable_existing_loggers=False)
+        return
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+
+def ini_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(app settings, server settings) of a PasteDeploy ini file."""
+    import configparser
+
+    from paste.deploy import appconfig
+
+    path = path.resolve()
+    if not path.is_file():
+        raise click.ClickException(f"config file {path} does not exist")
+    app = dict(appconfig(f"config:{path}"))
+    parser = configparser.ConfigParser(defaults={"here": str(path.parent)})
+    parser.read(path)
+    server = dict(parser["server:main"]) if parser.has_section("server:main") else {}
+    return app, server
+
+
+def open_services(root: Path | None = None, config: Path | None = None,
+                  extra: dict[str, Any] | None = None) -> Any:
+    """Core for a server-side command: ini file, then flags (flags win over the env too)."""
+    from repoproxy.domain.core import load_core
+    from repoproxy.settings import env_name
+
+    settings: dict[str, Any] = {}
+    if config is not None:
+        settings.update(ini_settings(config)[0])
+    env = dict(os.environ)
+    if root is not None:
+        settings["repoproxy.root"] = str(root)
+        env.pop("REPOPROXY_ROOT", None)
+    for key, value in (extra or {}).items():
+        settings[key] = value
+        env.pop(env_name(key), None)  # a flag on the command line wins over the environment
+    try:
+        return load_core(settings, env)
+    except RepoproxyError as e:
+        raise click.ClickException(e.message) from None
+
+
+root_option = click.option("--root", type=click.Path(path_type=Path), default=None,
+                           help="Server root (default ./var, or REPOPROXY_ROOT).")
+config_option = click.option("-c", "--config", type=click.Path(path_type=Path), default=None,
+                             help="PasteDeploy ini file (see etc/).")

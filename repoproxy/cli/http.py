@@ -1,0 +1,67 @@
+"""A small HTTP client of the repoproxy API, for the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from repoproxy.errors import RepoproxyError
+
+
+class ClientError(RepoproxyError):
+    pass
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 600) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.timeout = timeout
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
+        except requests.RequestException as e:
+            raise ClientError(f"cannot reach {self.url}: {type(e).__name__}") from None
+        if r.status_code >= 400:
+            try:
+                message = r.json().get("message") or r.text
+                reasons = r.json().get("reasons") or []
+            except ValueError:
+                message, reasons = r.text.strip() or r.reason, []
+            err = ClientError(f"{r.status_code}: {message}", reasons=reasons)
+            err.status = r.status_code
+            raise err
+        return r.json() if r.content else None
+
+    def upload(self, channel: str, path: Path, force: bool = False) -> Any:
+        sha = _sha256(path)
+        with open(path, "rb") as f:
+            # the raw-body form streams the file (requests would build a multipart body in memory)
+            return self.request(
+                "POST",
+                f"/api/v1/upload/{channel}" + ("?force=true" if force else ""),
+                data=f,
+                headers={"X-File-Name": path.name, "X-File-SHA256": sha,
+                         "Content-Type": "application/octet-stream",
+                         "Content-Length": str(path.stat().st_size)},
+            )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    for chunk in _chunks(path):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            yield chunk

@@ -1,0 +1,85 @@
+"""Start-up recovery: bring every channel back to a state where repodata matches the files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import suppress
+from pathlib import Path
+
+from repoproxy.domain.core import Core
+from repoproxy.names import is_subdir
+
+log = logging.getLogger(__name__)
+
+
+def recover(services: Core) -> None:
+    """Bring every channel back to a state where repodata matches files (after a crash).
+
+    Leftover temporary files are removed; files renamed into place whose commit never happened
+    are indexed; rows whose file vanished are dropped; unbuilt generations are built.
+    """
+    removed = services.store.clean_tmp()
+    if removed:
+        log.info("removed %d temporary files left by an interrupted write", removed)
+    catalog = services.catalog()
+    for channel in catalog.list_channels():
+        subdirs = set(catalog.subdirs(channel.name))
+        directory = services.store.channel_dir(channel.name)
+        if directory.is_dir():
+            subdirs |= {p.name for p in directory.iterdir() if p.is_dir() and p.name != "shards"}
+        removed = _remove_partial_writes(services, channel.name, directory, sorted(subdirs))
+        if removed:
+            log.info("removed %d files of interrupted writes in %s", removed, channel.name)
+        for subdir in sorted(subdirs):
+            try:
+                stats = services.ingestor.reconcile(channel.name, subdir)
+            except Exception:
+                log.exception("recovery of %s/%s failed", channel.name, subdir)
+                continue
+            if any(stats.values()):
+                log.info("recovered %s/%s: %s", channel.name, subdir, stats)
+            services.indexer.build(channel.name, subdir)
+        services.indexer.build_channeldata(channel.name)
+
+
+def _remove_partial_writes(services: Core, channel: str, directory: Path,
+                           subdirs: list[str]) -> int:
+    """Remove what a crash left in a channel's tree: ``.tmp-*`` files of an interrupted
+    :func:`~repoproxy.store.atomic_write` and ``.bak-<pid>-*`` hard links of an interrupted
+    forced replacement (the file they back up is always still in place)."""
+    count = 0
+
+    def sweep(d: Path) -> None:
+        nonlocal count
+        if not d.is_dir():
+            return
+        for p in d.iterdir():
+            if p.name.startswith(".tmp-") or (p.name.startswith(".bak-") and _stale_backup(p)):
+                with suppress(OSError):
+                    p.unlink()
+                    count += 1
+
+    sweep(directory)  # channeldata.json's twins
+    for subdir in subdirs:
+        if not is_subdir(subdir):
+            continue  # not ours: reconcile reports it
+        sub = services.store.subdir_dir(channel, subdir)
+        with services.indexer._lock(channel, subdir):  # no build of this subdir is writing
+            sweep(sub)
+            sweep(sub / "shards")
+    return count
+
+
+def _stale_backup(path: Path) -> bool:
+    """A ``.bak-<pid>-`` file whose writer is gone (a live other process may still need it)."""
+    pid = path.name.split("-")[1]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, owned by someone else
+    return False

@@ -1,0 +1,536 @@
+"""The ONE ingest pipeline: upload, CLI import, watch folder and mirrors all come through here.
+
+1. :func:`receive` / :func:`prepare_file` stream the bytes into a temporary file under
+   ``<root>/tmp`` while hashing (sha256, md5, size; bounded), read the info part
+   (:mod:`repoproxy.archive`) and apply the core rules. Pure functions of their arguments: bulk
+   import runs them in worker processes.
+2. :meth:`Ingestor.check` asks plugins (``repoproxy_validate_package``) and reports every
+   rejection at once.
+3. :meth:`Ingestor.commit` renames the file into place and writes the catalog row in one short
+   ``BEGIN IMMEDIATE`` transaction (409 on duplicates unless forced).
+4. :meth:`Ingestor.publish` rebuilds what changed and fires event hooks after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from repoproxy.errors import (
+    ChecksumMismatch,
+    InvalidName,
+    InvalidPackage,
+    NotFound,
+    PackageExists,
+    PackageRejected,
+    RepoproxyError,
+    TooLarge,
+)
+from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
+from repoproxy.names import PACKAGE_RE, is_subdir, split_filename
+from repoproxy.pipeline.archive import Limits, read_metadata
+from repoproxy.plugins import collect, notify
+from repoproxy.storage.catalog import Catalog, utcnow
+from repoproxy.storage.db import write_transaction
+from repoproxy.storage.store import atomic_write, fsync_dir
+
+if TYPE_CHECKING:
+    from repoproxy.pipeline.repodata import Indexer
+    from repoproxy.storage.runtime import Runtime
+
+#: index.json keys that never reach repodata (conda-index's rule)
+LEGACY_KEYS = frozenset(
+    {
+        "arch",
+        "has_prefix",
+        "mtime",
+        "platform",
+        "ucs",
+        "requires_features",
+        "binstar",
+        "target-triplet",
+        "machine",
+        "operatingsystem",
+    }
+)
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Prepared:
+    """A package received into a temporary file, hashed, read and checked by the core rules."""
+
+    filename: str
+    subdir: str
+    tmp_path: Path
+    size: int
+    sha256: str
+    md5: str
+    metadata: PackageMetadata
+    record: dict[str, Any] = field(default_factory=dict)
+    attestation: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.index["name"])
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The core's bounds, from settings; picklable for worker processes."""
+
+    limits: Limits = field(default_factory=Limits)
+    max_size: int = 1024**3
+    future_tolerance_s: int = 86400
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Rules:
+        return cls(
+            limits=Limits(
+                member=settings["repoproxy.max_info_member_size"],
+                total=settings["repoproxy.max_info_total_size"],
+                index_json=settings["repoproxy.max_index_json_size"],
+            ),
+            max_size=settings["repoproxy.max_upload_size"],
+            future_tolerance_s=settings["repoproxy.future_timestamp_tolerance"],
+        )
+
+
+def copy_hashed(
+    read: Callable[[int], bytes], out: IO[bytes], max_size: int
+) -> tuple[int, str, str]:
+    """Copy a stream to ``out`` in chunks, hashing it; never holds the whole file in memory."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_size:
+            raise TooLarge(f"package is larger than the limit of {max_size} bytes")
+        sha.update(chunk)
+        md5.update(chunk)
+        out.write(chunk)
+    out.flush()
+    os.fsync(out.fileno())
+    return size, sha.hexdigest(), md5.hexdigest()
+
+
+def check_metadata(
+    filename: str, target_subdir: str | None, meta: PackageMetadata, rules: Rules
+) -> str:
+    """The core rules; returns the package's subdir. Every problem is reported at once."""
+    name, version, build, _ = split_filename(filename)
+    index = meta.index
+    problems: list[str] = []
+    for key, expected in (("name", name), ("version", version), ("build", build)):
+        value = index.get(key)
+        if not isinstance(value, str) or not value:
+            problems.append(f"index.json has no valid {key!r}")
+        elif value != expected:
+            problems.append(
+                f"index.json {key} {value!r} does not match the file name ({expected!r})"
+            )
+    if isinstance(index.get("name"), str) and not PACKAGE_RE.match(index["name"]):
+        problems.append(f"invalid package name {index['name']!r} (CEP-26)")
+    if "build_number" in index and (
+        not isinstance(index["build_number"], int) or isinstance(index["build_number"], bool)
+    ):
+        problems.append("index.json build_number is not an integer")
+    subdir = index.get("subdir")
+    if subdir is None:
+        subdir = target_subdir or ("noarch" if index.get("noarch") else None)
+        if subdir is None:
+            problems.append("index.json has no 'subdir' and no target subdir was given")
+    elif not isinstance(subdir, str) or not is_subdir(subdir):
+        problems.append(f"index.json subdir {subdir!r} is not a valid subdir")
+    elif target_subdir is not None and subdir != target_subdir:
+        problems.append(
+            f"index.json subdir {subdir!r} does not match the target subdir {target_subdir!r}"
+        )
+    for key in ("depends", "constrains", "track_features_list"):
+        value = index.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            problems.append(f"index.json {key} must be a list of strings")
+    ts = index.get("timestamp")
+    if ts is not None:
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+            problems.append("index.json timestamp is not a number")
+        else:
+            # conda-build writes milliseconds; older packages seconds
+            ms = ts if ts > 1e11 else ts * 1000
+            if ms > (time.time() + rules.future_tolerance_s) * 1000:
+                problems.append(f"index.json timestamp {ts} is in the future")
+    if problems:
+        raise InvalidPackage(f"{filename}: " + "; ".join(problems), reasons=problems)
+    return str(subdir)
+
+
+def make_record(index: dict[str, Any], size: int, sha256: str, md5: str) -> dict[str, Any]:
+    """The repodata.json record: index.json minus the legacy keys, plus size and hashes."""
+    record = {k: v for k, v in index.items() if k not in LEGACY_KEYS}
+    record.update(md5=md5, sha256=sha256, size=size)
+    return record
+
+
+def _finish(
+    filename: str, target_subdir: str | None, tmp: Path, size: int, sha: str, md5: str,
+    rules: Rules,
+) -> Prepared:
+    if size == 0:
+        # libarchive reads an empty .tar.bz2 as an archive with no members: say what it is
+        raise InvalidPackage(f"{filename}: the file is empty (0 bytes)")
+    meta = read_metadata(tmp, filename, rules.limits)
+    subdir = check_metadata(filename, target_subdir, meta, rules)
+    return Prepared(
+        filename=filename,
+        subdir=subdir,
+        tmp_path=tmp,
+        size=size,
+        sha256=sha,
+        md5=md5,
+        metadata=meta,
+        record=make_record(meta.index, size, sha, md5),
+    )
+
+
+def _check_sha(expected: str | None, actual: str) -> None:
+    if expected and expected.strip().lower() != actual:
+        raise ChecksumMismatch(
+            f"sha256 mismatch: the client announced {expected.strip().lower()}, "
+            f"the bytes received hash to {actual}"
+        )
+
+
+def prepare_file(
+    src: Path,
+    tmp_dir: Path,
+    rules: Rules,
+    target_subdir: str | None = None,
+    expected_sha256: str | None = None,
+    filename: str | None = None,
+) -> Prepared:
+    """Copy a local file into ``tmp_dir`` and prepare it (runs in worker processes).
+
+    The copy is what lets a crash or a concurrent change of ``src`` never reach the channel.
+    On error the temporary file is removed.
+    """
+    filename = filename or src.name
+    split_filename(filename)
+    fd, name = _mkstemp(tmp_dir, filename)
+    tmp = Path(name)
+    try:
+        with open(src, "rb") as f_in, os.fdopen(fd, "wb") as f_out:
+            size, sha, md5 = copy_hashed(f_in.read, f_out, rules.max_size)
+        _check_sha(expected_sha256, sha)
+        return _finish(filename, target_subdir, tmp, size, sha, md5, rules)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _mkstemp(tmp_dir: Path, filename: str) -> tuple[int, str]:
+    import tempfile
+
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=tmp_dir, prefix=".in-", suffix="-" + filename)
+
+
+class Ingestor:
+    """Runs the pipeline against one server root (catalog, store, plugins)."""
+
+    def __init__(self, runtime: Runtime, indexer: Indexer) -> None:
+        self.runtime = runtime
+        self.indexer = indexer
+        self.rules = Rules.from_settings(runtime.settings)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.runtime.catalog()
+
+    # --- 1. receive ----------------------------------------------------------------------
+    @contextmanager
+    def receive(
+        self,
+        read: Callable[[int], bytes],
+        filename: str,
+        target_subdir: str | None = None,
+        expected_sha256: str | None = None,
+        max_size: int | None = None,
+    ) -> Iterator[Prepared]:
+        """Stream bytes from ``read`` into a temporary file and prepare them.
+
+        The temporary file is removed when the block ends unless :meth:`commit` moved it.
+        """
+        split_filename(filename)
+        fd, name = _mkstemp(self.runtime.store.tmp_dir, filename)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size, sha, md5 = copy_hashed(read, out, max_size or self.rules.max_size)
+            _check_sha(expected_sha256, sha)
+            yield _finish(filename, target_subdir, tmp, size, sha, md5, self.rules)
+        finally:
+            with suppress(OSError):
+                tmp.unlink()
+
+    # --- 2. plugins -------------------------------------------------------------------------
+    def check(self, channel: Channel, prepared: Prepared) -> None:
+        results = self.runtime.pm.hook.repoproxy_validate_package(
+            channel=channel, metadata=prepared.metadata, path=prepared.tmp_path,
+            services=self.runtime,
+        )
+        rejections: list[Rejection] = [r for r in collect(results) if isinstance(r, Rejection)]
+        if rejections:
+            reasons = [f"{r.plugin}: {r.reason}" for r in rejections]
+            raise PackageRejected(
+                f"{prepared.filename} was refused: " + "; ".join(reasons), reasons=reasons
+            )
+
+    # --- 3. commit ------------------------------------------------------------------------
+    def commit(
+        self,
+        channel: Channel,
+        prepared: Prepared,
+        *,
+        force: bool = False,
+        uploader: str | None = None,
+        in_place: bool = False,
+    ) -> PackageRecord:
+        """Move the file into place and write its catalog row, atomically together."""
+        records, errors = self.commit_many(channel, [prepared], force=force, uploader=uploader,
+                                           in_place=in_place)
+        if errors:
+            raise errors[0][1]
+        return records[0]
+
+    def commit_many(
+        self,
+        channel: Channel,
+        items: list[Prepared],
+        *,
+        force: bool = False,
+        uploader: str | None = None,
+        in_place: bool = False,
+    ) -> tuple[list[PackageRecord], list[tuple[Prepared, RepoproxyError]]]:
+        """Commit a batch in one short write transaction (bulk import, watch folder).
+
+        The renames happen inside the transaction so that two writers of the same file name
+        are serialised by SQLite's write lock; each directory is fsynced once, before COMMIT,
+        so a committed row never points at a rename that a crash could undo. A crash between
+        rename and COMMIT leaves a file whose inode/mtime the catalog does not know, which
+        start-up recovery indexes. Duplicates are returned as errors, not raised.
+        """
+        store = self.runtime.store
+        db = self.runtime.db()
+        catalog = Catalog(db)
+        records: list[PackageRecord] = []
+        errors: list[tuple[Prepared, RepoproxyError]] = []
+        moved: list[tuple[Path, Path | None]] = []
+        with write_transaction(db):
+            if catalog.get_channel(channel.name) is None:
+                raise NotFound(f"channel {channel.name!r} does not exist")
+            try:
+                for prepared in items:
+                    dest = store.package_path(channel.name, prepared.subdir, prepared.filename)
+                    existing = catalog.get_package(channel.name, prepared.subdir,
+                                                   prepared.filename)
+                    if existing is not None and not force:
+                        errors.append((prepared, PackageExists(
+                            f"{channel.name}/{prepared.subdir}/{prepared.filename} already "
+                            "exists (use force to replace it)")))
+                        continue
+                    rec = self._record(channel, prepared, existing, uploader)
+                    if in_place:
+                        st = dest.stat()
+                    else:
+                        backup = None
+                        if dest.exists():
+                            backup = dest.with_name(f".bak-{os.getpid()}-{dest.name}")
+                            os.link(dest, backup)
+                        moved.append((dest, backup))
+                        st = store.move_into_place(prepared.tmp_path, dest, sync=False)
+                    catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
+                    if prepared.attestation is not None:
+                        atomic_write(dest.with_name(dest.name + ".attestation.json"),
+                                     prepared.attestation)
+                    records.append(rec)
+                for directory in {dest.parent for dest, _ in moved}:
+                    fsync_dir(directory)
+            except BaseException:
+                for dest, backup in reversed(moved):
+                    self._undo_move(dest, backup)
+                raise
+        for _, backup in moved:
+            if backup is not None:
+                with suppress(OSError):
+                    backup.unlink()
+        return records, errors
+
+    @staticmethod
+    def _record(channel: Channel, prepared: Prepared, existing: PackageRecord | None,
+                uploader: str | None) -> PackageRecord:
+        # CEP-47: the first time a file entered the index, kept across replacements
+        indexed = existing.indexed_timestamp if existing else int(time.time() * 1000)
+        index = prepared.metadata.index
+        return PackageRecord(
+            channel=channel.name,
+            subdir=prepared.subdir,
+            filename=prepared.filename,
+            name=prepared.name,
+            version=str(index["version"]),
+            build=str(index["build"]),
+            build_number=int(index.get("build_number") or 0),
+            size=prepared.size,
+            sha256=prepared.sha256,
+            md5=prepared.md5,
+            indexed_timestamp=indexed,
+            record=dict(prepared.record, indexed_timestamp=indexed),
+            about=prepared.metadata.about,
+            run_exports=prepared.metadata.run_exports,
+            uploader=uploader,
+            uploaded_at=utcnow(),
+        )
+
+    @staticmethod
+    def _undo_move(dest: Path, backup: Path | None) -> None:
+        if backup is not None:
+            os.replace(backup, dest)
+        else:
+            with suppress(OSError):
+                dest.unlink()
+
+    # --- 4. publish -----------------------------------------------------------------------
+    def publish(self, channel: Channel, records: Iterable[PackageRecord]) -> None:
+        records = list(records)
+        for subdir in sorted({r.subdir for r in records}):
+            self.indexer.build(channel.name, subdir)
+        self.indexer.build_channeldata(channel.name)
+        for rec in records:
+            path = self.runtime.store.package_path(rec.channel, rec.subdir, rec.filename)
+            notify(self.runtime.pm, "repoproxy_package_added",
+                   services=self.runtime, channel=channel, record=rec, path=path)
+
+    # --- the whole pipeline, for one stream ----------------------------------------------
+    def ingest_stream(
+        self,
+        channel: Channel | str,
+        read: Callable[[int], bytes],
+        filename: str,
+        *,
+        target_subdir: str | None = None,
+        expected_sha256: str | None = None,
+        force: bool = False,
+        uploader: str | None = None,
+        attestation: bytes | None = None,
+        max_size: int | None = None,
+        after_receive: Callable[[Prepared], None] | None = None,
+    ) -> PackageRecord:
+        """The whole pipeline for one stream.
+
+        ``after_receive`` runs once the package bytes are in their temporary file, before the
+        plugin checks: an upload view reads the rest of a multipart body there (side parts
+        such as an attestation may follow the file part).
+        """
+        if isinstance(channel, str):
+            channel = self.catalog.require_channel(channel)
+        with self.receive(read, filename, target_subdir, expected_sha256, max_size) as prepared:
+            prepared.attestation = attestation
+            if after_receive is not None:
+                after_receive(prepared)
+            self.check(channel, prepared)
+            rec = self.commit(channel, prepared, force=force, uploader=uploader)
+        self.publish(channel, [rec])
+        return rec
+
+    def ingest_file(self, channel_name: str, src: Path, **kwargs: Any) -> PackageRecord:
+        with open(src, "rb") as f:
+            return self.ingest_stream(channel_name, f.read, src.name, **kwargs)
+
+    # --- removal -------------------------------------------------------------------------
+    def remove(self, channel_name: str, subdir: str, filename: str) -> PackageRecord:
+        db = self.runtime.db()
+        catalog = Catalog(db)
+        with write_transaction(db):
+            channel = catalog.require_channel(channel_name)
+            rec = catalog.get_package(channel_name, subdir, filename)
+            if rec is None:
+                raise NotFound(f"{channel_name}/{subdir}/{filename} does not exist")
+            catalog.delete_package(rec)
+        path = self.runtime.store.package_path(channel_name, subdir, filename)
+        for p in (path, path.with_name(path.name + ".attestation.json")):
+            with suppress(FileNotFoundError):
+                p.unlink()
+        self.indexer.build(channel_name, subdir)
+        self.indexer.build_channeldata(channel_name)
+        notify(self.runtime.pm, "repoproxy_package_removed",
+               services=self.runtime, channel=channel, record=rec)
+        return rec
+
+    # --- reconciliation (reindex and crash recovery) --------------------------------------
+    def reconcile(self, channel_name: str, subdir: str) -> dict[str, int]:
+        """Make the catalog agree with the files of a subdir, then rebuild its repodata.
+
+        Files on disk the catalog does not know (or knows with another inode/mtime/size: a
+        crash between rename and commit) are re-read; rows without a file are dropped.
+        """
+        store = self.runtime.store
+        directory = store.subdir_dir(channel_name, subdir)
+        known = self.catalog.file_identity(channel_name, subdir)
+        channel = self.catalog.require_channel(channel_name)
+        stats = {"added": 0, "updated": 0, "removed": 0, "invalid": 0}
+        on_disk: set[str] = set()
+        if directory.is_dir():
+            for entry in os.scandir(directory):
+                if not entry.is_file() or entry.name.startswith("."):
+                    continue
+                try:
+                    split_filename(entry.name)
+                except InvalidName:
+                    continue
+                on_disk.add(entry.name)
+                st = entry.stat()
+                ident = (st.st_size, st.st_ino, st.st_mtime_ns)
+                if known.get(entry.name) == ident:
+                    continue
+                try:
+                    meta = read_metadata(Path(entry.path), entry.name, self.rules.limits)
+                    check_metadata(entry.name, subdir, meta, self.rules)
+                except (InvalidPackage, InvalidName):
+                    stats["invalid"] += 1
+                    continue
+                size, sha, md5 = _hash_file(Path(entry.path))
+                prepared = Prepared(entry.name, subdir, Path(entry.path), size, sha, md5, meta,
+                                    make_record(meta.index, size, sha, md5))
+                self.commit(channel, prepared, force=True, in_place=True)
+                stats["updated" if entry.name in known else "added"] += 1
+        gone = [fn for fn in known if fn not in on_disk]
+        if gone:
+            db = self.runtime.db()
+            with write_transaction(db):
+                cat = Catalog(db)
+                for fn in gone:
+                    rec = cat.get_package(channel_name, subdir, fn)
+                    if rec is not None:
+                        cat.delete_package(rec)
+                        stats["removed"] += 1
+        return stats
+
+
+def _hash_file(path: Path) -> tuple[int, str, str]:
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            size += len(chunk)
+            sha.update(chunk)
+            md5.update(chunk)
+    return size, sha.hexdigest(), md5.hexdigest()

@@ -1,0 +1,289 @@
+"""The catalog: the only SQL for the core tables. Callers hold the write transaction."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from repoproxy.errors import NotFound
+from repoproxy.models import Channel, PackageRecord, Privacy
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _channel(row: dict[str, Any]) -> Channel:
+    return Channel(
+        name=row["name"],
+        description=row["description"] or "",
+        privacy=Privacy(row["privacy"]),
+        created=row["created"] or "",
+    )
+
+
+def _record(row: dict[str, Any]) -> PackageRecord:
+    return PackageRecord(
+        channel=row["channel"],
+        subdir=row["subdir"],
+        filename=row["filename"],
+        name=row["name"],
+        version=row["version"],
+        build=row["build"],
+        build_number=row["build_number"],
+        size=row["size"],
+        sha256=row["sha256"],
+        md5=row["md5"],
+        indexed_timestamp=row["indexed_timestamp"],
+        record=json.loads(row["record"]),
+        about=json.loads(row["about"] or "{}"),
+        run_exports=json.loads(row["run_exports"]) if row["run_exports"] else None,
+        uploader=row["uploader"],
+        uploaded_at=row["uploaded_at"] or "",
+    )
+
+
+class Catalog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- channels ---------------------------------------------------------------------
+    def get_channel(self, name: str) -> Channel | None:
+        row = self.db.execute(
+            "SELECT name, description, privacy, created FROM channels WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            return None
+        return _channel(dict(zip(("name", "description", "privacy", "created"), row, strict=True)))
+
+    def require_channel(self, name: str) -> Channel:
+        ch = self.get_channel(name)
+        if ch is None:
+            raise NotFound(f"channel {name!r} does not exist")
+        return ch
+
+    def list_channels(self) -> list[Channel]:
+        return [_channel(r) for r in self.db.table("channels").rows_where(order_by="name")]
+
+    def insert_channel(self, channel: Channel) -> None:
+        self.db.table("channels").insert(channel.as_json())
+        self.db.table("subdirs").insert(
+            {"channel": channel.name, "subdir": "noarch", "generation": 1, "built": -1}
+        )
+
+    def update_channel(self, name: str, **fields: Any) -> None:
+        self.db.table("channels").update(name, {k: str(v) for k, v in fields.items()})
+
+    def delete_channel(self, name: str) -> None:
+        for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards",
+                      "members"):
+            self.db.execute(f"DELETE FROM {table} WHERE channel = ?", [name])  # noqa: S608
+        self.db.execute("DELETE FROM channels WHERE name = ?", [name])
+
+    # --- packages -------------------------------------------------------------------------
+    def get_package(self, channel: str, subdir: str, filename: str) -> PackageRecord | None:
+        rows = list(
+            self.db.table("packages").rows_where(
+                "channel = ? AND subdir = ? AND filename = ?", [channel, subdir, filename]
+            )
+        )
+        return _record(rows[0]) if rows else None
+
+    def packages(
+        self, channel: str, subdir: str | None = None, name: str | None = None
+    ) -> Iterator[PackageRecord]:
+        where, args = ["channel = ?"], [channel]
+        if subdir is not None:
+            where.append("subdir = ?")
+            args.append(subdir)
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        for row in self.db.table("packages").rows_where(
+            " AND ".join(where), args, order_by="subdir, filename"
+        ):
+            yield _record(row)
+
+    def raw_records(self, channel: str, subdir: str) -> Iterator[tuple[str, str, str]]:
+        """(filename, name, record JSON text) of a subdir: the fast path of repodata writing."""
+        yield from self.db.execute(
+            "SELECT filename, name, record FROM packages WHERE channel = ? AND subdir = ? "
+            "ORDER BY filename",
+            [channel, subdir],
+        )
+
+    def upsert_package(self, rec: PackageRecord, file_ino: int, file_mtime_ns: int) -> None:
+        self.db.table("packages").upsert(
+            {
+                "channel": rec.channel,
+                "subdir": rec.subdir,
+                "filename": rec.filename,
+                "name": rec.name,
+                "version": rec.version,
+                "build": rec.build,
+                "build_number": rec.build_number,
+                "size": rec.size,
+                "sha256": rec.sha256,
+                "md5": rec.md5,
+                "indexed_timestamp": rec.indexed_timestamp,
+                "record": json.dumps(rec.record, sort_keys=True, separators=(",", ":")),
+                "about": json.dumps(rec.about, sort_keys=True),
+                "run_exports": json.dumps(rec.run_exports) if rec.run_exports else None,
+                "uploader": rec.uploader,
+                "uploaded_at": rec.uploaded_at,
+                "file_ino": file_ino,
+                "file_mtime_ns": file_mtime_ns,
+            },
+            pk=("channel", "subdir", "filename"),
+        )
+        self.touch_subdir(rec.channel, rec.subdir, [rec.name])
+
+    def delete_package(self, rec: PackageRecord) -> None:
+        self.db.execute(
+            "DELETE FROM packages WHERE channel = ? AND subdir = ? AND filename = ?",
+            [rec.channel, rec.subdir, rec.filename],
+        )
+        self.touch_subdir(rec.channel, rec.subdir, [rec.name])
+
+    def file_identity(self, channel: str, subdir: str) -> dict[str, tuple[int, int, int]]:
+        """filename -> (size, inode, mtime_ns): what crash recovery compares with the disk."""
+        return {
+            fn: (size, ino or 0, mt or 0)
+            for fn, size, ino, mt in self.db.execute(
+                "SELECT filename, size, file_ino, file_mtime_ns FROM packages "
+                "WHERE channel = ? AND subdir = ?",
+                [channel, subdir],
+            )
+        }
+
+    # --- subdir generations and dirty shards -------------------------------------------------
+    def touch_subdir(self, channel: str, subdir: str, names: Iterable[str] = ()) -> None:
+        self.db.execute(
+            "INSERT INTO subdirs (channel, subdir, generation, built) VALUES (?, ?, 1, -1) "
+            "ON CONFLICT (channel, subdir) DO UPDATE SET generation = generation + 1",
+            [channel, subdir],
+        )
+        self.db.conn.executemany(
+            "INSERT INTO dirty_names (channel, subdir, name) VALUES (?, ?, ?)",
+            [(channel, subdir, n) for n in names],
+        )
+
+    def mark_all_dirty(self, channel: str, subdir: str) -> None:
+        names = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT name FROM packages WHERE channel = ? AND subdir = ? "
+                "UNION SELECT name FROM shards WHERE channel = ? AND subdir = ?",
+                [channel, subdir, channel, subdir],
+            )
+        ]
+        self.touch_subdir(channel, subdir, names)
+
+    def subdirs(self, channel: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT subdir FROM subdirs WHERE channel = ? ORDER BY subdir", [channel]
+            )
+        ]
+
+    def subdir_state(self, channel: str, subdir: str) -> tuple[int, int]:
+        row = self.db.execute(
+            "SELECT generation, built FROM subdirs WHERE channel = ? AND subdir = ?",
+            [channel, subdir],
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, -1)
+
+    def dirty_names(self, channel: str, subdir: str) -> tuple[int, set[str]]:
+        rows = self.db.execute(
+            "SELECT id, name FROM dirty_names WHERE channel = ? AND subdir = ?",
+            [channel, subdir],
+        ).fetchall()
+        return (max((r[0] for r in rows), default=0), {r[1] for r in rows})
+
+    def mark_built(
+        self,
+        channel: str,
+        subdir: str,
+        generation: int,
+        last_dirty_id: int,
+        shards: dict[str, str | None],
+    ) -> list[str]:
+        """Record a finished build; returns shard hashes that became superseded."""
+        superseded: list[str] = []
+        old = dict(
+            self.db.execute(
+                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ?",
+                [channel, subdir],
+            ).fetchall()
+        )
+        for name, digest in shards.items():
+            if old.get(name) and old[name] != digest:
+                superseded.append(old[name])
+            if digest is None:
+                self.db.execute(
+                    "DELETE FROM shards WHERE channel = ? AND subdir = ? AND name = ?",
+                    [channel, subdir, name],
+                )
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO shards (channel, subdir, name, sha256) "
+                    "VALUES (?, ?, ?, ?)",
+                    [channel, subdir, name, digest],
+                )
+        now = time.time()
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO superseded_shards VALUES (?, ?, ?, ?)",
+            [(channel, subdir, s, now) for s in superseded],
+        )
+        self.db.execute(
+            "DELETE FROM dirty_names WHERE channel = ? AND subdir = ? AND id <= ?",
+            [channel, subdir, last_dirty_id],
+        )
+        self.db.execute(
+            "UPDATE subdirs SET built = ? WHERE channel = ? AND subdir = ?",
+            [generation, channel, subdir],
+        )
+        return superseded
+
+    def shard_hashes(self, channel: str, subdir: str) -> dict[str, str]:
+        return dict(
+            self.db.execute(
+                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ? ORDER BY name",
+                [channel, subdir],
+            ).fetchall()
+        )
+
+    def expired_shards(self, channel: str, subdir: str, before: float) -> list[str]:
+        current = set(self.shard_hashes(channel, subdir).values())
+        rows = self.db.execute(
+            "SELECT sha256 FROM superseded_shards WHERE channel = ? AND subdir = ? "
+            "AND superseded_at < ?",
+            [channel, subdir, before],
+        ).fetchall()
+        return [r[0] for r in rows if r[0] not in current]
+
+    def forget_shards(self, channel: str, subdir: str, hashes: list[str]) -> None:
+        self.db.conn.executemany(
+            "DELETE FROM superseded_shards WHERE channel = ? AND subdir = ? AND sha256 = ?",
+            [(channel, subdir, h) for h in hashes],
+        )
+
+    # --- tokens -------------------------------------------------------------------------
+    def insert_token(self, row: dict[str, Any]) -> None:
+        self.db.table("tokens").insert(row)
+
+    def get_token(self, token_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.table("tokens").rows_where("id = ?", [token_id]))
+        return rows[0] if rows else None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return list(self.db.table("tokens").rows_where(order_by="created"))
+
+    def update_token(self, token_id: str, **fields: Any) -> None:
+        self.db.table("tokens").update(token_id, fields)

@@ -1,0 +1,50 @@
+"""The runtime of one server root: settings, plugin manager, file tree and catalog connections.
+
+The pipeline (ingest, index writers) works on this; the application layer's
+:class:`repoproxy.domain.core.Core` extends it with the operations. Plugins that need state of
+their own for one root keep it through :meth:`Runtime.plugin_state`, never as attributes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pluggy
+from sqlite_utils import Database
+
+from repoproxy.settings import Settings
+from repoproxy.storage.catalog import Catalog
+from repoproxy.storage.db import ConnectionPool
+from repoproxy.storage.store import Store
+
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.store = Store(settings.root)
+        self.pool = ConnectionPool(self.store.catalog_path)
+        self._plugin_state: dict[str, Any] = {}
+        self._state_lock = threading.Lock()
+
+    def db(self) -> Database:
+        """This thread's connection to the catalog."""
+        return self.pool.get()
+
+    def catalog(self) -> Catalog:
+        return Catalog(self.pool.get())
+
+    def plugin_state(self, key: str, factory: Callable[[], T]) -> T:
+        """The object a plugin keeps for this root under ``key``, made once by ``factory``."""
+        with self._state_lock:
+            if key not in self._plugin_state:
+                self._plugin_state[key] = factory()
+            value: T = self._plugin_state[key]
+            return value
+
+    def close(self) -> None:
+        self.pool.close()

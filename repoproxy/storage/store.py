@@ -1,0 +1,129 @@
+"""The file tree under the root: safe joins and atomic writes.
+
+Layout::
+
+    <root>/catalog.db          the SQLite catalog
+    <root>/secret              the server secret (signing)
+    <root>/tmp/                temporary files (same filesystem as channels: rename is atomic)
+    <root>/channels/<channel>/channeldata.json
+    <root>/channels/<channel>/<subdir>/{repodata.json,repodata.json.zst,...,<package files>}
+    <root>/channels/<channel>/<subdir>/shards/<sha256>.msgpack.zst
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO
+
+from repoproxy.errors import InvalidName
+from repoproxy.names import check_channel_name, check_subdir
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    ``sync_dir=False`` leaves the directory fsync to the caller, who writes many files into
+    one directory and syncs it once.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.channels_dir = self.root / "channels"
+        self.tmp_dir = self.root / "tmp"
+
+    def init(self) -> None:
+        for d in (self.root, self.channels_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.db"
+
+    def secret(self) -> bytes:
+        """The server secret, created on first use (0600)."""
+        path = self.root / "secret"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            value = secrets.token_hex(32).encode()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(value)
+            return path.read_bytes().strip()
+
+    # --- safe paths -------------------------------------------------------------------
+    def channel_dir(self, channel: str) -> Path:
+        return self.channels_dir / check_channel_name(channel)
+
+    def subdir_dir(self, channel: str, subdir: str) -> Path:
+        return self.channel_dir(channel) / check_subdir(subdir)
+
+    def package_path(self, channel: str, subdir: str, filename: str) -> Path:
+        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            raise InvalidName(f"invalid file name {filename!r}")
+        return self.subdir_dir(channel, subdir) / filename
+
+    def shard_path(self, channel: str, subdir: str, digest: str) -> Path:
+        return self.subdir_dir(channel, subdir) / "shards" / f"{digest}.msgpack.zst"
+
+    # --- temporary files --------------------------------------------------------------------
+    @contextmanager
+    def temp_file(self, suffix: str = "") -> Iterator[tuple[Path, IO[bytes]]]:
+        """A temporary file under tmp/, removed on exit unless it was moved away."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, suffix=suffix)
+        path = Path(name)
+        f = os.fdopen(fd, "w+b")
+        try:
+            yield path, f
+        finally:
+            f.close()
+            with suppress(OSError):
+                path.unlink()
+
+    def move_into_place(self, tmp: Path, dest: Path, *, sync: bool = True) -> os.stat_result:
+        """Rename a finished (fsynced) temporary file to its final place; returns its stat."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+        if sync:
+            fsync_dir(dest.parent)
+        return dest.stat()
+
+    def clean_tmp(self) -> int:
+        """Remove temporary files left by a crash (called at start-up)."""
+        count = 0
+        if self.tmp_dir.is_dir():
+            for p in self.tmp_dir.iterdir():
+                with suppress(OSError):
+                    p.unlink()
+                    count += 1
+        return count

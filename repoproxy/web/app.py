@@ -1,0 +1,43 @@
+"""The WSGI application factory (PasteDeploy ``egg:repoproxy`` and ``repoproxy serve``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.tweens import INGRESS
+
+from repoproxy.domain.core import Core, load_core
+from repoproxy.web.security import SecurityPolicy, identify
+from repoproxy.web.views.channel import HiddenCache
+
+
+def make_app(services: Core) -> Any:
+    """Build the WSGI app around existing services (the CLI and tests share them)."""
+    config = Configurator(settings=dict(services.settings))
+    config.registry.services = services
+    config.registry.hidden_cache = HiddenCache()
+    # request properties, all in one place
+    config.add_request_method(lambda r: r.registry.services, "services", reify=True)
+    config.add_request_method(_identity, "repoproxy_identity", reify=True)
+    config.set_security_policy(SecurityPolicy())
+    # tweens, outermost first: access log, then /t/<token>/ stripping before routing
+    config.add_tween("repoproxy.web.tweens.logging_tween_factory", under=INGRESS)
+    config.add_tween("repoproxy.web.tweens.token_path_tween_factory",
+                     under="repoproxy.web.tweens.logging_tween_factory")
+    config.include(".routes")
+    config.scan(".views")
+    # plugins last: core routes and views win on equal patterns
+    services.pm.hook.repoproxy_configure(config=config)
+    return config.make_wsgi_app()
+
+
+def _identity(request: Any) -> Any:
+    ident = identify(request)
+    request.environ["repoproxy.identity_name"] = ident.name
+    return ident
+
+
+def main(global_config: dict[str, Any] | None = None, **settings: Any) -> Any:
+    """PasteDeploy entry point: ``[app:main] use = egg:repoproxy``."""
+    return make_app(load_core(settings))

@@ -1,0 +1,144 @@
+"""One security policy: identity from the ``repoproxy_identify`` hook, ACLs from resources.
+
+Credentials are looked for in this order: the ``/t/<token>/`` path prefix (stripped by the
+tween before routing), ``Authorization: Bearer``, ``Authorization: Basic`` (user + password or
+user + token), ``X-API-Key``. Malformed credentials are refused (401), never silently ignored:
+a client that believes it is authenticated must learn that it is not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import functools
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+from pyramid.authorization import ACLHelper, Authenticated, Everyone
+
+from repoproxy.errors import ConfigError, CredentialsInvalid
+from repoproxy.models import Access, Credentials, Identity
+from repoproxy.names import TOKEN_RE
+
+
+def extract_credentials(request: Any) -> Credentials:
+    path_token = request.environ.get("repoproxy.path_token")
+    if path_token is not None:
+        return _token(path_token, "path")
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "bearer":
+            return _token(value, "bearer")
+        if scheme == "basic":
+            try:
+                user, sep, password = base64.b64decode(value, validate=True).decode().partition(
+                    ":"
+                )
+            except (binascii.Error, UnicodeDecodeError):
+                raise CredentialsInvalid("malformed Basic credentials") from None
+            if not sep:
+                raise CredentialsInvalid("malformed Basic credentials")
+            return Credentials(
+                token=password if TOKEN_RE.match(password) else None,
+                username=user,
+                password=password,
+                source="basic",
+            )
+        raise CredentialsInvalid("unsupported Authorization scheme")
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        return _token(api_key, "api-key")
+    query_token = request.environ.get("repoproxy.query_token")
+    if query_token is not None:
+        return _token(query_token, "query")
+    return Credentials()
+
+
+def _token(value: str, source: str) -> Credentials:
+    if not TOKEN_RE.match(value):
+        raise CredentialsInvalid("malformed token")
+    return Credentials(token=value, source=source)
+
+
+ANONYMOUS = Identity(name="anonymous", kind="anonymous")
+LEVELS = ("read", "write", "manage")
+
+
+@functools.lru_cache(maxsize=16)
+def parse_bindings(value: str, key: str) -> Mapping[str, Access]:
+    """``"glob=level ..."`` -> {glob: Access}; a bad entry is a configuration error.
+
+    Cached: settings are frozen, and this runs for every request.
+    """
+    out = {}
+    for item in value.replace(",", " ").split():
+        pattern, sep, level = item.partition("=")
+        if not sep or level not in LEVELS or not pattern:
+            raise ConfigError(f"{key}: expected channel-glob=read|write|manage, got {item!r}")
+        out[pattern] = Access(level)
+    return MappingProxyType(out)
+
+
+def identify(request: Any) -> Identity:
+    """The caller's identity (reified on the request); raises CredentialsInvalid."""
+    creds = extract_credentials(request)
+    settings = request.registry.services.settings
+    if creds.empty:
+        key = "repoproxy.auth.unauthenticated_role_bindings"
+        grants = parse_bindings(settings[key], key)
+        return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
+    identity = request.registry.services.pm.hook.repoproxy_identify(
+        request=request, credentials=creds
+    )
+    if identity is None:
+        raise CredentialsInvalid()
+    key = "repoproxy.auth.authenticated_role_bindings"
+    bindings = parse_bindings(settings[key], key)
+    if bindings:
+        grants = dict(bindings)
+        for channel, access in identity.grants.items():
+            if channel not in grants or access.rank > grants[channel].rank:
+                grants[channel] = access
+        identity = replace(identity, grants=grants)
+    return identity
+
+
+def principals(identity: Identity, context: Any = None) -> list[str]:
+    out = [Everyone]
+    if identity.kind != "anonymous":
+        out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}"]
+    channel = getattr(getattr(context, "channel", None), "name", None)
+    for pattern, access in identity.grants.items():
+        if pattern == "*" or not any(c in pattern for c in "*?["):
+            out.append(f"channel:{pattern}:{access}")
+        elif channel is not None and fnmatch.fnmatchcase(channel, pattern):
+            out.append(f"channel:{channel}:{access}")
+    return out
+
+
+class SecurityPolicy:
+    def __init__(self) -> None:
+        self.helper = ACLHelper()
+
+    def identity(self, request: Any) -> Identity:
+        return request.repoproxy_identity
+
+    def authenticated_userid(self, request: Any) -> str | None:
+        ident = self.identity(request)
+        return None if ident.kind == "anonymous" else ident.name
+
+    def permits(self, request: Any, context: Any, permission: str) -> Any:
+        return self.helper.permits(context, principals(self.identity(request), context),
+                                   permission)
+
+    def remember(self, request: Any, userid: str, **kw: Any) -> list[Any]:
+        return []
+
+    def forget(self, request: Any, **kw: Any) -> list[Any]:
+        return []

@@ -1,0 +1,21 @@
+"""Meta routes: /-/health, /-/plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.view import view_config
+
+from repoproxy import __version__
+from repoproxy.plugins import describe_plugins
+
+
+@view_config(route_name="meta.health", renderer="json")
+def health(request: Any) -> Any:
+    request.services.catalog().db.execute("SELECT 1").fetchone()
+    return {"status": "ok", "version": __version__}
+
+
+@view_config(route_name="meta.plugins", renderer="json")
+def plugins(request: Any) -> Any:
+    return {"plugins": describe_plugins(request.services.pm)}
