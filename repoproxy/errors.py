@@ -82,3 +82,11 @@ class CredentialsInvalid(Exception):
     def __init__(self, message: str = "invalid credentials") -> None:
         super().__init__(message)
         self.message = message
+
+
+class Forbidden(RepoproxyError):
+    """The caller is known but may not do this (an operation's own rule, e.g. who may hold
+    which token)."""
+
+    status = 403
+    code = "forbidden"

@@ -200,6 +200,34 @@ def repoproxy_package_removed(services: Core, channel: Channel,
 
 
 @hookspec
+def repoproxy_channel_created(services: Core, channel: Channel) -> None:
+    """Event: a channel was created.
+
+    Called after the catalog transaction committed and the channel's empty noarch index was
+    written, by every way a channel is created (API, ``repoproxy import --create``, the watch
+    folder). A failing implementation is logged with its plugin's name and does not stop the
+    others.
+
+    :param services: the shared services.
+    :param channel: the new channel.
+    """
+
+
+@hookspec
+def repoproxy_channel_removed(services: Core, channel: Channel) -> None:
+    """Event: a channel was removed, with its files, catalog rows, members and token grants.
+
+    Called after the catalog transaction committed and the channel's files were deleted.
+    ``repoproxy_package_removed`` is not called for its files: a plugin removes everything it
+    keeps for the channel here, so that a channel created later under the same name starts
+    empty. Failures are logged and isolated.
+
+    :param services: the shared services.
+    :param channel: the channel as it was before removal.
+    """
+
+
+@hookspec
 def repoproxy_repodata_written(services: Core, channel: Channel, subdir: str,
                                path: Path) -> None:
     """Event: a subdir's repodata files were rewritten.

@@ -74,6 +74,12 @@ def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path
     return [Rejection(PLUGIN, f"policy {policy.name!r}: {reason}") for reason in why]
 
 
+@hookimpl
+def repoproxy_channel_removed(services: Any, channel: Channel) -> None:
+    # a channel created later under the same name starts without a policy
+    policy_store(services).forget_channel(channel.name)
+
+
 @hookimpl(optionalhook=True)
 def repoproxy_cve_data_changed(services: Any) -> None:
     reapply(services, cve_channels(services))

@@ -95,6 +95,10 @@ class PolicyStore:
             self.db.execute("INSERT OR REPLACE INTO policy_channels (channel, policy_id) "
                             "VALUES (?, ?)", [channel, policy.id])
 
+    def forget_channel(self, channel: str) -> None:
+        with write_transaction(self.db):
+            self.db.execute("DELETE FROM policy_channels WHERE channel = ?", [channel])
+
     def unassign(self, policy: Policy, channel: str) -> bool:
         with write_transaction(self.db):
             cur = self.db.execute(

@@ -51,6 +51,13 @@ def repoproxy_package_removed(services: Any, channel: Any, record: Any) -> None:
 
 
 @hookimpl
+def repoproxy_channel_removed(services: Any, channel: Any) -> None:
+    import shutil
+
+    shutil.rmtree(services.store.root / "sbom" / channel.name, ignore_errors=True)
+
+
+@hookimpl
 def repoproxy_configure(config: Any) -> None:
     config.include("repoproxy_sbom.views")
 

@@ -13,7 +13,14 @@ import click
 
 from repoproxy import hookimpl
 
-from .counter import FlushWorker, buffer_for, channel_totals, file_downloads, migrations
+from .counter import (
+    FlushWorker,
+    buffer_for,
+    channel_totals,
+    file_downloads,
+    forget_channel,
+    migrations,
+)
 
 __version__ = "0.1.0"
 
@@ -38,6 +45,11 @@ def repoproxy_file_served(request: Any, channel: Any, subdir: str, filename: str
     # the app records the identity's name in the environ once the access check computed it
     who = request.environ.get("repoproxy.identity_name") or request.identity.name
     buffer_for(request.services).add(channel.name, subdir, filename, who)
+
+
+@hookimpl
+def repoproxy_channel_removed(services: Any, channel: Any) -> None:
+    forget_channel(services, channel.name)
 
 
 @hookimpl

@@ -74,6 +74,12 @@ class DownloadBuffer:
         with self._lock:
             return sum(self._counts.values())
 
+    def forget(self, channel: str) -> None:
+        """Drop the buffered counts of a channel (it was removed)."""
+        with self._lock:
+            for key in [k for k in self._counts if k[1] == channel]:
+                del self._counts[key]
+
     def flush(self) -> int:
         """Write the buffered counts in one transaction; returns how many downloads."""
         with self._flush_lock:
@@ -133,6 +139,16 @@ class FlushWorker:
 
     def __repr__(self) -> str:
         return f"<repoproxy_stats FlushWorker every {self.interval}s>"
+
+
+def forget_channel(services: Any, channel: str) -> None:
+    """A removed channel's counts go, buffered and stored: a channel created later under the
+    same name starts from zero."""
+    buffer = buffer_for(services)
+    buffer.forget(channel)
+    db = services.db()
+    with buffer._flush_lock, write_transaction(db):  # not racing a flush of that channel
+        db.execute("DELETE FROM stats_downloads WHERE channel = ?", [channel])
 
 
 def file_downloads(services: Any, channel: str, subdir: str, filename: str) -> int:

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from repoproxy.domain.packages import upload_audit
 from repoproxy.errors import RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
@@ -206,9 +207,10 @@ class Batcher:
     def _channel(self, name: str) -> Channel | None:
         channel: Channel | None = self.services.catalog().get_channel(name)
         if channel is None and self.config.create_channels:
-            from repoproxy.web.views.api import create_channel
+            from repoproxy.domain.channels import create_channel
 
-            channel = create_channel(self.services, name, privacy=self.config.create_privacy)
+            channel = create_channel(self.services, name, privacy=self.config.create_privacy,
+                                     actor="watch")
             log.info("watch: created channel %s (%s)", name, self.config.create_privacy)
         return channel
 
@@ -232,7 +234,7 @@ class Batcher:
             return []
         records, errors = ingestor.commit_many(
             channel, [p for _, p in todo], force=self.config.duplicates == "replace",
-            uploader="watch")
+            uploader="watch", audit=upload_audit("watch"))
         refused = {id(p): e for p, e in errors}
         committed = iter(records)
         for seen, prepared in todo:

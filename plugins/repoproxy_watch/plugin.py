@@ -44,6 +44,19 @@ def repoproxy_background_workers(services: Any) -> Iterable[Any]:
 
 
 @hookimpl
+def repoproxy_channel_removed(services: Any, channel: Any) -> None:
+    # files waiting in a removed channel's folder must not fill (or, with create_channels,
+    # re-create) a channel created later under the same name; its rejects go with it
+    import shutil
+
+    config = WatchConfig.from_settings(services.settings)
+    if not config.enabled:
+        return
+    for directory in (config.root / channel.name, config.rejected_dir / channel.name):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@hookimpl
 def repoproxy_register_commands(cli: click.Group) -> None:
     from .cli import watch
 

@@ -15,7 +15,6 @@ from repoproxy.cli.client import channel, client_options
 from repoproxy.cli.common import config_option, open_services, root_option
 from repoproxy.cli.http import Client
 from repoproxy.errors import RepoproxyError
-from repoproxy.storage.db import write_transaction
 
 
 def _offline(func: Any) -> Any:
@@ -46,18 +45,11 @@ def _password(stdin: bool) -> str:
 @config_option
 def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
              config: Path | None) -> None:
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.users import add_user
 
     services = open_services(root, config)
     password = _password(password_stdin)
-    db = services.db()
-
-    def act() -> None:
-        with write_transaction(db):
-            Accounts(db).add_user(name, password, role)
-            Accounts(db).audit("cli", "user.add", None, name, role=role)
-
-    _offline(act)
+    _offline(lambda: add_user(services, name, password, role))
     click.echo(f"user {name} added ({role})")
 
 
@@ -76,16 +68,10 @@ def user_list(root: Path | None, config: Path | None) -> None:
 @root_option
 @config_option
 def user_remove(name: str, root: Path | None, config: Path | None) -> None:
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.users import remove_user
 
-    db = open_services(root, config).db()
-
-    def act() -> None:
-        with write_transaction(db):
-            Accounts(db).remove_user(name)
-            Accounts(db).audit("cli", "user.remove", None, name)
-
-    _offline(act)
+    services = open_services(root, config)
+    _offline(lambda: remove_user(services, name))
     click.echo(f"user {name} removed; their tokens are revoked")
 
 
@@ -96,16 +82,11 @@ def user_remove(name: str, root: Path | None, config: Path | None) -> None:
 @config_option
 def user_passwd(name: str, password_stdin: bool, root: Path | None,
                 config: Path | None) -> None:
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.users import set_password
 
-    db = open_services(root, config).db()
+    services = open_services(root, config)
     password = _password(password_stdin)
-
-    def act() -> None:
-        with write_transaction(db):
-            Accounts(db).set_password(name, password)
-
-    _offline(act)
+    _offline(lambda: set_password(services, name, password))
     click.echo(f"password of {name} changed")
 
 
@@ -205,28 +186,14 @@ def token_create(name: str, admin: bool, channels: tuple[str, ...], token_channe
     chans = [*channels, *[c for c in token_channels.split(",") if c]]
     if root is not None or config is not None or url is None:
         from repoproxy.domain.tokens import create_token
-        from repoproxy.models import Access
-        from repoproxy.storage.catalog import Catalog
 
         if not admin and not chans and not user_id:
             raise click.ClickException("give --admin, --user-id or at least one --channel")
         services = open_services(root, config)
-        db = services.db()
-
-        def act() -> str:
-            from repoproxy.storage.accounts import Accounts
-
-            with write_transaction(db):
-                if user_id:
-                    Accounts(db).require_user(user_id)
-                secret, row = create_token(Catalog(db), name=name, admin=admin, channels=chans,
-                                           access=Access(permission), owner=user_id,
-                                           expires_in_days=expires_in)
-                Accounts(db).audit("cli", "token.create", ",".join(chans) or None, row.id,
-                                   name=name, permission=permission, admin=admin)
-            return secret
-
-        click.echo(_offline(act))
+        secret, _ = _offline(lambda: create_token(
+            services, name=name, admin=admin, channels=chans, access=permission,
+            owner=user_id, expires_in_days=expires_in))
+        click.echo(secret)
         return
     body = {"name": name, "admin": admin, "channels": chans, "permission": permission,
             "user_id": user_id, "expires_in_days": expires_in}

@@ -63,8 +63,9 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
 def import_(directory: Path, channel: str, create: bool, privacy: str, force: bool,
             workers: int | None, root: Path | None, config: Path | None) -> None:
     """Import a directory of packages (e.g. a conda-index tree) into a channel, offline."""
-    from repoproxy.pipeline.bulk import find_packages, import_packages
-    from repoproxy.web.views.api import create_channel
+    from repoproxy.domain.channels import create_channel
+    from repoproxy.domain.packages import import_files
+    from repoproxy.pipeline.bulk import find_packages
 
     setup_logging(logging.WARNING)
     services = open_services(root, config)
@@ -77,8 +78,8 @@ def import_(directory: Path, channel: str, create: bool, privacy: str, force: bo
         files = find_packages(directory)
         with click.progressbar(length=len(files), label=f"importing into {channel}",
                                file=sys.stderr) as bar:
-            result = import_packages(services.ingestor, channel, files, force=force,
-                                     workers=workers, progress=bar.update)
+            result = import_files(services, channel, files, force=force, workers=workers,
+                                  progress=bar.update)
     except RepoproxyError as e:
         raise click.ClickException(e.message) from None
     for path, why in result.failed:

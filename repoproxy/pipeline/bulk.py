@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from repoproxy.errors import RepoproxyError
 from repoproxy.models import PackageRecord
 from repoproxy.names import is_package_filename, is_subdir
-from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
+from repoproxy.pipeline.ingest import AuditHook, Prepared, Rules, prepare_file
 
 if TYPE_CHECKING:
     from repoproxy.pipeline.ingest import Ingestor
@@ -52,6 +52,7 @@ def import_packages(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     uploader: str | None = "import",
+    audit: AuditHook | None = None,
 ) -> ImportResult:
     services = ingestor.runtime
     channel = services.catalog().require_channel(channel_name)
@@ -74,7 +75,7 @@ def import_packages(
         sources = {id(p): src for p, src in batch}
         try:
             records, errors = ingestor.commit_many(channel, ready, force=force,
-                                                   uploader=uploader)
+                                                   uploader=uploader, audit=audit)
             result.added.extend(records)
             result.skipped.extend((sources[id(p)], e.message) for p, e in errors)
         finally:

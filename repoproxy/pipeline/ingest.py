@@ -7,7 +7,8 @@
 2. :meth:`Ingestor.check` asks plugins (``repoproxy_validate_package``) and reports every
    rejection at once.
 3. :meth:`Ingestor.commit` renames the file into place and writes the catalog row in one short
-   ``BEGIN IMMEDIATE`` transaction (409 on duplicates unless forced).
+   ``BEGIN IMMEDIATE`` transaction (409 on duplicates unless forced); the caller's ``audit``
+   callback writes its audit row in that same transaction.
 4. :meth:`Ingestor.publish` rebuilds what changed and fires event hooks after commit.
 """
 
@@ -41,6 +42,8 @@ from repoproxy.storage.db import write_transaction
 from repoproxy.storage.store import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from repoproxy.pipeline.repodata import Indexer
     from repoproxy.storage.runtime import Runtime
 
@@ -60,6 +63,10 @@ LEGACY_KEYS = frozenset(
     }
 )
 CHUNK = 1024 * 1024
+
+#: ``audit(db, record)``: called inside the commit transaction for every committed (or removed)
+#: record, so that the record of who did it commits or rolls back with the change
+AuditHook = Callable[["Database", PackageRecord], None]
 
 
 @dataclass
@@ -305,10 +312,11 @@ class Ingestor:
         force: bool = False,
         uploader: str | None = None,
         in_place: bool = False,
+        audit: AuditHook | None = None,
     ) -> PackageRecord:
         """Move the file into place and write its catalog row, atomically together."""
         records, errors = self.commit_many(channel, [prepared], force=force, uploader=uploader,
-                                           in_place=in_place)
+                                           in_place=in_place, audit=audit)
         if errors:
             raise errors[0][1]
         return records[0]
@@ -321,6 +329,7 @@ class Ingestor:
         force: bool = False,
         uploader: str | None = None,
         in_place: bool = False,
+        audit: AuditHook | None = None,
     ) -> tuple[list[PackageRecord], list[tuple[Prepared, RepoproxyError]]]:
         """Commit a batch in one short write transaction (bulk import, watch folder).
 
@@ -360,6 +369,8 @@ class Ingestor:
                         moved.append((dest, backup))
                         st = store.move_into_place(prepared.tmp_path, dest, sync=False)
                     catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
+                    if audit is not None:
+                        audit(db, rec)
                     if prepared.attestation is not None:
                         atomic_write(dest.with_name(dest.name + ".attestation.json"),
                                      prepared.attestation)
@@ -434,6 +445,7 @@ class Ingestor:
         attestation: bytes | None = None,
         max_size: int | None = None,
         after_receive: Callable[[Prepared], None] | None = None,
+        audit: AuditHook | None = None,
     ) -> PackageRecord:
         """The whole pipeline for one stream.
 
@@ -448,7 +460,7 @@ class Ingestor:
             if after_receive is not None:
                 after_receive(prepared)
             self.check(channel, prepared)
-            rec = self.commit(channel, prepared, force=force, uploader=uploader)
+            rec = self.commit(channel, prepared, force=force, uploader=uploader, audit=audit)
         self.publish(channel, [rec])
         return rec
 
@@ -457,31 +469,60 @@ class Ingestor:
             return self.ingest_stream(channel_name, f.read, src.name, **kwargs)
 
     # --- removal -------------------------------------------------------------------------
-    def remove(self, channel_name: str, subdir: str, filename: str) -> PackageRecord:
+    def remove(self, channel_name: str, subdir: str, filename: str, *,
+               audit: AuditHook | None = None) -> PackageRecord:
+        return self.remove_many(channel_name, [(subdir, filename)], audit=audit)[0]
+
+    def remove_many(
+        self,
+        channel_name: str,
+        files: Iterable[tuple[str, str]],
+        *,
+        audit: AuditHook | None = None,
+        audit_all: Callable[[Database, list[PackageRecord]], None] | None = None,
+    ) -> list[PackageRecord]:
+        """Remove files (``(subdir, filename)``) in one transaction, then their bytes.
+
+        Inside the transaction, ``audit`` runs once per record, ``audit_all`` once with every
+        record (one audit row for a whole package).
+        """
         db = self.runtime.db()
         catalog = Catalog(db)
+        removed: list[PackageRecord] = []
         with write_transaction(db):
             channel = catalog.require_channel(channel_name)
-            rec = catalog.get_package(channel_name, subdir, filename)
-            if rec is None:
-                raise NotFound(f"{channel_name}/{subdir}/{filename} does not exist")
-            catalog.delete_package(rec)
-        path = self.runtime.store.package_path(channel_name, subdir, filename)
-        for p in (path, path.with_name(path.name + ".attestation.json")):
-            with suppress(FileNotFoundError):
-                p.unlink()
-        self.indexer.build(channel_name, subdir)
+            for subdir, filename in files:
+                rec = catalog.get_package(channel_name, subdir, filename)
+                if rec is None:
+                    raise NotFound(f"{channel_name}/{subdir}/{filename} does not exist")
+                catalog.delete_package(rec)
+                removed.append(rec)
+                if audit is not None:
+                    audit(db, rec)
+            if audit_all is not None:
+                audit_all(db, removed)
+        for rec in removed:
+            path = self.runtime.store.package_path(channel_name, rec.subdir, rec.filename)
+            for p in (path, path.with_name(path.name + ".attestation.json")):
+                with suppress(FileNotFoundError):
+                    p.unlink()
+        for subdir in sorted({r.subdir for r in removed}):
+            self.indexer.build(channel_name, subdir)
         self.indexer.build_channeldata(channel_name)
-        notify(self.runtime.pm, "repoproxy_package_removed",
-               services=self.runtime, channel=channel, record=rec)
-        return rec
+        for rec in removed:
+            notify(self.runtime.pm, "repoproxy_package_removed",
+                   services=self.runtime, channel=channel, record=rec)
+        return removed
 
     # --- reconciliation (reindex and crash recovery) --------------------------------------
-    def reconcile(self, channel_name: str, subdir: str) -> dict[str, int]:
+    def reconcile(self, channel_name: str, subdir: str, *,
+                  audit: Callable[[Database, dict[str, int]], None] | None = None
+                  ) -> dict[str, int]:
         """Make the catalog agree with the files of a subdir, then rebuild its repodata.
 
         Files on disk the catalog does not know (or knows with another inode/mtime/size: a
-        crash between rename and commit) are re-read; rows without a file are dropped.
+        crash between rename and commit) are re-read; rows without a file are dropped (in the
+        last transaction, with the ``audit`` callback's row).
         """
         store = self.runtime.store
         directory = store.subdir_dir(channel_name, subdir)
@@ -514,7 +555,7 @@ class Ingestor:
                 self.commit(channel, prepared, force=True, in_place=True)
                 stats["updated" if entry.name in known else "added"] += 1
         gone = [fn for fn in known if fn not in on_disk]
-        if gone:
+        if gone or audit is not None:
             db = self.runtime.db()
             with write_transaction(db):
                 cat = Catalog(db)
@@ -523,6 +564,8 @@ class Ingestor:
                     if rec is not None:
                         cat.delete_package(rec)
                         stats["removed"] += 1
+                if audit is not None:
+                    audit(db, stats)
         return stats
 
 

@@ -295,3 +295,9 @@ class Catalog:
 
     def update_token(self, token_id: str, **fields: Any) -> None:
         self.db.table("tokens").update(token_id, fields)
+
+    def tokens_of_channel(self, channel: str) -> list[dict[str, Any]]:
+        """Tokens (revoked or not) whose channel list names ``channel``."""
+        return list(self.db.table("tokens").rows_where(
+            "EXISTS (SELECT 1 FROM json_each(tokens.channels) WHERE value = ?)", [channel],
+            order_by="created"))

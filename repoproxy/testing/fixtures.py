@@ -62,12 +62,12 @@ def testapp(app: Any) -> Any:
 def make_token(services: Any, name: str = "t", *, admin: bool = False,
                channels: list[str] | None = None, access: str = "read",
                expires_in_days: int | None = None) -> str:
-    from repoproxy.domain.tokens import create_token
+    from repoproxy.domain.tokens import store_token
 
     db = services.db()
     with write_transaction(db):
-        token, _ = create_token(Catalog(db), name=name, admin=admin, channels=channels or [],
-                                access=Access(access), expires_in_days=expires_in_days)
+        token, _ = store_token(Catalog(db), name=name, admin=admin, channels=channels or [],
+                               access=Access(access), expires_in_days=expires_in_days)
     return token
 
 

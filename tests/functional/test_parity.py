@@ -56,7 +56,7 @@ def _rattler_index(directory: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["conda", "tar.bz2"])
 def test_records_equal_rattler_index(services: Any, tmp_path: Path, fmt: str) -> None:
-    from repoproxy.web.views.api import create_channel
+    from repoproxy.domain.channels import create_channel
 
     reference = tmp_path / "reference"
     for spec in SPECS:

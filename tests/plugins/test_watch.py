@@ -21,6 +21,7 @@ from repoproxy_watch.folder import is_temporary
 from repoproxy_watch.state import status, worker_running
 from repoproxy_watch.worker import WatchWorker
 
+from repoproxy.domain.channels import create_channel
 from repoproxy.errors import ConfigError
 from repoproxy.testing.packages import (
     HOSTILE_KINDS,
@@ -29,7 +30,6 @@ from repoproxy.testing.packages import (
     build_many,
     build_package,
 )
-from repoproxy.web.views.api import create_channel
 
 CH = "main"
 QUIET = 0.4

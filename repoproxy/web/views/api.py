@@ -6,15 +6,12 @@ from typing import Any
 
 from pyramid.view import view_config
 
+from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
-from repoproxy.errors import ChannelExists, InvalidName, RepoproxyError
-from repoproxy.models import Channel, Privacy
-from repoproxy.names import check_channel_name, check_subdir
+from repoproxy.errors import RepoproxyError
+from repoproxy.models import Channel
 from repoproxy.plugins import collect
-from repoproxy.storage.accounts import Accounts
-from repoproxy.storage.catalog import Catalog, utcnow
-from repoproxy.storage.db import write_transaction
-from repoproxy.web.access import readable_channels, require_admin, require_channel
+from repoproxy.web.access import readable_channels, require_channel
 
 
 class BadRequest(RepoproxyError):
@@ -30,39 +27,6 @@ def json_body(request: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
-
-
-def create_channel(services: Any, name: str, description: str = "",
-                   privacy: str = "public") -> Channel:
-    """Create a channel and materialise its empty noarch index (shared by API and CLI)."""
-    check_channel_name(name)
-    try:
-        priv = Privacy(privacy)
-    except ValueError:
-        raise InvalidName(
-            f"invalid privacy {privacy!r}: use public, authenticated or private"
-        ) from None
-    channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
-    db = services.db()
-    with write_transaction(db):
-        catalog = Catalog(db)
-        if catalog.get_channel(name) is not None:
-            raise ChannelExists(f"channel {name!r} already exists")
-        catalog.insert_channel(channel)
-    services.indexer.build(name, "noarch")
-    services.indexer.build_channeldata(name)
-    return channel
-
-
-def delete_channel(services: Any, name: str) -> None:
-    import shutil
-
-    db = services.db()
-    with write_transaction(db):
-        catalog = Catalog(db)
-        catalog.require_channel(name)
-        catalog.delete_channel(name)
-    shutil.rmtree(services.store.channel_dir(name), ignore_errors=True)
 
 
 def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
@@ -91,30 +55,17 @@ def list_channels(request: Any) -> Any:
     return {"channels": [ch.as_json() for ch in readable_channels(request)]}
 
 
-@view_config(route_name="api.channels", request_method="POST", renderer="json")
+@view_config(route_name="api.channels", request_method="POST", renderer="json",
+             permission=Permissions.CHANNEL_CREATE)
 def post_channel(request: Any) -> Any:
     """Admins create channels; so do users, who become the channel's first owner."""
-    ident = request.identity
-    user = None
-    if not ident.is_admin:
-        user = Accounts(request.services.db()).get_user(ident.name)
-        if user is None or ident.kind not in ("user", "token"):
-            require_admin(request)
     body = json_body(request)
     name = body.get("name")
     if not isinstance(name, str):
         raise BadRequest("'name' is required")
-    channel = create_channel(
+    channel = channels.create_channel(
         request.services, name, str(body.get("description") or ""),
-        str(body.get("privacy") or "public"),
-    )
-    db = request.services.db()
-    with write_transaction(db):
-        accounts = Accounts(db)
-        if user is not None:
-            accounts.add_member(channel.name, user["name"], "owner")
-        accounts.audit(ident.name, "channel.create", channel.name, None,
-                       privacy=str(channel.privacy))
+        str(body.get("privacy") or "public"), actor=request.identity)
     request.response.status_int = 201
     return channel_details(request, channel)
 
@@ -124,13 +75,11 @@ def get_channel(request: Any) -> Any:
     return channel_details(request, require_channel(request, request.matchdict["name"]))
 
 
-@view_config(route_name="api.channel", request_method="DELETE", renderer="json")
+@view_config(route_name="api.channel", request_method="DELETE", renderer="json",
+             permission=Permissions.CHANNEL_MANAGE)
 def remove_channel(request: Any) -> Any:
-    channel = require_channel(request, request.matchdict["name"], Permissions.CHANNEL_MANAGE)
-    delete_channel(request.services, channel.name)
-    db = request.services.db()
-    with write_transaction(db):
-        Accounts(db).audit(request.identity.name, "channel.delete", channel.name)
+    channel = channels.remove_channel(request.services, request.context.channel.name,
+                                      actor=request.identity)
     return {"deleted": channel.name}
 
 
@@ -153,24 +102,18 @@ def channel_files(request: Any) -> Any:
     return {"channel": channel.name, "files": files}
 
 
-@view_config(route_name="api.delete", request_method="DELETE", renderer="json")
+@view_config(route_name="api.delete", request_method="DELETE", renderer="json",
+             permission=Permissions.CHANNEL_DELETE)
 def delete_file(request: Any) -> Any:
     md = request.matchdict
-    channel = require_channel(request, md["channel"], Permissions.CHANNEL_DELETE)
-    check_subdir(md["subdir"])
-    rec = request.services.ingestor.remove(channel.name, md["subdir"], md["filename"])
-    db = request.services.db()
-    with write_transaction(db):
-        Accounts(db).audit(request.identity.name, "package.delete", channel.name, rec.path)
+    rec = packages.delete_file(request.services, request.context.channel.name, md["subdir"],
+                               md["filename"], actor=request.identity)
     return {"deleted": rec.path}
 
 
-@view_config(route_name="api.reindex", request_method="POST", renderer="json")
+@view_config(route_name="api.reindex", request_method="POST", renderer="json",
+             permission=Permissions.CHANNEL_UPLOAD)
 def reindex(request: Any) -> Any:
-    md = request.matchdict
-    channel = require_channel(request, md["channel"], Permissions.CHANNEL_UPLOAD)
-    check_subdir(md["subdir"])
-    stats = request.services.ingestor.reconcile(channel.name, md["subdir"])
-    request.services.indexer.build(channel.name, md["subdir"], force=True)
-    request.services.indexer.build_channeldata(channel.name)
-    return {"channel": channel.name, "subdir": md["subdir"], **stats}
+    channel, subdir = request.context.channel.name, request.matchdict["subdir"]
+    stats = packages.reindex(request.services, channel, subdir, actor=request.identity)
+    return {"channel": channel, "subdir": subdir, **stats}

@@ -15,11 +15,13 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.view import view_config
 
+from repoproxy.domain import packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
 from repoproxy.web.access import require_channel
+from repoproxy.web.resources import channel_factory
 
 ARTIFACT = "/api/channels/{channel}/artifacts/{family}/{name}"
 FILE_FIELDS = ("subdir", "filename", "name", "version", "build", "build_number", "size",
@@ -32,7 +34,7 @@ class BadQuery(RepoproxyError):
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("details.package", ARTIFACT)
+    config.add_route("details.package", ARTIFACT, factory=channel_factory)
     config.add_route("details.files", ARTIFACT + "/files")
     config.add_route("details.dependencies", ARTIFACT + "/dependencies")
     config.add_route("details.dependents", ARTIFACT + "/dependents")
@@ -145,12 +147,13 @@ def get_package(request: Any) -> Any:
     return summary(request, channel, records)
 
 
-@view_config(route_name="details.package", request_method="DELETE", renderer="json")
+@view_config(route_name="details.package", request_method="DELETE", renderer="json",
+             permission=Permissions.CHANNEL_DELETE)
 def delete_package(request: Any) -> Any:
-    channel, records = package_records(request, Permissions.CHANNEL_DELETE)
-    removed = [request.services.ingestor.remove(channel.name, r.subdir, r.filename).path
-               for r in records]
-    return {"deleted": removed}
+    _family(request)
+    removed = packages.delete_package(request.services, request.context.channel.name,
+                                      request.matchdict["name"], actor=request.identity)
+    return {"deleted": [r.path for r in removed]}
 
 
 def _int(request: Any, key: str, default: int, low: int, high: int) -> int:

@@ -6,13 +6,11 @@ from typing import Any
 
 from pyramid.view import view_config
 
+from repoproxy.domain import packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import ChecksumMismatch, TooLarge
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared
-from repoproxy.storage.accounts import Accounts
-from repoproxy.storage.db import write_transaction
-from repoproxy.web.access import require_channel
 from repoproxy.web.uploads import BadUpload, MultipartUpload
 
 
@@ -43,15 +41,9 @@ def _ingest(request: Any, channel: Channel, read: Any, filename: str, *, sha256:
             upload.finish()
             prepared.attestation = upload.attestation
 
-    rec: PackageRecord = request.services.ingestor.ingest_stream(
-        channel, read, filename, target_subdir=subdir, expected_sha256=sha256,
-        force=_flag(request, "force"), uploader=request.identity.name,
-        after_receive=side_parts)
-    db = request.services.db()
-    with write_transaction(db):
-        Accounts(db).audit(request.identity.name, "package.upload", channel.name, rec.path,
-                           sha256=rec.sha256, size=rec.size)
-    return rec
+    return packages.upload(request.services, channel, read, filename, actor=request.identity,
+                           target_subdir=subdir, expected_sha256=sha256,
+                           force=_flag(request, "force"), after_receive=side_parts)
 
 
 def _created(request: Any, rec: PackageRecord) -> dict[str, Any]:
@@ -60,10 +52,11 @@ def _created(request: Any, rec: PackageRecord) -> dict[str, Any]:
             "sha256": rec.sha256, "size": rec.size}
 
 
-@view_config(route_name="api.upload", request_method="POST", renderer="json")
+@view_config(route_name="api.upload", request_method="POST", renderer="json",
+             permission=Permissions.CHANNEL_UPLOAD)
 def prefix_upload(request: Any) -> Any:
     """``POST /api/v1/upload/<channel>``: multipart (current clients) or raw body (older)."""
-    channel = require_channel(request, request.matchdict["channel"], Permissions.CHANNEL_UPLOAD)
+    channel = request.context.channel
     _check_length(request)
     if (request.content_type or "").startswith("multipart/form-data"):
         upload = MultipartUpload(request.body_file, request.headers["Content-Type"],
@@ -84,11 +77,12 @@ def prefix_upload(request: Any) -> Any:
     return _created(request, rec)
 
 
-@view_config(route_name="api.quetz_upload", request_method="POST", renderer="json")
+@view_config(route_name="api.quetz_upload", request_method="POST", renderer="json",
+             permission=Permissions.CHANNEL_UPLOAD)
 def quetz_upload(request: Any) -> Any:
     """quetz form: raw body, ``?sha256=`` (406 when it does not match)."""
     md = request.matchdict
-    channel = require_channel(request, md["channel"], Permissions.CHANNEL_UPLOAD)
+    channel = request.context.channel
     _check_length(request)
     try:
         rec = _ingest(request, channel, request.body_file.read, md["filename"],
@@ -98,11 +92,12 @@ def quetz_upload(request: Any) -> Any:
     return _created(request, rec)
 
 
-@view_config(route_name="channel.file", request_method="PUT", renderer="json")
+@view_config(route_name="channel.file", request_method="PUT", renderer="json",
+             permission=Permissions.CHANNEL_UPLOAD)
 def artifactory_upload(request: Any) -> Any:
     """Artifactory form (rattler-build ``upload artifactory``): ``PUT /<ch>/<subdir>/<file>``."""
     md = request.matchdict
-    channel = require_channel(request, md["channel"], Permissions.CHANNEL_UPLOAD)
+    channel = request.context.channel
     _check_length(request)
     sha = request.headers.get("X-Checksum-Sha256") or request.headers.get("X-File-SHA256")
     rec = _ingest(request, channel, request.body_file.read, md["filename"], sha256=sha,

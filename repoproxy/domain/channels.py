@@ -1,0 +1,137 @@
+"""Channel operations: create, update (privacy, description), remove.
+
+Each runs one write transaction that also writes its audit row, then rebuilds what changed and
+fires the channel's event hook after commit.
+
+Removing a channel removes everything the core keeps for it, so that a channel created later
+under the same name starts empty and inherits no access: its files, catalog rows and members,
+and its place in service tokens. A token that named the channel loses it; a token whose only
+channel it was is revoked (its channel list would otherwise become empty, and an empty list
+means something else: a personal token). Plugins remove their own data in
+``repoproxy_channel_removed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from repoproxy.domain.audit import CLI, Actor, audit
+from repoproxy.errors import ChannelExists, Forbidden, InvalidName, RepoproxyError
+from repoproxy.models import Channel, Identity, Privacy
+from repoproxy.names import check_channel_name
+from repoproxy.plugins import notify
+from repoproxy.storage.accounts import Accounts
+from repoproxy.storage.catalog import Catalog, utcnow
+from repoproxy.storage.db import write_transaction
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
+
+
+def parse_privacy(value: object) -> Privacy:
+    try:
+        return Privacy(str(value))
+    except ValueError:
+        raise InvalidName(
+            f"invalid privacy {value!r}: use public, authenticated or private") from None
+
+
+def create_channel(core: Core, name: str, description: str = "", privacy: str = "public",
+                   *, actor: Actor = CLI) -> Channel:
+    """Create a channel and materialise its empty noarch index.
+
+    Admins and local callers create channels; a user (or a user's token) creates one and
+    becomes its first owner. Any other identity is refused.
+    """
+    check_channel_name(name)
+    priv = parse_privacy(privacy)
+    channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
+    db = core.db()
+    with write_transaction(db):
+        accounts = Accounts(db)
+        owner = None
+        if isinstance(actor, Identity) and not actor.is_admin:
+            if actor.kind not in ("user", "token") or accounts.get_user(actor.name) is None:
+                raise Forbidden("this needs an admin token")
+            owner = actor.name
+        catalog = Catalog(db)
+        if catalog.get_channel(name) is not None:
+            raise ChannelExists(f"channel {name!r} already exists")
+        catalog.insert_channel(channel)
+        if owner is not None:
+            accounts.add_member(name, owner, "owner")
+        audit(db, actor, "channel.create", name, None, privacy=str(priv))
+    core.indexer.build(name, "noarch")
+    core.indexer.build_channeldata(name)
+    notify(core.pm, "repoproxy_channel_created", services=core, channel=channel)
+    return channel
+
+
+def update_channel(core: Core, name: str, *, actor: Actor = CLI, privacy: str | None = None,
+                   description: str | None = None) -> Channel:
+    """Change a channel's privacy and/or description (one audit row either way)."""
+    fields: dict[str, object] = {}
+    if privacy is not None:
+        fields["privacy"] = parse_privacy(privacy)
+    if description is not None:
+        fields["description"] = str(description)
+    if not fields:
+        raise RepoproxyError("nothing to change: give privacy and/or description")
+    db = core.db()
+    with write_transaction(db):
+        catalog = Catalog(db)
+        old = catalog.require_channel(name)
+        catalog.update_channel(name, **fields)
+        if "privacy" in fields and fields["privacy"] != old.privacy:
+            audit(db, actor, "channel.privacy", name, None, old=str(old.privacy),
+                  new=str(fields["privacy"]),
+                  **({"description": fields["description"]} if "description" in fields else {}))
+        else:
+            audit(db, actor, "channel.update", name, None,
+                  **{k: str(v) for k, v in fields.items()})
+        channel = catalog.require_channel(name)
+    if channel.description != old.description:
+        core.indexer.build_channeldata(name)  # channeldata.json carries the description
+    return channel
+
+
+def remove_channel(core: Core, name: str, *, actor: Actor = CLI) -> Channel:
+    """Remove a channel with its files, catalog rows, members and token grants."""
+    db = core.db()
+    with write_transaction(db):
+        catalog = Catalog(db)
+        channel = catalog.require_channel(name)
+        files = len(list(catalog.packages(name)))
+        catalog.delete_channel(name)  # packages, subdirs, shards, members
+        revoked, narrowed = _forget_in_tokens(catalog, name)
+        audit(db, actor, "channel.delete", name, None, files=files, revoked_tokens=revoked,
+              narrowed_tokens=narrowed)
+    directory = core.store.channel_dir(name)
+    if directory.exists():
+        # out of the served tree in one rename, then deleted at leisure
+        trash = core.store.tmp_dir / f".removed-{os.getpid()}-{name}"
+        shutil.rmtree(trash, ignore_errors=True)
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(directory, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    notify(core.pm, "repoproxy_channel_removed", services=core, channel=channel)
+    return channel
+
+
+def _forget_in_tokens(catalog: Catalog, name: str) -> tuple[list[str], list[str]]:
+    """Take ``name`` out of every token's channel list; revoke tokens left with none."""
+    revoked, narrowed = [], []
+    for row in catalog.tokens_of_channel(name):
+        if row["revoked"]:
+            continue
+        rest = [c for c in json.loads(row["channels"] or "[]") if c != name]
+        if rest:
+            catalog.update_token(row["id"], channels=json.dumps(rest))
+            narrowed.append(row["id"])
+        else:
+            catalog.update_token(row["id"], revoked=1)
+            revoked.append(row["id"])
+    return revoked, narrowed
