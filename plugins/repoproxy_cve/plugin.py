@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
 from repoproxy import hookimpl
+from repoproxy.domain.audit import CLI, Actor, actor_name
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import notify
+from repoproxy.storage.accounts import Accounts
 
 from .importer import read_records
 from .matching import facts_for
@@ -28,16 +32,30 @@ def _changed(services: Any) -> None:
         notify(services.pm, "repoproxy_cve_data_changed", services=services)
 
 
-def import_path(services: Any, path: Path) -> dict[str, int]:
+def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, int]:
+    """Import CVE records, with one audit row in the import's transaction."""
     records = read_records(path)
-    new, updated = cve_store(services).upsert(records)
+
+    def audit(db: Database, new: int, updated: int) -> None:
+        Accounts(db).audit(actor_name(actor), "cve.import", None, path.name,
+                           records=len(records), new=new, updated=updated)
+
+    new, updated = cve_store(services).upsert(records, audit=audit)
     _changed(services)
     return {"records": len(records), "new": new, "updated": updated}
 
 
-def set_status(services: Any, cve_id: str, status: str | None) -> dict[str, Any]:
+def set_status(services: Any, cve_id: str, status: str | None, *,
+               actor: Actor = CLI) -> dict[str, Any]:
+    """Set (or, with None, clear) a CVE's curation status, audited in the same transaction."""
     store = cve_store(services)
-    store.set_status(store.get(cve_id)["id"], status)
+    cve = store.get(cve_id)
+
+    def audit(db: Database) -> None:
+        Accounts(db).audit(actor_name(actor), "cve.status", None, cve["id"],
+                           old=cve["status"] or "uncurated", new=status or "uncurated")
+
+    store.set_status(cve["id"], status, audit=audit)
     _changed(services)
     return store.get(cve_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlite_utils import Database, Migrations
@@ -41,10 +41,12 @@ class CveStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def upsert(self, records: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    def upsert(self, records: Iterable[dict[str, Any]],
+               audit: Callable[[Database, int, int], None] | None = None) -> tuple[int, int]:
         """Insert or update CVEs with their affected packages; (new, updated).
 
         An imported record without a status keeps the curation status already set.
+        ``audit(db, new, updated)`` writes the import's audit row in its transaction.
         """
         new = updated = 0
         with write_transaction(self.db):
@@ -73,15 +75,20 @@ class CveStore:
                     updated += 1
                 else:
                     new += 1
+            if audit is not None:
+                audit(self.db, new, updated)
         return new, updated
 
-    def set_status(self, cve_id: str, status: str | None) -> None:
+    def set_status(self, cve_id: str, status: str | None,
+                   audit: Callable[[Database], None] | None = None) -> None:
         if status is not None and status not in STATUSES:
             raise InvalidCveData(f"unknown status {status!r}; use {', '.join(STATUSES)}")
         with write_transaction(self.db):
             cur = self.db.execute("UPDATE cves SET status = ? WHERE id = ?", [status, cve_id])
-        if not cur.rowcount:
-            raise NotFound(f"CVE {cve_id!r} not found")
+            if not cur.rowcount:
+                raise NotFound(f"CVE {cve_id!r} not found")
+            if audit is not None:
+                audit(self.db)
 
     def get(self, cve_id: str) -> dict[str, Any]:
         rows = list(self.db.table("cves").rows_where("id = ?", [cve_id.upper()]))

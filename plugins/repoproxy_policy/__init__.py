@@ -6,6 +6,7 @@ because the entry point names this package.
 
 from .plugin import (
     repoproxy_addhooks,
+    repoproxy_channel_removed,
     repoproxy_configure,
     repoproxy_cve_data_changed,
     repoproxy_excluded_files,
@@ -17,6 +18,7 @@ from .plugin import (
 __version__ = "0.1.0"
 __all__ = [
     "repoproxy_addhooks",
+    "repoproxy_channel_removed",
     "repoproxy_configure",
     "repoproxy_cve_data_changed",
     "repoproxy_excluded_files",

@@ -1,10 +1,16 @@
-"""Policy operations shared by the API and the CLI: change, then re-apply where it matters."""
+"""Policy operations shared by the API and the CLI: change (with its audit row, in the
+change's own transaction), then re-apply where it matters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlite_utils import Database
+
+from repoproxy.domain.audit import CLI, Actor, actor_name
 from repoproxy.errors import NotFound
+from repoproxy.storage.accounts import Accounts
 
 from .model import FILTERS, PolicyError
 from .service import decide, policy_store, reapply
@@ -26,54 +32,67 @@ def _require_channel(services: Any, name: str) -> None:
         raise NotFound(f"channel {name!r} not found")
 
 
-def create(services: Any, body: dict[str, Any]) -> dict[str, Any]:
+def _audit(actor: Actor, action: str, channel: str | None = None,
+           **details: Any) -> Callable[[Database, int], None]:
+    """The audit callback the store runs inside the change's transaction."""
+    def write(db: Database, policy_id: int) -> None:
+        Accounts(db).audit(actor_name(actor), action, channel, str(policy_id), **details)
+    return write
+
+
+def create(services: Any, body: dict[str, Any], *, actor: Actor = CLI) -> dict[str, Any]:
     name, description, channel, filters = _split_body(body)
     if not name or not isinstance(name, str):
         raise PolicyError("a policy needs a name")
     if channel:
         _require_channel(services, channel)
     store = policy_store(services)
-    policy = store.create(name, str(description or ""), filters)
+    policy = store.create(name, str(description or ""), filters, channel=channel,
+                          audit=_audit(actor, "policy.create", channel, name=name))
     if channel:
-        store.assign(policy, channel)
         reapply(services, [channel])
     return store.get(policy.id).as_json()
 
 
-def edit(services: Any, ref: int | str, body: dict[str, Any]) -> dict[str, Any]:
+def edit(services: Any, ref: int | str, body: dict[str, Any], *,
+         actor: Actor = CLI) -> dict[str, Any]:
     name, description, channel, changes = _split_body(body)
-    store = policy_store(services)
-    policy = store.update(store.get(ref), name=name or None, description=description,
-                          changes=changes)
     if channel:
         _require_channel(services, channel)
-        store.assign(policy, channel)
-    policy = store.get(policy.id)
-    reapply(services, policy.channels)
+    store = policy_store(services)
+    old = store.get(ref)
+    policy = store.update(old, name=name or None, description=description, changes=changes,
+                          channel=channel,
+                          audit=_audit(actor, "policy.edit", channel,
+                                       fields=sorted(k for k in body if k != "channel_name")))
+    reapply(services, sorted(set(policy.channels) | set(old.channels)))
     return policy.as_json()
 
 
-def delete(services: Any, ref: int | str) -> dict[str, Any]:
+def delete(services: Any, ref: int | str, *, actor: Actor = CLI) -> dict[str, Any]:
     store = policy_store(services)
     policy = store.get(ref)
-    store.delete(policy)
+    store.delete(policy, audit=_audit(actor, "policy.delete", None, name=policy.name,
+                                      channels=policy.channels))
     reapply(services, policy.channels)
     return {"deleted": policy.id, "channels": policy.channels}
 
 
-def assign(services: Any, ref: int | str, channel: str) -> dict[str, Any]:
+def assign(services: Any, ref: int | str, channel: str, *,
+           actor: Actor = CLI) -> dict[str, Any]:
     _require_channel(services, channel)
     store = policy_store(services)
     policy = store.get(ref)
-    store.assign(policy, channel)
+    store.assign(policy, channel, audit=_audit(actor, "policy.assign", channel))
     rebuilt = reapply(services, [channel])
     return {"policy": policy.id, "assigned": channel, "rebuilt": rebuilt.get(channel, [])}
 
 
-def unassign(services: Any, ref: int | str, channel: str) -> dict[str, Any]:
+def unassign(services: Any, ref: int | str, channel: str, *,
+             actor: Actor = CLI) -> dict[str, Any]:
     store = policy_store(services)
     policy = store.get(ref)
-    if not store.unassign(policy, channel):
+    if not store.unassign(policy, channel, audit=_audit(actor, "policy.unassign", channel)):
         raise NotFound(f"policy {policy.id} is not assigned to channel {channel!r}")
     rebuilt = reapply(services, [channel])
     return {"policy": policy.id, "unassigned": channel, "rebuilt": rebuilt.get(channel, [])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils import Database, Migrations
@@ -14,6 +15,14 @@ from repoproxy.storage.db import write_transaction
 from .model import Policy, PolicyNotFound, merge_filters
 
 migrations = Migrations("repoproxy_policy")
+
+#: ``audit(db, policy_id)``: writes the change's audit row inside the change's transaction
+Audit = Callable[[Database, int], None]
+
+
+def _audit(audit: Audit | None, db: Database, policy_id: int) -> None:
+    if audit is not None:
+        audit(db, policy_id)
 
 
 @migrations()
@@ -59,7 +68,9 @@ class PolicyStore:
             "(SELECT policy_id FROM policy_channels WHERE channel = ?)", [channel]).fetchone()
         return self._policy(row) if row else None
 
-    def create(self, name: str, description: str, filters: dict[str, Any]) -> Policy:
+    def create(self, name: str, description: str, filters: dict[str, Any],
+               channel: str | None = None, audit: Audit | None = None) -> Policy:
+        """Create a policy (assigned to ``channel`` if given) in one transaction."""
         clean = merge_filters({}, filters)
         now = utcnow()
         with write_transaction(self.db):
@@ -68,11 +79,15 @@ class PolicyStore:
             cur = self.db.execute(
                 "INSERT INTO policies (name, description, filters, created, updated) "
                 "VALUES (?, ?, ?, ?, ?)", [name, description, json.dumps(clean), now, now])
-            new_id = cur.lastrowid
-        return self.get(int(new_id or 0))
+            new_id = int(cur.lastrowid or 0)
+            if channel:
+                self._assign(new_id, channel)
+            _audit(audit, self.db, new_id)
+        return self.get(new_id)
 
     def update(self, policy: Policy, *, name: str | None = None, description: str | None = None,
-               changes: dict[str, Any] | None = None) -> Policy:
+               changes: dict[str, Any] | None = None, channel: str | None = None,
+               audit: Audit | None = None) -> Policy:
         filters = merge_filters(policy.filters, changes or {})
         with write_transaction(self.db):
             if name and name != policy.name and self.db.execute(
@@ -83,25 +98,36 @@ class PolicyStore:
                 "WHERE id = ?",
                 [name or policy.name, policy.description if description is None else description,
                  json.dumps(filters), utcnow(), policy.id])
+            if channel:
+                self._assign(policy.id, channel)
+            _audit(audit, self.db, policy.id)
         return self.get(policy.id)
 
-    def delete(self, policy: Policy) -> None:
+    def delete(self, policy: Policy, audit: Audit | None = None) -> None:
         with write_transaction(self.db):
             self.db.execute("DELETE FROM policy_channels WHERE policy_id = ?", [policy.id])
             self.db.execute("DELETE FROM policies WHERE id = ?", [policy.id])
+            _audit(audit, self.db, policy.id)
 
-    def assign(self, policy: Policy, channel: str) -> None:
+    def _assign(self, policy_id: int, channel: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO policy_channels (channel, policy_id) "
+                        "VALUES (?, ?)", [channel, policy_id])
+
+    def assign(self, policy: Policy, channel: str, audit: Audit | None = None) -> None:
         with write_transaction(self.db):
-            self.db.execute("INSERT OR REPLACE INTO policy_channels (channel, policy_id) "
-                            "VALUES (?, ?)", [channel, policy.id])
+            self._assign(policy.id, channel)
+            _audit(audit, self.db, policy.id)
 
     def forget_channel(self, channel: str) -> None:
         with write_transaction(self.db):
             self.db.execute("DELETE FROM policy_channels WHERE channel = ?", [channel])
 
-    def unassign(self, policy: Policy, channel: str) -> bool:
+    def unassign(self, policy: Policy, channel: str, audit: Audit | None = None) -> bool:
+        """Remove the assignment; False (and nothing written) if there was none."""
         with write_transaction(self.db):
             cur = self.db.execute(
                 "DELETE FROM policy_channels WHERE channel = ? AND policy_id = ?",
                 [channel, policy.id])
+            if cur.rowcount:
+                _audit(audit, self.db, policy.id)
         return bool(cur.rowcount)

@@ -9,19 +9,21 @@ from pyramid.config import Configurator
 from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
-from repoproxy.web.access import readable_channels, require_admin, require_channel
-from repoproxy.web.views.api import BadRequest, json_body
+from repoproxy.web.access import readable_channels, require_channel
+from repoproxy.web.body import BadRequest, json_body
+from repoproxy.web.resources import ServerResource
 
 from . import ops
 from .service import policy_store
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("policy.list", "/api/v1/policies")
+    config.add_route("policy.list", "/api/v1/policies", factory=ServerResource)
     config.add_route("policy.explain", "/api/v1/policies/explain/{channel}/*filename")
-    config.add_route("policy.item", "/api/v1/policies/{id}")
-    config.add_route("policy.assign", "/api/v1/policies/{id}/assign")
-    config.add_route("policy.unassign", "/api/v1/policies/{id}/unassign")
+    config.add_route("policy.item", "/api/v1/policies/{id}", factory=ServerResource)
+    config.add_route("policy.assign", "/api/v1/policies/{id}/assign", factory=ServerResource)
+    config.add_route("policy.unassign", "/api/v1/policies/{id}/unassign",
+                     factory=ServerResource)
     config.scan("repoproxy_policy.views")
 
 
@@ -46,11 +48,12 @@ def list_policies(request: Any) -> Any:
                          for p in policy_store(request.services).list()]}
 
 
-@view_config(route_name="policy.list", request_method="POST", renderer="json")
+@view_config(route_name="policy.list", request_method="POST", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def create_policy(request: Any) -> Any:
-    require_admin(request)
+    body = json_body(request)
     request.response.status_int = 201
-    return ops.create(request.services, json_body(request))
+    return ops.create(request.services, body, actor=request.identity)
 
 
 @view_config(route_name="policy.item", request_method="GET", renderer="json")
@@ -59,28 +62,31 @@ def show_policy(request: Any) -> Any:
                     .as_json())
 
 
-@view_config(route_name="policy.item", request_method="PATCH", renderer="json")
+@view_config(route_name="policy.item", request_method="PATCH", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def edit_policy(request: Any) -> Any:
-    require_admin(request)
-    return ops.edit(request.services, request.matchdict["id"], json_body(request))
+    return ops.edit(request.services, request.matchdict["id"], json_body(request),
+                    actor=request.identity)
 
 
-@view_config(route_name="policy.item", request_method="DELETE", renderer="json")
+@view_config(route_name="policy.item", request_method="DELETE", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def delete_policy(request: Any) -> Any:
-    require_admin(request)
-    return ops.delete(request.services, request.matchdict["id"])
+    return ops.delete(request.services, request.matchdict["id"], actor=request.identity)
 
 
-@view_config(route_name="policy.assign", request_method="POST", renderer="json")
+@view_config(route_name="policy.assign", request_method="POST", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def assign_policy(request: Any) -> Any:
-    require_admin(request)
-    return ops.assign(request.services, request.matchdict["id"], _channel(request))
+    return ops.assign(request.services, request.matchdict["id"], _channel(request),
+                      actor=request.identity)
 
 
-@view_config(route_name="policy.unassign", request_method="POST", renderer="json")
+@view_config(route_name="policy.unassign", request_method="POST", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def unassign_policy(request: Any) -> Any:
-    require_admin(request)
-    return ops.unassign(request.services, request.matchdict["id"], _channel(request))
+    return ops.unassign(request.services, request.matchdict["id"], _channel(request),
+                        actor=request.identity)
 
 
 @view_config(route_name="policy.explain", request_method="GET", renderer="json")

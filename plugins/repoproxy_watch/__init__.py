@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .plugin import (  # after __version__: importing the hooks needs nothing from it
     repoproxy_background_workers,
+    repoproxy_channel_removed,
     repoproxy_configure,
     repoproxy_migrations,
     repoproxy_register_commands,
@@ -19,6 +20,7 @@ from .plugin import (  # after __version__: importing the hooks needs nothing fr
 __all__ = [
     "__version__",
     "repoproxy_background_workers",
+    "repoproxy_channel_removed",
     "repoproxy_configure",
     "repoproxy_migrations",
     "repoproxy_register_commands",

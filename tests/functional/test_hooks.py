@@ -741,6 +741,81 @@ def test_hook_package_removed(
     assert not recorder.of("added")
 
 
+class ChannelRecorder:
+    """Records the channel events with what was committed and on disk at that moment."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def _record(self, hook: str, services: Any, channel: Any) -> None:
+        from repoproxy.storage.accounts import Accounts
+
+        self.calls.append({
+            "hook": hook, "services": services, "channel": channel,
+            "in_catalog": services.catalog().get_channel(channel.name) is not None,
+            "noarch_index": (services.store.subdir_dir(channel.name, "noarch")
+                             / "repodata.json").exists(),
+            "audited": [e["action"] for e in Accounts(services.db()).audit_entries(
+                channel=channel.name)],
+        })
+
+    @hookimpl
+    def repoproxy_channel_created(self, services: Any, channel: Any) -> None:
+        self._record("created", services, channel)
+
+    @hookimpl
+    def repoproxy_channel_removed(self, services: Any, channel: Any) -> None:
+        self._record("removed", services, channel)
+
+
+def test_hook_channel_created(services: Core, testapp: Any, make_channel: Any,
+                              admin_headers: dict[str, str], tmp_path: Path) -> None:
+    from repoproxy.domain.channels import create_channel
+
+    recorder = ChannelRecorder()
+    services.pm.register(recorder, name="repoproxy_channel_recorder")
+    make_channel("born", privacy="private", description="d")
+    (call,) = recorder.calls
+    assert call["hook"] == "created"
+    assert call["services"] is services
+    assert (call["channel"].name, str(call["channel"].privacy)) == ("born", "private")
+    # after commit (with its audit row) and after the empty noarch index was written
+    assert call["in_catalog"]
+    assert call["noarch_index"]
+    assert call["audited"] == ["channel.create"]
+    # a refused creation fires nothing
+    testapp.post_json("/api/v1/channels", {"name": "born"}, headers=admin_headers, status=409)
+    assert len(recorder.calls) == 1
+    # the CLI path (import --create) runs the same operation, hence the same event
+    create_channel(services, "born-cli")
+    assert [c["channel"].name for c in recorder.calls] == ["born", "born-cli"]
+
+
+def test_hook_channel_removed(services: Core, testapp: Any, make_channel: Any,
+                              admin_headers: dict[str, str], pkgdir: Path) -> None:
+    make_channel("doomed")
+    upload_raw(testapp, "doomed", _package(pkgdir, "gone"), admin_headers)
+    recorder = EventRecorder()
+    channels = ChannelRecorder()
+    services.pm.register(recorder, name="repoproxy_recorder")
+    services.pm.register(channels, name="repoproxy_channel_recorder")
+    testapp.delete("/api/v1/channels/doomed", headers=admin_headers)
+    (call,) = channels.calls
+    assert call["hook"] == "removed"
+    assert call["services"] is services
+    assert call["channel"].name == "doomed"
+    # after commit and after the files went
+    assert not call["in_catalog"]
+    assert not call["noarch_index"]
+    assert not services.store.channel_dir("doomed").exists()
+    assert call["audited"][-1] == "channel.delete"
+    # the files are not announced one by one
+    assert not recorder.of("removed")
+    # removing it again is a 404 and fires nothing
+    testapp.delete("/api/v1/channels/doomed", headers=admin_headers, status=404)
+    assert len(channels.calls) == 1
+
+
 def test_hook_repodata_written(
     services: Core,
     testapp: Any,

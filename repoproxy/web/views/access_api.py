@@ -17,8 +17,8 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Access
 from repoproxy.storage.accounts import Accounts
 from repoproxy.web.access import readable_channels
+from repoproxy.web.body import BadRequest, json_body
 from repoproxy.web.resources import ChannelResource
-from repoproxy.web.views.api import BadRequest, json_body
 
 
 # --- privacy -----------------------------------------------------------------------------

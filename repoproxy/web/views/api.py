@@ -8,25 +8,10 @@ from pyramid.view import view_config
 
 from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
-from repoproxy.errors import RepoproxyError
 from repoproxy.models import Channel
 from repoproxy.plugins import collect
 from repoproxy.web.access import readable_channels, require_channel
-
-
-class BadRequest(RepoproxyError):
-    status = 400
-    code = "bad-request"
-
-
-def json_body(request: Any) -> dict[str, Any]:
-    try:
-        body = request.json_body
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+from repoproxy.web.body import BadRequest, json_body
 
 
 def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
