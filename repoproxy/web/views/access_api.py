@@ -86,11 +86,14 @@ def post_token(request: Any) -> Any:
         chans = [c for c in chans.split(",") if c]
     if not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
         raise BadRequest("channels must be a list of channel names")
+    owner = body.get("user_id") or None
+    if owner is not None and not isinstance(owner, str):
+        raise BadRequest("user_id must be a user name")
     days = body.get("expires_in_days") or body.get("max_days")
     secret, row = tokens.create_token(
         request.services, actor=request.identity, name=str(body.get("name") or ""),
         admin=bool(body.get("admin")), channels=chans, access=body.get("permission") or "read",
-        owner=body.get("user_id") or None, expires_in_days=days,
+        owner=owner, expires_in_days=days,
         may=_channel_check(request))
     request.response.status_int = 201
     return dict(row.as_json(), token=secret)
