@@ -8,19 +8,24 @@ curation change, if some plugin declared it. It never imports ``repoproxy_policy
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from repoproxy import hookimpl
-from repoproxy.domain.audit import CLI, Actor, actor_name
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import notify
-from repoproxy.storage.accounts import Accounts
 
 from .importer import read_records
 from .matching import facts_for
 from .store import CveStore, migrations
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from repoproxy.domain.audit import Actor
+
+#: the actor of commands run on the server root (repoproxy.domain.audit.CLI, not imported at
+#: plugin load: ``repoproxy --help`` loads no database code)
+CLI = "cli"
 
 
 def cve_store(services: Any) -> CveStore:
@@ -34,11 +39,13 @@ def _changed(services: Any) -> None:
 
 def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, int]:
     """Import CVE records, with one audit row in the import's transaction."""
+    from repoproxy.domain.audit import audit as write_audit
+
     records = read_records(path)
 
     def audit(db: Database, new: int, updated: int) -> None:
-        Accounts(db).audit(actor_name(actor), "cve.import", None, path.name,
-                           records=len(records), new=new, updated=updated)
+        write_audit(db, actor, "cve.import", None, path.name, records=len(records), new=new,
+                    updated=updated)
 
     new, updated = cve_store(services).upsert(records, audit=audit)
     _changed(services)
@@ -48,12 +55,14 @@ def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, i
 def set_status(services: Any, cve_id: str, status: str | None, *,
                actor: Actor = CLI) -> dict[str, Any]:
     """Set (or, with None, clear) a CVE's curation status, audited in the same transaction."""
+    from repoproxy.domain.audit import audit as write_audit
+
     store = cve_store(services)
     cve = store.get(cve_id)
 
     def audit(db: Database) -> None:
-        Accounts(db).audit(actor_name(actor), "cve.status", None, cve["id"],
-                           old=cve["status"] or "uncurated", new=status or "uncurated")
+        write_audit(db, actor, "cve.status", None, cve["id"], old=cve["status"] or "uncurated",
+                    new=status or "uncurated")
 
     store.set_status(cve["id"], status, audit=audit)
     _changed(services)

@@ -4,16 +4,16 @@ change's own transaction), then re-apply where it matters."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
-from repoproxy.domain.audit import CLI, Actor, actor_name
+from repoproxy.domain.audit import CLI, Actor, audit
 from repoproxy.errors import NotFound
-from repoproxy.storage.accounts import Accounts
 
 from .model import FILTERS, PolicyError
 from .service import decide, policy_store, reapply
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def _split_body(body: dict[str, Any]) -> tuple[str | None, str | None, str | None,
@@ -36,7 +36,7 @@ def _audit(actor: Actor, action: str, channel: str | None = None,
            **details: Any) -> Callable[[Database, int], None]:
     """The audit callback the store runs inside the change's transaction."""
     def write(db: Database, policy_id: int) -> None:
-        Accounts(db).audit(actor_name(actor), action, channel, str(policy_id), **details)
+        audit(db, actor, action, channel, str(policy_id), **details)
     return write
 
 

@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from repoproxy.domain.permissions import Permissions
 from repoproxy.web.access import readable_channels, require_channel
 from repoproxy.web.body import BadRequest, json_body
-from repoproxy.web.resources import ServerResource
+from repoproxy.web.resources import ServerResource, channel_factory
 
 from . import ops
 from .service import policy_store
@@ -19,7 +19,8 @@ from .service import policy_store
 
 def includeme(config: Configurator) -> None:
     config.add_route("policy.list", "/api/v1/policies", factory=ServerResource)
-    config.add_route("policy.explain", "/api/v1/policies/explain/{channel}/*filename")
+    config.add_route("policy.explain", "/api/v1/policies/explain/{channel}/*filename",
+                     factory=channel_factory)
     config.add_route("policy.item", "/api/v1/policies/{id}", factory=ServerResource)
     config.add_route("policy.assign", "/api/v1/policies/{id}/assign", factory=ServerResource)
     config.add_route("policy.unassign", "/api/v1/policies/{id}/unassign",

@@ -9,12 +9,12 @@ or roll back together.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from repoproxy.models import Identity
-from repoproxy.storage.accounts import Accounts
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 #: an operation's actor: who is calling, or the name of a trusted local caller
 Actor = Identity | str
@@ -34,4 +34,6 @@ def is_trusted(actor: Actor) -> bool:
 def audit(db: Database, actor: Actor, action: str, channel: str | None = None,
           target: str | None = None, **details: Any) -> None:
     """Write the audit row; call it inside the operation's write transaction."""
+    from repoproxy.storage.accounts import Accounts  # argon2: only when something is written
+
     Accounts(db).audit(actor_name(actor), action, channel, target, **details)

@@ -23,7 +23,6 @@ from repoproxy.domain.audit import CLI, Actor, audit, is_trusted
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import Forbidden, NotFound, RepoproxyError
 from repoproxy.models import Access, Identity
-from repoproxy.storage.accounts import Accounts
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
 
@@ -207,6 +206,8 @@ def create_token(core: Core, *, actor: Actor = CLI, name: str, admin: bool = Fal
                 raise Forbidden(f"you may not manage on channel {channel!r}")
         if not channels and not admin and actor.kind not in PERSONAL_KINDS:
             raise Forbidden("only users may hold personal tokens")
+    from repoproxy.storage.accounts import Accounts  # argon2: not at plugin load
+
     db = core.db()
     with write_transaction(db):
         if owner and Accounts(db).get_user(owner) is None:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.domain import channels, members, tokens
@@ -124,9 +125,10 @@ def delete_token(request: Any) -> Any:
 
 
 # --- whoami and audit ----------------------------------------------------------------------
-@view_config(route_name="api.whoami", request_method="GET", renderer="json")
+@view_config(route_name="api.whoami", request_method="GET", renderer="json",
+             permission=NO_PERMISSION_REQUIRED)
 def whoami(request: Any) -> Any:
-    # anonymous callers learn what anonymous may read: no permission needed
+    # anonymous callers too learn who they are and what they may read
     ident = request.identity
     access = {ch.name: str(ident.access(ch.name) or Access.READ)
               for ch in readable_channels(request)}
