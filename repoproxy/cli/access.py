@@ -57,9 +57,9 @@ def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
 @root_option
 @config_option
 def user_list(root: Path | None, config: Path | None) -> None:
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.users import list_users
 
-    for u in Accounts(open_services(root, config).db()).list_users():
+    for u in list_users(open_services(root, config)):
         click.echo(f"{u['name']}\t{u['role']}\t{u['created']}")
 
 
@@ -104,9 +104,9 @@ def audit() -> None:
 def audit_list(since: str | None, channel_name: str | None, root: Path | None,
                config: Path | None) -> None:
     """Print audit entries as JSON lines (an export format)."""
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.audit import audit_entries
 
-    for entry in Accounts(open_services(root, config).db()).audit_entries(since, channel_name):
+    for entry in audit_entries(open_services(root, config), since, channel_name):
         click.echo(json.dumps(entry, sort_keys=True))
 
 
@@ -211,11 +211,10 @@ def token_create(name: str, admin: bool, channels: tuple[str, ...], token_channe
 def token_list(url: str | None, auth: str | None, root: Path | None,
                config: Path | None) -> None:
     """List tokens (never their secrets)."""
-    from repoproxy.domain.tokens import TokenRow
+    from repoproxy.domain.tokens import visible_tokens
 
     if root is not None or config is not None or url is None:
-        rows = [TokenRow.from_row(r).as_json()
-                for r in open_services(root, config).catalog().list_tokens()]
+        rows = [r.as_json() for r in visible_tokens(open_services(root, config), "cli")]
     else:
         try:
             rows = Client(url, auth).request("GET", "/api/v1/tokens")["tokens"]

@@ -16,6 +16,8 @@ from repoproxy.models import Identity
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from repoproxy.domain.core import Core
+
 #: an operation's actor: who is calling, or the name of a trusted local caller
 Actor = Identity | str
 #: the actor of commands run on the server root
@@ -29,6 +31,14 @@ def actor_name(actor: Actor) -> str:
 def is_trusted(actor: Actor) -> bool:
     """Local callers (CLI on the root, plugins' workers) and admins may do anything."""
     return not isinstance(actor, Identity) or actor.is_admin
+
+
+def audit_entries(core: Core, since: str | None = None,
+                  channel: str | None = None) -> list[dict[str, Any]]:
+    """The audit log, oldest first (an export: JSON lines in the API and the CLI)."""
+    from repoproxy.storage.accounts import Accounts
+
+    return Accounts(core.db()).audit_entries(since, channel)
 
 
 def audit(db: Database, actor: Actor, action: str, channel: str | None = None,

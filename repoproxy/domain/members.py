@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repoproxy.domain.audit import CLI, Actor, audit
 from repoproxy.storage.accounts import Accounts
@@ -11,6 +11,10 @@ from repoproxy.storage.db import write_transaction
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
+
+
+def list_members(core: Core, channel: str) -> list[dict[str, Any]]:
+    return Accounts(core.db()).members(channel)
 
 
 def add_member(core: Core, channel: str, user: str, role: str = "member", *,

@@ -4,7 +4,7 @@ reaches the audit log."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from repoproxy.domain.audit import CLI, Actor, audit
 from repoproxy.storage.accounts import Accounts
@@ -12,6 +12,11 @@ from repoproxy.storage.db import write_transaction
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
+
+
+def list_users(core: Core) -> list[dict[str, Any]]:
+    """Name, role and creation time of every user (never the password hash)."""
+    return Accounts(core.db()).list_users()
 
 
 def add_user(core: Core, name: str, password: str, role: str = "user", *,

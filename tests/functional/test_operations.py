@@ -358,3 +358,31 @@ def test_token_rules_live_in_the_operation(services: Any) -> None:
                                  access="write")
     assert (row.channels, str(row.access), row.owner) == (["rules"], "write", None)
     assert [t.id for t in tokens.visible_tokens(services, owner)] == [row.id]
+
+
+def test_the_watch_folder_audits_as_watch(settings: dict[str, Any], tmp_path: Path) -> None:
+    """A background face runs the same operations: a created channel and every file it takes
+    in leave their rows, with the actor ``watch``."""
+    from repoproxy_watch.config import WatchConfig
+    from repoproxy_watch.worker import WatchWorker
+
+    from repoproxy.domain.core import load_core
+
+    core = load_core(dict(settings, **{"repoproxy_watch.create_channels": "true",
+                                       "repoproxy_watch.quiet_seconds": "0.1",
+                                       "repoproxy_watch.poll_interval": "0.05",
+                                       "repoproxy_watch.batch_wait": "0.1",
+                                       "repoproxy_watch.workers": "1"}), {})
+    try:
+        worker = WatchWorker(core, WatchConfig.from_settings(core.settings))
+        a = build_package(PackageSpec("wa", "1.0"), worker.config.root / "dropped")
+        b = build_package(PackageSpec("wb", "1.0"), worker.config.root / "dropped")
+        assert worker.run(until_idle=True, timeout=60) is True
+        rows = [(e["actor"], e["action"], e["channel"], e["target"]) for e in entries(core)]
+        assert sorted(rows) == sorted([
+            ("watch", "channel.create", "dropped", None),
+            ("watch", "package.upload", "dropped", f"dropped/noarch/{a.name}"),
+            ("watch", "package.upload", "dropped", f"dropped/noarch/{b.name}"),
+        ])
+    finally:
+        core.close()

@@ -14,9 +14,9 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.domain import channels, members, tokens
+from repoproxy.domain.audit import audit_entries
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Access
-from repoproxy.storage.accounts import Accounts
 from repoproxy.web.access import readable_channels
 from repoproxy.web.body import BadRequest, json_body
 from repoproxy.web.resources import ChannelResource
@@ -43,7 +43,7 @@ def patch_channel(request: Any) -> Any:
              permission=Permissions.CHANNEL_MANAGE)
 def list_members(request: Any) -> Any:
     name = request.context.channel.name
-    return {"channel": name, "members": Accounts(request.services.db()).members(name)}
+    return {"channel": name, "members": members.list_members(request.services, name)}
 
 
 @view_config(route_name="api.members", request_method="POST", renderer="json",
@@ -138,7 +138,7 @@ def whoami(request: Any) -> Any:
 
 @view_config(route_name="api.audit", request_method="GET", permission=Permissions.SERVER_ADMIN)
 def audit_log(request: Any) -> Any:
-    entries = Accounts(request.services.db()).audit_entries(
-        request.GET.get("since"), request.GET.get("channel"))
+    entries = audit_entries(request.services, request.GET.get("since"),
+                            request.GET.get("channel"))
     body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
     return Response(body=body.encode(), content_type="application/x-ndjson", charset=None)
