@@ -52,6 +52,10 @@ class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def ping(self) -> None:
+        """One trivial query: the database answers (the health check)."""
+        self.db.execute("SELECT 1").fetchone()
+
     # --- channels ---------------------------------------------------------------------
     def get_channel(self, name: str) -> Channel | None:
         row = self.db.execute(
@@ -108,6 +112,20 @@ class Catalog:
             " AND ".join(where), args, order_by="subdir, filename"
         ):
             yield _record(row)
+
+    def search_packages(self, channel: str, q: str) -> Iterator[PackageRecord]:
+        """Files of the channel whose package name contains ``q`` (lower case)."""
+        for row in self.db.table("packages").rows_where(
+            "channel = ? AND instr(lower(name), ?) > 0", [channel, q.lower()],
+            order_by="subdir, filename",
+        ):
+            yield _record(row)
+
+    def file_counts(self, channel: str) -> dict[str, int]:
+        """Stored package files per subdir (subdirs without files are absent)."""
+        return dict(self.db.execute(
+            "SELECT subdir, COUNT(*) FROM packages WHERE channel = ? GROUP BY subdir", [channel]
+        ).fetchall())
 
     def raw_records(self, channel: str, subdir: str) -> Iterator[tuple[str, str, str]]:
         """(filename, name, record JSON text) of a subdir: the fast path of repodata writing."""
