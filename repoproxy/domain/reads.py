@@ -144,7 +144,7 @@ class ReadModel:
         """The channel if the caller may read it; else NotFound, exactly as if absent."""
         if isinstance(ref, Channel):
             return ref
-        channel = self.catalog.get_channel(ref)
+        channel = self.catalog.find_channel(ref)
         # both checks always run, so a hidden channel costs what an absent one costs
         readable = self.may_read(channel or Channel(name=ref, privacy=Privacy.PRIVATE))
         if channel is None or not readable:

@@ -31,7 +31,7 @@ LIB_HIDDEN = PackageSpec("lib", "9.9.9", license="GPL-3.0-or-later",
 APP = PackageSpec("app", "1.0", license="MIT", depends=["lib >=1.0"])
 # a hidden package depending on lib: must not show among lib's dependents
 GHOST = PackageSpec("ghost", "1.0", license="GPL-3.0-or-later",
-                    depends=["conda-forge::lib[version='>=1']"])
+                    depends=["lib >=1"])
 SPECS = (LIB, LIB_HIDDEN, APP, GHOST)
 HIDDEN_FILE = f"{LIB_HIDDEN.stem}.conda"
 #: what the hidden files would leave behind in an answer
