@@ -257,3 +257,12 @@ def test_offline_read_model_sees_every_channel_but_no_hidden_file(
     assert str(hidden.value) == str(absent.value) == "channel not found"
     with pytest.raises(NotFound):
         reads.file("pub", "noarch", HIDDEN_FILE)
+
+
+def test_find_channel_answers_like_get_channel(services: Any, make_channel: Any) -> None:
+    catalog = services.catalog()
+    assert catalog.find_channel("pub") is None  # an empty table: no row to read at all
+    make_channel("pub")
+    make_channel("secret", privacy="private")
+    for name in ("pub", "secret", "absent", ""):
+        assert catalog.find_channel(name) == catalog.get_channel(name), name
