@@ -1,4 +1,11 @@
-"""The badge route: ``/api/channels/<ch>/badges/<name>/<kind>.svg``."""
+"""The badge route: ``/api/channels/<ch>/badges/<name>/<kind>.svg``.
+
+The route's resource is its channel (``channel_factory``) and the view declares
+``channel:read``. A badge is meant for public pages, so every refusal (no read right,
+anonymous or not, a malformed or too strong ``?token=``, an absent channel, package or kind)
+answers one and the same 404 "badge not found", never a 401 with ``WWW-Authenticate``. The
+badge shows the newest version the channel serves: files a policy hides never count.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, forbidden_view_config, view_config
 
+from repoproxy.domain.permissions import Permissions
+from repoproxy.domain.reads import Package
 from repoproxy.errors import CredentialsInvalid, NotFound
-from repoproxy.models import Access, Channel, PackageRecord
+from repoproxy.models import Access
 from repoproxy.plugins import collect
-from repoproxy.web.access import AuthenticationRequired, require_channel
+from repoproxy.web.resources import channel_factory
 
 from . import KINDS
 from .render import render
@@ -21,7 +30,8 @@ MAX_AGE = 300
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("badges.badge", "/api/channels/{channel}/badges/{name}/{kind}.svg")
+    config.add_route("badges.badge", "/api/channels/{channel}/badges/{name}/{kind}.svg",
+                     factory=channel_factory)
     config.scan(".views")
 
 
@@ -30,16 +40,15 @@ def _missing() -> NotFound:
     return NotFound("badge not found")
 
 
-def readable_channel(request: Any) -> Channel:
+@forbidden_view_config(route_name="badges.badge")
+@exception_view_config(CredentialsInvalid, route_name="badges.badge")
+def refused(exc: Exception, request: Any) -> Any:
+    """No read right, or credentials that are no good: the core's own 404 of a missing badge
+    (rendered by the core's error view, so the bytes are those of any missing badge)."""
     try:
-        channel = require_channel(request, request.matchdict["channel"])
-        via_query = request.environ.get("repoproxy.query_token") is not None
-        access = request.identity.access(channel.name)
-    except (AuthenticationRequired, NotFound, CredentialsInvalid):
-        raise _missing() from None
-    if via_query and access is not None and access != Access.READ:
         raise _missing()
-    return channel
+    except NotFound:
+        return request.invoke_exception_view()
 
 
 def relative(ms: int, now: datetime | None = None) -> str:
@@ -53,44 +62,46 @@ def relative(ms: int, now: datetime | None = None) -> str:
     return "just now"
 
 
-def message(request: Any, channel: Channel, kind: str, records: list[PackageRecord]
-            ) -> tuple[str, str, str]:
-    from repoproxy.web.views.details import latest
-
-    newest = latest(records)
+def message(request: Any, package: Package, kind: str) -> tuple[str, str, str]:
+    newest = package.newest
     if kind == "version":
         return "version", newest.version, "blue"
     if kind == "license":
         return "license", newest.record.get("license") or "unknown", "green"
     if kind == "platforms":
-        return "platforms", " | ".join(sorted({r.subdir for r in records})), "lightgrey"
+        return "platforms", " | ".join(package.platforms), "lightgrey"
     if kind == "downloads":
         total, known = 0, False
-        for rec in records:
+        for rec in package.records:
             for extra in collect(request.services.pm.hook.repoproxy_package_extra(
-                    request=request, channel=channel, record=rec)):
+                    request=request, channel=package.channel, record=rec)):
                 if "downloads" in extra:
                     known = True
                     total += int(extra["downloads"])
         return "downloads", str(total) if known else "n/a", "brightgreen"
-    stamp = max(r.indexed_timestamp for r in records)
+    stamp = package.latest_release
     if kind == "latest_release_date":
         day = datetime.fromtimestamp(stamp / 1000, UTC).date().isoformat()
         return "latest release date", day, "orange"
     return "latest release", relative(stamp), "orange"
 
 
-@view_config(route_name="badges.badge", request_method=("GET", "HEAD"))
+@view_config(route_name="badges.badge", request_method=("GET", "HEAD"),
+             permission=Permissions.CHANNEL_READ)
 def badge(request: Any) -> Any:
-    channel = readable_channel(request)
+    channel = request.context.channel
+    # a badge URL is pasted into public pages: a ?token= there may only read
+    if request.environ.get("repoproxy.query_token") is not None and \
+            request.identity.access(channel.name) not in (None, Access.READ):
+        raise _missing()
     kind = request.matchdict["kind"]
     if kind not in KINDS:
         raise _missing()
-    records = list(request.services.catalog().packages(channel.name,
-                                                       name=request.matchdict["name"]))
-    if not records:
-        raise _missing()
-    label, text, color = message(request, channel, kind, records)
+    try:
+        package = request.reads.package(channel, request.matchdict["name"])
+    except NotFound:
+        raise _missing() from None
+    label, text, color = message(request, package, kind)
     response = Response(render(label, text, color), content_type="image/svg+xml",
                         charset="utf-8")
     response.md5_etag()

@@ -1,32 +1,34 @@
-"""CVE API: the package-details ``.../cves`` route and a CVE list."""
+"""CVE API: the package-details ``.../cves`` route (under its channel's resource, declaring
+``channel:read``; files a policy hides are left out) and the CVE list."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pyramid.config import Configurator
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from repoproxy.web.access import require_channel
+from repoproxy.domain.permissions import Permissions
+from repoproxy.web.resources import ServerResource, channel_factory
 
 from .matching import facts_for
 from .plugin import cve_store
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("cve.package", "/api/channels/{channel}/artifacts/conda/{name}/cves")
-    config.add_route("cve.list", "/api/v1/cves")
+    config.add_route("cve.package", "/api/channels/{channel}/artifacts/conda/{name}/cves",
+                     factory=channel_factory)
+    config.add_route("cve.list", "/api/v1/cves", factory=ServerResource)
     config.scan("repoproxy_cve.views")
 
 
-@view_config(route_name="cve.package", request_method="GET", renderer="json")
+@view_config(route_name="cve.package", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def package_cves(request: Any) -> Any:
-    channel = require_channel(request, request.matchdict["channel"])
+    channel = request.context.channel
     name = request.matchdict["name"]
-    records = list(request.services.catalog().packages(channel.name, name=name))
-    hidden = {sd: request.services.indexer.hidden_files(channel.name, sd)
-              for sd in {r.subdir for r in records}}
-    records = [r for r in records if r.filename not in hidden[r.subdir]]
+    records = request.reads.packages(channel, name=name)
     facts = facts_for(cve_store(request.services), records)
     store = cve_store(request.services)
     ids = sorted({f["id"] for fs in facts.values() for f in fs})
@@ -37,7 +39,9 @@ def package_cves(request: Any) -> Any:
     }
 
 
-@view_config(route_name="cve.list", request_method="GET", renderer="json")
+# the CVE data is public knowledge, not channel content: no right needed
+@view_config(route_name="cve.list", request_method="GET", renderer="json",
+             permission=NO_PERMISSION_REQUIRED)
 def list_cves(request: Any) -> Any:
     return {"cves": [dict(c, status=c["status"] or "uncurated")
                      for c in cve_store(request.services).all()]}

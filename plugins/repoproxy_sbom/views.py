@@ -1,4 +1,8 @@
-"""SBOM routes: one package file, or a whole channel subdir (built on request)."""
+"""SBOM routes: one package file, or a whole channel subdir (built on request).
+
+Both are under their channel's resource and declare ``channel:read``; files come from the read
+model, so a file a policy hides has no SBOM (404) and a subdir SBOM leaves it out.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,32 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import NotFound
 from repoproxy.names import is_subdir
-from repoproxy.web.access import require_channel
+from repoproxy.web.files import file_response
+from repoproxy.web.resources import channel_factory
 
 CONTENT_TYPE = "application/vnd.cyclonedx+json"
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("sbom.subdir", "/api/channels/{channel}/sbom/{subdir}")
-    config.add_route("sbom.file", "/api/channels/{channel}/sbom/{subdir}/{filename}")
+    config.add_route("sbom.subdir", "/api/channels/{channel}/sbom/{subdir}",
+                     factory=channel_factory)
+    config.add_route("sbom.file", "/api/channels/{channel}/sbom/{subdir}/{filename}",
+                     factory=channel_factory)
     config.scan(".views")
 
 
-@view_config(route_name="sbom.file", request_method=("GET", "HEAD"))
+@view_config(route_name="sbom.file", request_method=("GET", "HEAD"),
+             permission=Permissions.CHANNEL_READ)
 def file_sbom(request: Any) -> Any:
-    from repoproxy.web.views.channel import file_response
-
     from . import sbom_path, write_sbom
 
     md = request.matchdict
-    channel = require_channel(request, md["channel"])
+    channel = request.context.channel
     services = request.services
-    rec = services.catalog().get_package(channel.name, md["subdir"], md["filename"])
-    if rec is None:
-        raise NotFound(f"{md['filename']} not found")
+    rec = request.reads.file(channel, md["subdir"], md["filename"])
     path = sbom_path(services, channel.name, rec.subdir, rec.filename)
     if not path.exists():  # a file from before the plugin was enabled
         write_sbom(services, rec, services.store.package_path(channel.name, rec.subdir,
@@ -42,17 +47,18 @@ def file_sbom(request: Any) -> Any:
     return response
 
 
-@view_config(route_name="sbom.subdir", request_method="GET")
+@view_config(route_name="sbom.subdir", request_method="GET",
+             permission=Permissions.CHANNEL_READ)
 def subdir_sbom(request: Any) -> Any:
     from . import channel_url
     from .build import build_subdir_sbom
 
     md = request.matchdict
-    channel = require_channel(request, md["channel"])
+    channel = request.context.channel
     if not is_subdir(md["subdir"]):
         raise NotFound(f"{md['subdir']} not found")
     url = channel_url(request.services, channel.name)
-    records = list(request.services.catalog().packages(channel.name, subdir=md["subdir"]))
+    records = request.reads.packages(channel, subdir=md["subdir"])
     if not records:
         raise NotFound(f"{channel.name}/{md['subdir']} has no package files")
     text = build_subdir_sbom(channel.name, md["subdir"], [(r, url) for r in records])

@@ -65,7 +65,9 @@ def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str
 
 @hookimpl
 def repoproxy_channel_extra(request: Any, channel: Any) -> dict[str, Any]:
-    return {"downloads": channel_totals(request.services, channel.name)["downloads"]}
+    # the caller was admitted to the channel; the files its policy hides do not count
+    return {"downloads": channel_totals(request.services, channel.name,
+                                        exclude=request.reads.hidden_paths(channel))["downloads"]}
 
 
 @hookimpl

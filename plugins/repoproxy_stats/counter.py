@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -160,12 +161,16 @@ def file_downloads(services: Any, channel: str, subdir: str, filename: str) -> i
     return int(row[0])
 
 
-def channel_totals(services: Any, channel: str) -> dict[str, Any]:
+def channel_totals(services: Any, channel: str,
+                   exclude: Collection[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Downloads of the channel's files, leaving out ``exclude`` ((subdir, filename) pairs:
+    the files its policy hides)."""
     buffer_for(services).flush()
     db = services.db()
-    files = db.execute(
+    files = [row for row in db.execute(
         "SELECT subdir, filename, SUM(count) FROM stats_downloads WHERE channel = ? "
         "GROUP BY subdir, filename ORDER BY subdir, filename", [channel]).fetchall()
+        if (row[0], row[1]) not in exclude]
     packages: Counter[str] = Counter()
     for _, filename, n in files:
         packages[split_filename(filename)[0]] += n

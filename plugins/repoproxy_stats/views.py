@@ -1,4 +1,5 @@
-"""Download totals of a channel and the admin download report (JSON or CSV)."""
+"""Download totals of a channel (``channel:read`` on its resource) and the admin download
+report (JSON or CSV). Files a policy hides are absent from both, as from every read."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import RepoproxyError
-from repoproxy.web.access import require_admin, require_channel
+from repoproxy.web.resources import ServerResource, channel_factory
 
 from .counter import REPORT_COLUMNS, channel_totals, report_rows
 
@@ -23,8 +25,9 @@ class BadReport(RepoproxyError):
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("stats.channel", "/api/channels/{channel}/downloads")
-    config.add_route("stats.report", "/api/v1/reports/downloads")
+    config.add_route("stats.channel", "/api/channels/{channel}/downloads",
+                     factory=channel_factory)
+    config.add_route("stats.report", "/api/v1/reports/downloads", factory=ServerResource)
     config.scan(".views")
 
 
@@ -57,21 +60,25 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-@view_config(route_name="stats.channel", request_method="GET", renderer="json")
+@view_config(route_name="stats.channel", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def channel_downloads(request: Any) -> Any:
-    channel = require_channel(request, request.matchdict["channel"])
-    return channel_totals(request.services, channel.name)
+    channel = request.context.channel
+    return channel_totals(request.services, channel.name,
+                          exclude=request.reads.hidden_paths(channel))
 
 
-@view_config(route_name="stats.report", request_method="GET", renderer="json")
+@view_config(route_name="stats.report", request_method="GET", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
 def download_report(request: Any) -> Any:
-    require_admin(request)
     get = request.GET
     if not get.get("date_from") or not get.get("date_to"):
         raise BadReport("date_from and date_to are required")
     start, end = check_dates(get["date_from"], get["date_to"])
     rows = report_rows(request.services, start.isoformat(), end.isoformat(),
                        split_list(get.get("user_names")), split_list(get.get("channels")))
+    reads = request.reads
+    rows = [r for r in rows if r["file"] not in reads.hidden(r["channel"], r["subdir"])]
     if get.get("format", "json") == "csv":
         return Response(to_csv(rows), content_type="text/csv", charset="utf-8")
     return {"date_from": start.isoformat(), "date_to": end.isoformat(), "rows": rows}

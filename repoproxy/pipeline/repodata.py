@@ -62,9 +62,39 @@ def encode_shard(records: dict[str, dict[str, Any]]) -> bytes:
     )
 
 
+class HiddenCache:
+    """Subdirs' hidden files (policy), each re-read only when its file changes.
+
+    The indexer replaces the file by rename, so inode + mtime change with its content.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, int], frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> frozenset[str]:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return frozenset()
+        key = (st.st_mtime_ns, st.st_ino)
+        cached = self._cache.get(path)
+        if cached and cached[0] == key:
+            return cached[1]
+        try:
+            value = frozenset(json.loads(path.read_bytes()))
+        except FileNotFoundError:  # the channel was removed between stat and read
+            return frozenset()
+        with self._lock:
+            self._cache[path] = (key, value)
+        return value
+
+
 class Indexer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        #: the served hidden sets, shared by the conda file views and the read model
+        self.hidden_cache = HiddenCache()
         self.builds = 0  # how many builds really ran (tests and the watch plugin read it)
         self._count_lock = threading.Lock()
 
@@ -234,6 +264,10 @@ class Indexer:
         if expired:
             with write_transaction(catalog.db):
                 catalog.forget_shards(channel, subdir, expired)
+
+    def hidden(self, channel: str, subdir: str) -> frozenset[str]:
+        """The files the subdir's served indexes leave out (cached until the set changes)."""
+        return self.hidden_cache.get(self.runtime.store.subdir_dir(channel, subdir) / HIDDEN)
 
     def hidden_files(self, channel: str, subdir: str) -> set[str]:
         path = self.runtime.store.subdir_dir(channel, subdir) / HIDDEN

@@ -52,6 +52,10 @@ class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def ping(self) -> None:
+        """One trivial query: the database answers (the health check)."""
+        self.db.execute("SELECT 1").fetchone()
+
     # --- channels ---------------------------------------------------------------------
     def get_channel(self, name: str) -> Channel | None:
         row = self.db.execute(
@@ -60,6 +64,25 @@ class Catalog:
         if row is None:
             return None
         return _channel(dict(zip(("name", "description", "privacy", "created"), row, strict=True)))
+
+    def find_channel(self, name: str) -> Channel | None:
+        """``get_channel`` at the same cost whether the channel exists or not.
+
+        For access checks (a channel the caller may not read must not be told from an absent
+        one by the time it takes): one table row is always read and decoded, the named one or,
+        when it is absent, the first one; only the answer differs.
+        """
+        row = self.db.execute(
+            "SELECT name, description, privacy, created, name = ?1 FROM channels WHERE rowid = "
+            "COALESCE((SELECT rowid FROM channels WHERE name = ?1), "
+            "(SELECT MIN(rowid) FROM channels))",
+            [name],
+        ).fetchone()
+        if row is None:  # no channel at all: nothing to hide
+            return None
+        channel = _channel(dict(zip(("name", "description", "privacy", "created"), row[:4],
+                                    strict=True)))
+        return channel if row[4] else None
 
     def require_channel(self, name: str) -> Channel:
         ch = self.get_channel(name)
@@ -108,6 +131,20 @@ class Catalog:
             " AND ".join(where), args, order_by="subdir, filename"
         ):
             yield _record(row)
+
+    def search_packages(self, channel: str, q: str) -> Iterator[PackageRecord]:
+        """Files of the channel whose package name contains ``q`` (lower case)."""
+        for row in self.db.table("packages").rows_where(
+            "channel = ? AND instr(lower(name), ?) > 0", [channel, q.lower()],
+            order_by="subdir, filename",
+        ):
+            yield _record(row)
+
+    def file_counts(self, channel: str) -> dict[str, int]:
+        """Stored package files per subdir (subdirs without files are absent)."""
+        return dict(self.db.execute(
+            "SELECT subdir, COUNT(*) FROM packages WHERE channel = ? GROUP BY subdir", [channel]
+        ).fetchall())
 
     def raw_records(self, channel: str, subdir: str) -> Iterator[tuple[str, str, str]]:
         """(filename, name, record JSON text) of a subdir: the fast path of repodata writing."""

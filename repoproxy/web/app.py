@@ -8,18 +8,22 @@ from pyramid.config import Configurator
 from pyramid.tweens import INGRESS
 
 from repoproxy.domain.core import Core, load_core
+from repoproxy.domain.permissions import Permissions
+from repoproxy.domain.reads import ReadModel
+from repoproxy.web.resources import ChannelResource
 from repoproxy.web.security import SecurityPolicy, identify
-from repoproxy.web.views.channel import HiddenCache
 
 
 def make_app(services: Core) -> Any:
     """Build the WSGI app around existing services (the CLI and tests share them)."""
     config = Configurator(settings=dict(services.settings))
     config.registry.services = services
-    config.registry.hidden_cache = HiddenCache()
+    # the conda file views and the read model share the indexer's cache of hidden sets
+    config.registry.hidden_cache = services.indexer.hidden_cache
     # request properties, all in one place
     config.add_request_method(lambda r: r.registry.services, "services", reify=True)
     config.add_request_method(_identity, "repoproxy_identity", reify=True)
+    config.add_request_method(_reads, "reads", reify=True)
     config.set_security_policy(SecurityPolicy())
     # tweens, outermost first: access log, then /t/<token>/ stripping before routing
     config.add_tween("repoproxy.web.tweens.logging_tween_factory", under=INGRESS)
@@ -36,6 +40,15 @@ def _identity(request: Any) -> Any:
     ident = identify(request)
     request.environ["repoproxy.identity_name"] = ident.name
     return ident
+
+
+def _reads(request: Any) -> ReadModel:
+    """What this caller may see: the one read model, asking the security policy per channel."""
+    def may_read(channel: Any) -> bool:
+        return bool(request.has_permission(Permissions.CHANNEL_READ,
+                                           ChannelResource(request, channel)))
+
+    return ReadModel(request.services, may_read)
 
 
 def main(global_config: dict[str, Any] | None = None, **settings: Any) -> Any:

@@ -16,6 +16,9 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, E
 from repoproxy.domain.permissions import ACCESS_PERMISSIONS, Permissions
 from repoproxy.models import Channel, Privacy
 
+#: a principal no identity ever holds
+NOBODY = "system:nobody"
+
 
 class ChannelResource:
     def __init__(self, request: Any, channel: Channel | None, name: str = "") -> None:
@@ -32,18 +35,22 @@ class ChannelResource:
             request=self.request, context=self
         ):
             extra.extend(entries or ())
+        # an absent channel grants nothing to anyone, admins included, yet its ACL is built
+        # and walked entry for entry like a hidden channel's (same entries, none matching),
+        # so that refusing either costs the same (no timing oracle)
+        exists = self.exists
         acl: list[tuple[str, str, Any]] = [e for e in extra if e[0] == Deny]
-        if not self.exists:
-            acl = [(Deny, Everyone, ALL_PERMISSIONS)]
-        acl.append((Allow, "role:admin", ALL_PERMISSIONS))
-        acl.extend(e for e in extra if e[0] != Deny)
+        acl.append((Allow, "role:admin" if exists else NOBODY, ALL_PERMISSIONS))
+        acl.extend((a, p if exists else NOBODY, perms) for a, p, perms in extra if a != Deny)
         if self.channel.privacy == Privacy.PUBLIC:
             acl.append((Allow, Everyone, ACCESS_PERMISSIONS["read"]))
         elif self.channel.privacy == Privacy.AUTHENTICATED:
             acl.append((Allow, Authenticated, ACCESS_PERMISSIONS["read"]))
         for level, perms in ACCESS_PERMISSIONS.items():
-            acl.append((Allow, f"channel:{name}:{level}", perms))
-            acl.append((Allow, f"channel:*:{level}", perms))
+            acl.append((Allow, f"channel:{name}:{level}" if exists else NOBODY, perms))
+            acl.append((Allow, f"channel:*:{level}" if exists else NOBODY, perms))
+        # the last entry refuses everybody an absent channel; for a real one it matches nobody
+        acl.append((Deny, NOBODY if exists else Everyone, ALL_PERMISSIONS))
         return acl
 
 
@@ -51,7 +58,8 @@ def channel_factory(request: Any) -> ChannelResource:
     """The channel named by the route (``{channel}`` or ``{name}``), existing or not."""
     md = request.matchdict or {}
     name = md.get("channel") or md.get("name") or ""
-    return ChannelResource(request, request.services.catalog().get_channel(name), name)
+    # find_channel costs the same for a present and an absent channel (no timing oracle)
+    return ChannelResource(request, request.services.catalog().find_channel(name), name)
 
 
 class ServerResource:

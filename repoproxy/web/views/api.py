@@ -4,29 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Channel
 from repoproxy.plugins import collect
-from repoproxy.web.access import readable_channels, require_channel
 from repoproxy.web.body import BadRequest, json_body
 
 
 def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
-    catalog = request.services.catalog()
-    counts = dict(
-        catalog.db.execute(
-            "SELECT subdir, COUNT(*) FROM packages WHERE channel = ? GROUP BY subdir",
-            [channel.name],
-        ).fetchall()
-    )
-    subdirs = catalog.subdirs(channel.name)
+    """The channel as the API shows it; ``channel`` is one the caller was admitted to."""
+    counts = request.reads.subdir_counts(channel)  # policy-hidden files are not counted
     details = dict(
         channel.as_json(),
-        subdirs=subdirs,
-        package_files={sd: counts.get(sd, 0) for sd in subdirs},
+        subdirs=list(counts),
+        package_files=counts,
         url=request.route_url("channel.root", channel=channel.name),
     )
     for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
@@ -35,9 +29,11 @@ def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
     return details
 
 
-@view_config(route_name="api.channels", request_method="GET", renderer="json")
+# anyone may list: the read model lists only the channels the caller may read
+@view_config(route_name="api.channels", request_method="GET", renderer="json",
+             permission=NO_PERMISSION_REQUIRED)
 def list_channels(request: Any) -> Any:
-    return {"channels": [ch.as_json() for ch in readable_channels(request)]}
+    return {"channels": [ch.as_json() for ch in request.reads.channels()]}
 
 
 @view_config(route_name="api.channels", request_method="POST", renderer="json",
@@ -55,9 +51,10 @@ def post_channel(request: Any) -> Any:
     return channel_details(request, channel)
 
 
-@view_config(route_name="api.channel", request_method="GET", renderer="json")
+@view_config(route_name="api.channel", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_channel(request: Any) -> Any:
-    return channel_details(request, require_channel(request, request.matchdict["name"]))
+    return channel_details(request, request.context.channel)
 
 
 @view_config(route_name="api.channel", request_method="DELETE", renderer="json",
@@ -68,12 +65,13 @@ def remove_channel(request: Any) -> Any:
     return {"deleted": channel.name}
 
 
-@view_config(route_name="api.channel_files", request_method="GET", renderer="json")
+@view_config(route_name="api.channel_files", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def channel_files(request: Any) -> Any:
-    channel = require_channel(request, request.matchdict["name"])
+    channel = request.context.channel
     subdir = request.GET.get("subdir")
     files = []
-    for rec in request.services.catalog().packages(channel.name, subdir=subdir):
+    for rec in request.reads.packages(channel, subdir=subdir):
         item = {
             "subdir": rec.subdir, "filename": rec.filename, "name": rec.name,
             "version": rec.version, "build": rec.build, "size": rec.size,

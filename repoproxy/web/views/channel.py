@@ -6,21 +6,18 @@ stat of the subdir's hidden-files list (cached by mtime). No other catalog query
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from pathlib import Path
 from typing import Any
 
-from pyramid.response import FileResponse
 from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import NotFound
-from repoproxy.models import Channel, Privacy
+from repoproxy.models import Channel
 from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.pipeline.repodata import HIDDEN, SHARD_INDEX
 from repoproxy.plugins import notify
+from repoproxy.web.files import file_response
 
 log = logging.getLogger(__name__)
 
@@ -28,72 +25,8 @@ INDEX_FILES = frozenset(
     {"repodata.json", "repodata.json.zst", SHARD_INDEX, "run_exports.json",
      "run_exports.json.zst"}
 )
-GZIP_TWINS = frozenset({"repodata.json", "run_exports.json", "channeldata.json"})
-CONTENT_TYPES = {
-    ".json": "application/json",
-    ".zst": "application/zstd",
-    ".conda": "application/octet-stream",
-    ".bz2": "application/x-bzip2",
-}
-
-
-class HiddenCache:
-    """The subdir's hidden files (policy), re-read only when the file changes."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int], frozenset[str]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> frozenset[str]:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return frozenset()
-        key = (st.st_mtime_ns, st.st_ino)
-        cached = self._cache.get(path)
-        if cached and cached[0] == key:
-            return cached[1]
-        value = frozenset(json.loads(path.read_bytes()))
-        with self._lock:
-            self._cache[path] = (key, value)
-        return value
-
-
 def _missing(name: str) -> NotFound:
     return NotFound(f"{name} not found")
-
-
-def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool,
-                  etag: str | None = None) -> Any:
-    accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
-    encoding = None
-    if path.name in GZIP_TWINS and accepts_gzip:
-        gz = path.with_name(path.name + ".gz")
-        if gz.exists():
-            path, encoding = gz, "gzip"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise _missing(path.name) from None
-    suffix = ".json" if encoding else path.suffix
-    response = FileResponse(str(path), request=request,
-                            content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
-    # strong validator: files are only ever replaced by rename, never changed in place, so
-    # inode + mtime + size change whenever the bytes do
-    response.etag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
-        "-gz" if encoding else "")
-    if encoding:
-        response.content_encoding = encoding
-    if path.name.removesuffix(".gz") in GZIP_TWINS:
-        response.vary = ("Accept-Encoding",)
-    scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
-    if immutable:
-        response.cache_control = f"{scope}, max-age=31536000, immutable"
-    else:
-        max_age = request.services.settings["repoproxy.index_max_age"]
-        response.cache_control = f"{scope}, max-age={max_age}"
-    response.conditional_response = True
-    return response
 
 
 @view_config(route_name="channel.file", request_method=("GET", "HEAD"),

@@ -1,15 +1,15 @@
 """Package details API (one package name of one channel): summary, files, dependencies,
 dependents, readme, and deletion of the whole package.
 
-Routes follow the Anaconda Platform shape: ``/api/channels/<ch>/artifacts/conda/<name>...``.
-Every view first checks read access with :func:`repoproxy.access.require_channel`, so a
-channel the caller may not read answers like a missing one.
+Routes follow the Anaconda Platform shape: ``/api/channels/<ch>/artifacts/conda/<name>...``,
+each under the route's channel resource (``channel_factory``). Read views declare
+``channel:read`` (a channel the caller may not read answers like a missing one) and ask the
+read model (``request.reads``), so a file a policy hides is absent from every answer.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from typing import Any
 
 from pyramid.config import Configurator
@@ -17,10 +17,10 @@ from pyramid.view import view_config
 
 from repoproxy.domain import packages
 from repoproxy.domain.permissions import Permissions
+from repoproxy.domain.reads import Package
 from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
-from repoproxy.web.access import require_channel
 from repoproxy.web.resources import channel_factory
 
 ARTIFACT = "/api/channels/{channel}/artifacts/{family}/{name}"
@@ -34,22 +34,15 @@ class BadQuery(RepoproxyError):
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("details.package", ARTIFACT, factory=channel_factory)
-    config.add_route("details.files", ARTIFACT + "/files")
-    config.add_route("details.dependencies", ARTIFACT + "/dependencies")
-    config.add_route("details.dependents", ARTIFACT + "/dependents")
-    config.add_route("details.readme", ARTIFACT + "/readme")
-    config.add_route("details.packages", "/api/channels/{channel}/artifacts")
-
-
-def version_key(version: str) -> Any:
-    """A sort key in conda's version order (py-rattler's ``Version``)."""
-    from rattler import Version
-
-    try:
-        return (1, Version(version))
-    except Exception:  # an unparsable version sorts below every valid one
-        return (0, version)
+    for name, pattern in (
+        ("details.package", ARTIFACT),
+        ("details.files", ARTIFACT + "/files"),
+        ("details.dependencies", ARTIFACT + "/dependencies"),
+        ("details.dependents", ARTIFACT + "/dependents"),
+        ("details.readme", ARTIFACT + "/readme"),
+        ("details.packages", "/api/channels/{channel}/artifacts"),
+    ):
+        config.add_route(name, pattern, factory=channel_factory)
 
 
 def ckey(rec: PackageRecord) -> str:
@@ -75,25 +68,13 @@ def _family(request: Any) -> None:
         raise NotFound(f"artifact type {request.matchdict['family']!r} not found")
 
 
-def package_records(request: Any, permission: str = Permissions.CHANNEL_READ
-                    ) -> tuple[Channel, list[PackageRecord]]:
-    channel = require_channel(request, request.matchdict["channel"], permission)
+def _package(request: Any) -> Package:
     _family(request)
-    name = request.matchdict["name"]
-    records = list(request.services.catalog().packages(channel.name, name=name))
-    if not records:
-        raise NotFound(f"package {name!r} not found in channel {channel.name!r}")
-    return channel, records
+    return request.reads.package(request.context.channel, request.matchdict["name"])
 
 
-def latest(records: Iterable[PackageRecord]) -> PackageRecord:
-    return max(records, key=lambda r: (version_key(r.version), r.build_number,
-                                       r.indexed_timestamp))
-
-
-def summary(request: Any, channel: Channel, records: list[PackageRecord]) -> dict[str, Any]:
-    newest = latest(records)
-    versions = sorted({r.version for r in records}, key=version_key, reverse=True)
+def summary(request: Any, package: Package) -> dict[str, Any]:
+    channel, records, newest = package.channel, list(package.records), package.newest
     files = [file_json(request, channel, r) for r in records]
     about = newest.about
     out: dict[str, Any] = {
@@ -106,10 +87,10 @@ def summary(request: Any, channel: Channel, records: list[PackageRecord]) -> dic
         "dev_url": about.get("dev_url") or "",
         "doc_url": about.get("doc_url") or "",
         "latest_version": newest.version,
-        "versions": versions,
-        "platforms": sorted({r.subdir for r in records}),
+        "versions": package.versions,
+        "platforms": package.platforms,
         "file_count": len(records),
-        "latest_release": max(r.indexed_timestamp for r in records),
+        "latest_release": package.latest_release,
     }
     # plugins' per-file extras of the newest file (badge snippets, SBOM link...) describe the
     # package; per-file counters are summed instead
@@ -123,28 +104,26 @@ def summary(request: Any, channel: Channel, records: list[PackageRecord]) -> dic
     return out
 
 
-@view_config(route_name="details.packages", request_method="GET", renderer="json")
+@view_config(route_name="details.packages", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def list_packages(request: Any) -> Any:
-    channel = require_channel(request, request.matchdict["channel"])
-    by_name: dict[str, list[PackageRecord]] = {}
-    for rec in request.services.catalog().packages(channel.name):
-        by_name.setdefault(rec.name, []).append(rec)
+    channel = request.context.channel
     packages = []
-    for name, records in sorted(by_name.items()):
-        newest = latest(records)
+    for package in request.reads.package_list(channel):
+        newest = package.newest
         packages.append({
-            "name": name, "family": "conda", "latest_version": newest.version,
+            "name": package.name, "family": "conda", "latest_version": newest.version,
             "license": newest.record.get("license") or "",
             "summary": newest.about.get("summary") or "",
-            "platforms": sorted({r.subdir for r in records}), "file_count": len(records),
+            "platforms": package.platforms, "file_count": len(package.records),
         })
     return {"channel": channel.name, "packages": packages}
 
 
-@view_config(route_name="details.package", request_method="GET", renderer="json")
+@view_config(route_name="details.package", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_package(request: Any) -> Any:
-    channel, records = package_records(request)
-    return summary(request, channel, records)
+    return summary(request, _package(request))
 
 
 @view_config(route_name="details.package", request_method="DELETE", renderer="json",
@@ -169,15 +148,14 @@ def _int(request: Any, key: str, default: int, low: int, high: int) -> int:
     return value
 
 
-@view_config(route_name="details.files", request_method="GET", renderer="json")
+@view_config(route_name="details.files", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_files(request: Any) -> Any:
-    channel, records = package_records(request)
-    for key in ("subdir", "version", "build", "filename"):
-        wanted = request.GET.get(key)
-        if wanted:
-            records = [r for r in records if getattr(r, key) == wanted]
-    records.sort(key=lambda r: (version_key(r.version), r.build_number, r.subdir,
-                                r.filename), reverse=True)
+    _family(request)
+    channel = request.context.channel
+    records = request.reads.files(
+        channel, request.matchdict["name"],
+        **{key: request.GET.get(key) for key in ("subdir", "version", "build", "filename")})
     limit = _int(request, "limit", 100, 1, 1000)
     offset = _int(request, "offset", 0, 0, 10**9)
     page = records[offset:offset + limit]
@@ -186,48 +164,31 @@ def get_files(request: Any) -> Any:
             "files": [file_json(request, channel, r) for r in page]}
 
 
-def _dep(spec: str) -> dict[str, str]:
-    name, _, constraint = spec.strip().partition(" ")
-    return {"name": name, "spec": constraint.strip(), "raw": spec}
-
-
-@view_config(route_name="details.dependencies", request_method="GET", renderer="json")
+@view_config(route_name="details.dependencies", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_dependencies(request: Any) -> Any:
-    channel, records = package_records(request)
-    version = request.GET.get("version") or latest(records).version
-    chosen = [r for r in records if r.version == version]
-    if not chosen:
-        raise NotFound(f"version {version!r} not found")
-    deps: dict[str, dict[str, Any]] = {}
-    for rec in chosen:
-        for spec in rec.record.get("depends") or []:
-            dep = _dep(spec)
-            entry = deps.setdefault(spec, {**dep, "subdirs": []})
-            entry["subdirs"].append(rec.subdir)
-    name = request.matchdict["name"]
-    dependents: dict[str, set[str]] = {}
-    for rec in request.services.catalog().packages(channel.name):
-        if any(_dep(s)["name"] == name for s in rec.record.get("depends") or []):
-            dependents.setdefault(rec.name, set()).add(rec.version)
+    package = _package(request)
+    version, deps = request.reads.dependencies(package.channel, package.name,
+                                               request.GET.get("version"))
     return {
-        "channel": channel.name, "name": name, "version": version,
-        "dependencies": sorted(deps.values(), key=lambda d: d["raw"]),
-        "dependents": [{"name": n, "versions": sorted(v, key=version_key, reverse=True)}
-                       for n, v in sorted(dependents.items())],
+        "channel": package.channel.name, "name": package.name, "version": version,
+        "dependencies": deps,
+        "dependents": request.reads.dependents(package.channel, package.name),
     }
 
 
-@view_config(route_name="details.dependents", request_method="GET", renderer="json")
+@view_config(route_name="details.dependents", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_dependents(request: Any) -> Any:
-    data = get_dependencies(request)
-    return {"channel": data["channel"], "name": data["name"], "dependents": data["dependents"]}
+    package = _package(request)
+    return {"channel": package.channel.name, "name": package.name,
+            "dependents": request.reads.dependents(package.channel, package.name)}
 
 
-@view_config(route_name="details.readme", request_method="GET", renderer="json")
+@view_config(route_name="details.readme", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_READ)
 def get_readme(request: Any) -> Any:
-    channel, records = package_records(request)
-    about = latest(records).about
-    text = about.get("description") or about.get("summary") or ""
-    return {"channel": channel.name, "name": request.matchdict["name"], "readme": text,
-            "source": "description" if about.get("description") else
-            ("summary" if text else None)}
+    package = _package(request)
+    text, source = request.reads.readme(package.channel, package.name)
+    return {"channel": package.channel.name, "name": package.name, "readme": text,
+            "source": source}

@@ -55,7 +55,10 @@ def forbidden(exc: HTTPForbidden, request: Any) -> Any:
         return error_response(request, 401, "authentication-required", "authentication required")
     context = request.context
     if isinstance(context, ChannelResource):
-        if not context.exists or not request.has_permission(Permissions.CHANNEL_READ, context):
+        # asked whether the channel exists or not (no short cut): a hidden channel must not
+        # cost one ACL evaluation more than an absent one (a timing oracle)
+        readable = request.has_permission(Permissions.CHANNEL_READ, context)
+        if not context.exists or not readable:
             return error_response(request, 404, "not-found", "channel not found")
         permission = str(getattr(exc.result, "permission", "") or Permissions.CHANNEL_READ)
         action = permission.split(":", 1)[-1]

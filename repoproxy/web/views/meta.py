@@ -13,7 +13,7 @@ from repoproxy.plugins import describe_plugins
 
 @view_config(route_name="meta.health", renderer="json", permission=NO_PERMISSION_REQUIRED)
 def health(request: Any) -> Any:
-    request.services.catalog().db.execute("SELECT 1").fetchone()
+    request.services.catalog().ping()
     return {"status": "ok", "version": __version__}
 
 

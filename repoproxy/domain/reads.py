@@ -1,0 +1,287 @@
+"""The read model: what one caller may see, with access and policy-hidden files applied once.
+
+Every read path (the package details API, file and package lists, search, badges, SBOMs,
+download counts, CVE views, the CLI's offline reads) asks a :class:`ReadModel` instead of the
+catalog. It applies two rules, in one place:
+
+- **access**: a channel the caller may not read answers exactly like an absent one
+  (:class:`~repoproxy.errors.NotFound` with the same words), and never appears in a list;
+- **policy**: a file the channel's policy hides from its repodata (``repoproxy_excluded_files``,
+  materialised by the indexer as the subdir's hidden set) is absent from every answer, so no
+  view shows a version that clients cannot install.
+
+The web layer builds one per request (``request.reads``) whose predicate asks the security
+policy; offline callers (the CLI with ``--root``, workers) use :meth:`ReadModel.unrestricted`.
+No web framework here.
+
+Methods take a channel by name (checked with the predicate) or a :class:`Channel` the caller
+already admitted (a route's resource whose read permission the security policy granted, or
+one returned by :meth:`ReadModel.channel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from repoproxy.errors import NotFound
+from repoproxy.models import Channel, PackageRecord, Privacy
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
+
+ChannelRef = Channel | str
+
+
+def channel_not_found() -> NotFound:
+    # the same words whatever the name: a hidden channel and an absent one answer alike
+    return NotFound("channel not found")
+
+
+def version_key(version: str) -> Any:
+    """A sort key in conda's version order (py-rattler's ``Version``)."""
+    from rattler import Version
+
+    try:
+        return (1, Version(version))
+    except Exception:  # an unparsable version sorts below every valid one
+        return (0, version)
+
+
+def newest_key(rec: PackageRecord) -> Any:
+    return (version_key(rec.version), rec.build_number, rec.indexed_timestamp)
+
+
+def latest(records: Iterable[PackageRecord]) -> PackageRecord:
+    """The newest file: conda version order, then build number, then indexing time."""
+    return max(records, key=newest_key)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One ``depends`` entry, parsed as conda parses it (py-rattler's ``MatchSpec``)."""
+
+    name: str
+    spec: str  # version and build constraints, "" when any version will do
+    raw: str
+    channel: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "spec": self.spec, "raw": self.raw}
+        if self.channel:
+            out["channel"] = self.channel
+        return out
+
+
+def parse_dependency(raw: str) -> Dependency:
+    """``conda-forge::numpy >=1.2``, ``numpy[version='>=1.2']``, ``python 3.11.* *_cpython``...
+
+    A string MatchSpec refuses (a package built by a foreign tool) is still shown: its first
+    word as the name, the rest as the constraint, so the dependency does not vanish.
+    """
+    from rattler import MatchSpec
+
+    try:
+        ms = MatchSpec(raw)
+    except Exception:
+        name, _, rest = raw.strip().partition(" ")
+        return Dependency(name=name, spec=rest.strip(), raw=raw)
+    name = ms.name.normalized if ms.name is not None else raw.strip()
+    spec = " ".join(str(part) for part in (ms.version, ms.build) if part is not None)
+    channel = ms.channel.name if ms.channel is not None else None
+    return Dependency(name=name, spec=spec, raw=raw, channel=channel)
+
+
+@dataclass(frozen=True)
+class Package:
+    """The visible files of one package name in one channel (never empty)."""
+
+    channel: Channel
+    name: str
+    records: tuple[PackageRecord, ...]
+
+    @property
+    def newest(self) -> PackageRecord:
+        return latest(self.records)
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({r.version for r in self.records}, key=version_key, reverse=True)
+
+    @property
+    def platforms(self) -> list[str]:
+        return sorted({r.subdir for r in self.records})
+
+    @property
+    def latest_release(self) -> int:
+        return max(r.indexed_timestamp for r in self.records)
+
+
+class ReadModel:
+    def __init__(self, core: Core, may_read: Callable[[Channel], bool]) -> None:
+        self.core = core
+        self.may_read = may_read
+        self._catalog: Any = None
+        self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+
+    @classmethod
+    def unrestricted(cls, core: Core) -> ReadModel:
+        """What an administrator sees: every channel (policy-hidden files stay hidden)."""
+        return cls(core, lambda channel: True)
+
+    @property
+    def catalog(self) -> Any:
+        if self._catalog is None:  # one connection lookup per read model, on first use
+            self._catalog = self.core.catalog()
+        return self._catalog
+
+    # --- channels ---------------------------------------------------------------------------
+    def channels(self) -> list[Channel]:
+        return [ch for ch in self.catalog.list_channels() if self.may_read(ch)]
+
+    def channel(self, ref: ChannelRef) -> Channel:
+        """The channel if the caller may read it; else NotFound, exactly as if absent."""
+        if isinstance(ref, Channel):
+            return ref
+        channel = self.catalog.find_channel(ref)
+        # both checks always run, so a hidden channel costs what an absent one costs
+        readable = self.may_read(channel or Channel(name=ref, privacy=Privacy.PRIVATE))
+        if channel is None or not readable:
+            raise channel_not_found()
+        return channel
+
+    def subdirs(self, ref: ChannelRef) -> list[str]:
+        return list(self.catalog.subdirs(self.channel(ref).name))
+
+    def subdir_counts(self, ref: ChannelRef) -> dict[str, int]:
+        """Visible package files per subdir (every subdir the channel has, 0 included)."""
+        channel = self.channel(ref)
+        counts = self.catalog.file_counts(channel.name)
+        # the hidden set is a subset of the subdir's catalog files: the indexer computes it
+        # from them, under the subdir's lock, after every change
+        return {sd: max(0, counts.get(sd, 0) - len(self.hidden(channel.name, sd)))
+                for sd in self.catalog.subdirs(channel.name)}
+
+    # --- policy-hidden files ----------------------------------------------------------------
+    def hidden(self, channel: str, subdir: str) -> frozenset[str]:
+        """The subdir's policy-hidden files: the very set its served repodata leaves out."""
+        key = (channel, subdir)
+        if key not in self._hidden:
+            self._hidden[key] = self.core.indexer.hidden(channel, subdir)
+        return self._hidden[key]
+
+    def visible(self, rec: PackageRecord) -> bool:
+        return rec.filename not in self.hidden(rec.channel, rec.subdir)
+
+    def hidden_paths(self, ref: ChannelRef) -> set[tuple[str, str]]:
+        """(subdir, filename) of every hidden file of the channel."""
+        channel = self.channel(ref)
+        return {(sd, fn) for sd in self.catalog.subdirs(channel.name)
+                for fn in self.hidden(channel.name, sd)}
+
+    # --- packages and files -----------------------------------------------------------------
+    def packages(self, ref: ChannelRef, name: str | None = None,
+                 subdir: str | None = None) -> list[PackageRecord]:
+        """Visible files of the channel (ordered by subdir, filename)."""
+        channel = self.channel(ref)
+        return [r for r in self.catalog.packages(channel.name, subdir=subdir, name=name)
+                if self.visible(r)]
+
+    def package(self, ref: ChannelRef, name: str) -> Package:
+        channel = self.channel(ref)
+        records = self.packages(channel, name=name)
+        if not records:
+            raise NotFound(f"package {name!r} not found in channel {channel.name!r}")
+        return Package(channel=channel, name=name, records=tuple(records))
+
+    def package_list(self, ref: ChannelRef) -> list[Package]:
+        """Every package name with at least one visible file, by name."""
+        channel = self.channel(ref)
+        by_name: dict[str, list[PackageRecord]] = {}
+        for rec in self.packages(channel):
+            by_name.setdefault(rec.name, []).append(rec)
+        return [Package(channel=channel, name=n, records=tuple(rs))
+                for n, rs in sorted(by_name.items())]
+
+    def files(self, ref: ChannelRef, name: str, **wanted: str | None) -> list[PackageRecord]:
+        """The package's visible files, newest first; ``wanted`` filters on subdir, version,
+        build or filename (an empty value filters nothing)."""
+        records = list(self.package(ref, name).records)
+        for key, value in wanted.items():
+            if key not in ("subdir", "version", "build", "filename"):
+                raise ValueError(f"cannot filter files on {key!r}")
+            if value:
+                records = [r for r in records if getattr(r, key) == value]
+        records.sort(key=lambda r: (version_key(r.version), r.build_number, r.subdir,
+                                    r.filename), reverse=True)
+        return records
+
+    def file(self, ref: ChannelRef, subdir: str, filename: str) -> PackageRecord:
+        """One visible file; a hidden one is as absent as a file never uploaded."""
+        channel = self.channel(ref)
+        rec = self.catalog.get_package(channel.name, subdir, filename)
+        if rec is None or not self.visible(rec):
+            raise NotFound(f"{filename} not found")
+        return rec
+
+    def readme(self, ref: ChannelRef, name: str) -> tuple[str, str | None]:
+        """(text, where it came from: "description", "summary" or None) of the newest file."""
+        about = self.package(ref, name).newest.about
+        text = about.get("description") or about.get("summary") or ""
+        return text, ("description" if about.get("description") else
+                      ("summary" if text else None))
+
+    # --- dependencies -----------------------------------------------------------------------
+    def dependencies(self, ref: ChannelRef, name: str, version: str | None = None
+                     ) -> tuple[str, list[dict[str, Any]]]:
+        """(the version, its dependencies with the subdirs that declare each)."""
+        package = self.package(ref, name)
+        version = version or package.newest.version
+        chosen = [r for r in package.records if r.version == version]
+        if not chosen:
+            raise NotFound(f"version {version!r} not found")
+        deps: dict[str, dict[str, Any]] = {}
+        for rec in chosen:
+            for raw in rec.record.get("depends") or []:
+                entry = deps.setdefault(raw, {**parse_dependency(raw).as_json(), "subdirs": []})
+                entry["subdirs"].append(rec.subdir)
+        return version, sorted(deps.values(), key=lambda d: d["raw"])
+
+    def dependents(self, ref: ChannelRef, name: str) -> list[dict[str, Any]]:
+        """Visible packages of the channel whose dependencies name ``name``, newest first."""
+        package = self.package(ref, name)
+        wanted = name.lower()  # MatchSpec names are normalised to lower case
+        found: dict[str, set[str]] = {}
+        for rec in self.packages(package.channel):
+            if any(parse_dependency(s).name == wanted for s in rec.record.get("depends") or []):
+                found.setdefault(rec.name, set()).add(rec.version)
+        return [{"name": n, "versions": sorted(v, key=version_key, reverse=True)}
+                for n, v in sorted(found.items())]
+
+    # --- search -------------------------------------------------------------------------------
+    def search(self, q: str, family: str = "conda") -> list[dict[str, Any]]:
+        """Packages whose name contains ``q`` (case-insensitive) in every readable channel.
+
+        Only readable channels are ever queried, and only visible files count: a version a
+        policy hides is never a hit.
+        """
+        q = q.strip().lower()
+        results = []
+        for channel in self.channels():
+            by_name: dict[str, list[PackageRecord]] = {}
+            for rec in self.catalog.search_packages(channel.name, q):
+                if self.visible(rec):
+                    by_name.setdefault(rec.name, []).append(rec)
+            for name, records in sorted(by_name.items()):
+                newest = max(records, key=lambda r: version_key(r.version))
+                results.append({
+                    "channel": channel.name, "name": name, "version": newest.version,
+                    "family": family, "build": newest.build,
+                    "license": newest.record.get("license") or "",
+                    "platforms": sorted({r.subdir for r in records
+                                         if r.version == newest.version}),
+                    "exact": name.lower() == q,
+                })
+        results.sort(key=lambda r: (not r["exact"], r["name"], r["channel"]))
+        return results
