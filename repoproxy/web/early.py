@@ -62,6 +62,7 @@ class EarlyCheck:
         self.registry = registry
         self.mapper = registry.queryUtility(IRoutesMapper)
         self.limit = int(registry.services.settings["repoproxy.max_upload_size"])
+        self.log_requests = bool(registry.services.settings["repoproxy.log_requests"])
 
     def __call__(self, method: str, path: str, query: str,
                  headers: dict[str, str]) -> EarlyResponse | None:
@@ -85,7 +86,8 @@ class EarlyCheck:
             return None
         finally:
             env["closer"]()
-        if answer is not None:
+        if answer is not None and self.log_requests:
+            # the access line the logging tween would have written, had the app seen it
             log.info('%s "%s %s" %s early %s', headers.get("REMOTE_ADDR", "-"), method,
                      redacted_path(request), answer.status, answer.code)
         return answer

@@ -4,7 +4,8 @@ The access log already writes redacted paths (see ``tweens.redacted_path``), but
 carry request paths too: waitress logs ``Exception while serving <path>`` with the raw path,
 tracebacks quote URLs, plugins log what they like. The filter is the last line of defence: it
 is installed on every handler (``install_redaction``), so whatever logger a record comes from,
-it is rewritten before any handler formats it.
+it is rewritten before any handler formats it (and a log record factory redacts records as
+they are made, for handlers added later).
 
 What is redacted: anything shaped like a repoproxy token (``rp-<id>-<secret>``), any
 ``/t/<segment>`` path segment in any case and at any depth (conda's token prefix, also when
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 REDACTED = "<redacted>"
 
@@ -71,11 +73,22 @@ _FILTER = RedactingFilter()
 
 
 def install_redaction() -> None:
-    """Put the redacting filter on every handler of every logger that exists now.
+    """Redact every log record: at creation, and on every handler of every logger there now.
 
-    Called after logging is configured and again once the server is built, so handlers that
-    an ini file, waitress or a plugin added are covered too.
+    The record factory covers loggers and handlers created later (a plugin's, say); the
+    handler filters cover records made by a factory installed over this one. Called after
+    logging is configured and again once the server is built. Idempotent.
     """
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "repoproxy_redacts", False):
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = factory(*args, **kwargs)
+            _FILTER.filter(record)
+            return record
+
+        redacting_factory.repoproxy_redacts = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(redacting_factory)
     loggers: list[logging.Logger] = [logging.getLogger()]
     loggers += [lg for lg in logging.Logger.manager.loggerDict.values()
                 if isinstance(lg, logging.Logger)]

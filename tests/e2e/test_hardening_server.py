@@ -13,6 +13,7 @@ Every wait is bounded; only loopback addresses are used.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -84,12 +85,11 @@ def limited_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 
 
 def open_fds(pid: int) -> list[str]:
+    """What the process's descriptors point at (``socket:[...]``, file paths)."""
     out = []
-    for entry in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out.append(os.readlink(f"/proc/{pid}/fd/{entry}"))
-        except OSError:
-            pass  # closed meanwhile
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            out.append(str(entry.readlink()))
     return out
 
 
@@ -257,7 +257,8 @@ def test_upload_refused_from_headers(upload_server: tuple[RunningServer, Path, d
     # and the server is fine afterwards
     assert requests.get(srv.url + "/-/health", timeout=TIMEOUT).status_code == 200
     log = srv.log_path.read_text()
-    assert tokens["read"] not in log and tokens["write"] not in log
+    assert tokens["read"] not in log
+    assert tokens["write"] not in log
 
 
 # --- 4 and 5. bad URLs and tokens in logs ----------------------------------------------------
@@ -354,7 +355,7 @@ def test_no_token_in_any_log_line(logged_server: tuple[RunningServer, str]) -> N
         response = requests.request(method, url + path, headers=headers, timeout=TIMEOUT)
         statuses.append(response.status_code)
         assert token not in response.text
-    assert 500 in statuses and any(400 <= s < 500 for s in statuses) and 200 in statuses
+    assert {200, 401, 404, 500} <= set(statuses)
     assert srv.stop() == 0
     log = srv.log_path.read_text()
     secret = token.rsplit("-", 1)[1]
@@ -362,5 +363,6 @@ def test_no_token_in_any_log_line(logged_server: tuple[RunningServer, str]) -> N
     assert leaks == []
     # the lines are there, redacted: the test looked at the right output
     assert "Exception while serving /t/<redacted>/api/boom" in log
-    assert "boom called for" in log and "Traceback" in log
+    assert "boom called for" in log
+    assert "Traceback" in log
     assert log.count("[repoproxy.access]") >= len(sent)
