@@ -10,7 +10,8 @@ they are made, for handlers added later).
 What is redacted: anything shaped like a repoproxy token (``rp-<id>-<secret>``), any
 ``/t/<segment>`` path segment in any case and at any depth (conda's token prefix, also when
 misplaced), the value of an ``Authorization`` or ``X-API-Key`` header quoted in text, and the
-value of ``token=``, ``access_token=`` and ``api_key=`` query parameters.
+value of ``token=``, ``access_token=`` and ``api_key=`` query parameters, and quoted mapping
+entries named ``token``, ``password`` or ``secret``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # channel name); the segment may be percent-encoded or malformed, so take it whole
     (re.compile(r"(/[tT]/)[^/?#\s\"']+"), r"\1" + REDACTED),
     # header values quoted in text: "Authorization: Bearer x", "'X-API-Key': 'x'", ...
-    (re.compile(r"(?i)((?:authorization|x-api-key|http_authorization|http_x_api_key)"
+    (re.compile(r"(?i)((?:authorization|x[-_]api[-_]key|http_authorization|http_x_api_key)"
                 r"['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|basic|token)\s+)?[^\s'\",;}]+"),
      r"\1" + REDACTED),
+    # secrets quoted as mapping entries: {'token': 'x'}, "password": "x"
+    (re.compile(r"(?i)(['\"](?:token|access_token|api_key|password|secret)['\"]\s*[:=]\s*"
+                r"['\"])[^'\"]*"), r"\1" + REDACTED),
     # secret query parameters, raw or percent-encoded separators
     (re.compile(r"(?i)((?:^|[?&;\s]|%26|%3f)(?:token|access_token|api_key)(?:=|%3d))"
                 r"[^&\s#'\"]*"), r"\1" + REDACTED),

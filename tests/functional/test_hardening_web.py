@@ -79,6 +79,8 @@ def test_undecodable_url_on_upload_and_plugin_routes(
     "Authorization: token secret123",
     "{'X-Api-Key': 'secret123'}",
     f"plain {TOKEN} in a message",
+    "credentials {'username': 'u', 'password': 'secret123'}",
+    '{"token": "secret123", "name": "ci"}',
 ])
 def test_redact_every_form(text: str) -> None:
     out = redact(text)
