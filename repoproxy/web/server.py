@@ -21,8 +21,11 @@ import resource
 import signal
 from typing import Any
 
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
+from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from repoproxy.domain.core import Core
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 FD_RESERVE = 64
 #: most descriptors one connection holds: its socket, plus a spooled body or a file being sent
 FDS_PER_CONNECTION = 2
+#: connections accepted per turn of the event loop at most
+ACCEPT_BATCH = 64
 
 
 def raise_fd_limit() -> int:
@@ -113,29 +118,65 @@ class EarlyCheckParser(HTTPRequestParser):
 
 
 class RepoproxyChannel(HTTPChannel):
-    """waitress's channel with the early-check parser bound to its server's check."""
-
-    early_check: EarlyCheck | None = None
+    """waitress's channel whose parsers run its server's early check."""
 
     def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
         # the channel makes parsers as parser_class(adj), also for its own 500 answers
         self.parser_class = functools.partial(
-            EarlyCheckParser, check=self.early_check,
+            EarlyCheckParser, check=getattr(server, "early_check", None),
             addr=str(addr[0]) if isinstance(addr, tuple) else "-")
         super().__init__(server, sock, addr, adj, map)
 
 
+class RepoproxyServer(TcpWSGIServer):
+    """waitress's TCP server with the early-check channel and accepts in batches.
+
+    waitress accepts one connection per turn of its loop, and each turn walks every open
+    connection; under a burst of thousands of connections a real client then waits in the
+    listen backlog for seconds. Accepting what is pending (up to a batch) per turn keeps the
+    backlog short.
+    """
+
+    channel_class = RepoproxyChannel
+    early_check: EarlyCheck | None = None
+
+    def handle_accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            before = len(self._map)
+            super().handle_accept()
+            # nothing pending (or a failed accept), or the connection limit reached
+            if len(self._map) == before or len(self._map) >= self.adj.connection_limit:
+                return
+
+
+def make_server(app: Any, early_check: EarlyCheck | None, **kw: Any) -> Any:
+    """waitress's ``create_server`` for TCP listeners, with :class:`RepoproxyServer`."""
+    adj = Adjustments(**kw)
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    socket_map: dict[int, Any] = {}
+    servers = []
+    for sockinfo in adj.listen:
+        server = RepoproxyServer(app, socket_map, dispatcher=dispatcher, adj=adj,
+                                 sockinfo=sockinfo)
+        server.early_check = early_check
+        servers.append(server)
+    if len(servers) == 1:
+        return servers[0]
+    listening = [(srv.effective_host, srv.effective_port) for srv in servers]
+    return MultiSocketServer(socket_map, adj, listening, dispatcher, servers[-1].log_info)
+
+
 def serve(services: Core, app: Any, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, then stop workers and exit cleanly."""
-    from waitress.server import create_server
-
     settings = services.settings
     threads = settings["repoproxy.threads"]
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings["repoproxy.connection_limit"], fd_limit, threads)
     idle = max(1, settings["repoproxy.idle_timeout"])
-    server = create_server(
+    server = make_server(
         app,
+        EarlyCheck(app.registry),
         host=host,
         port=port,
         threads=threads,
@@ -152,9 +193,6 @@ def serve(services: Core, app: Any, host: str, port: int) -> None:
         ident="repoproxy",
         clear_untrusted_proxy_headers=True,
     )
-    # waitress takes no channel class argument; its accept handler reads this attribute
-    server.channel_class = type("Channel", (RepoproxyChannel,),
-                                {"early_check": EarlyCheck(app.registry)})
     install_redaction()  # waitress's logger and anything created since logging was set up
     log.info("open-file limit %d, connection limit %d, idle timeout %ds", fd_limit, limit, idle)
     workers = []
@@ -173,7 +211,9 @@ def serve(services: Core, app: Any, host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("serving on http://%s:%s", *server.getsockname()[:2])
+    for listen_host, listen_port in getattr(server, "effective_listen", None) or [
+            server.getsockname()[:2]]:
+        log.info("serving on http://%s:%s", listen_host, listen_port)
     try:
         server.run()
     finally:

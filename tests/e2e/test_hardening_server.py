@@ -94,15 +94,21 @@ def open_fds(pid: int) -> list[str]:
 
 
 # --- 1. idle-connection flood --------------------------------------------------------------
+@pytest.mark.parametrize(("soft", "env"), [
+    # systemd's default: a soft limit of 1024 under a high hard limit
+    (1024, {}),
+    # descriptors past 1023, which select() cannot watch (production.ini had 2000)
+    (4096, {"REPOPROXY_CONNECTION_LIMIT": "2000"}),
+], ids=["soft-1024", "limit-2000"])
 def test_idle_flood_server_stays_up_and_answers(
-        limited_server: Callable[..., RunningServer]) -> None:
-    """1,500 idle connections (fd limit 1024 soft / 4096 hard, as systemd sets it up): the
-    server holds them all, answers a real request within 5 s, and closes them when idle."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limited_server: Callable[..., RunningServer], soft: int, env: dict[str, str]) -> None:
+    """1,500 idle connections (fd limit ``soft`` / 4096 hard): the server holds them all,
+    answers a real request within 5 s, and closes them once idle for a bounded time."""
+    own_soft, own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = FLOOD + 200
-    if soft < need:  # the test process holds the client ends
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * need), hard))
-    srv = limited_server(1024, 4096, REPOPROXY_IDLE_TIMEOUT="3")
+    if own_soft < need:  # the test process holds the client ends
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(own_hard, 4 * need), own_hard))
+    srv = limited_server(soft, 4096, REPOPROXY_IDLE_TIMEOUT="3", **env)
     assert srv.proc is not None
     idle: list[socket.socket] = []
     try:
