@@ -118,6 +118,7 @@ def test_idle_flood_server_stays_up_and_answers(
         deadline = time.monotonic() + TIMEOUT
         held = 0
         while time.monotonic() < deadline:
+            assert srv.proc.poll() is None, srv.log_path.read_text()[-1500:]  # still alive
             held = sum(1 for link in open_fds(srv.proc.pid) if link.startswith("socket:"))
             if held >= FLOOD:
                 break
