@@ -12,6 +12,11 @@ identity hook (``repoproxy_identify``) and ACLs, on a body-less Pyramid request 
 headers. Only upload routes are checked, and only refusals are decided here (401, 403, 404
 like the app would answer, 413 for an over-limit ``Content-Length``); everything else, and
 every upload that passes, goes to the application as before, which checks it again.
+
+The check runs on waitress's event-loop thread, so it must stay cheap: routing, one catalog
+read and the identity hook (a token lookup; the token backend writes ``last_used`` at most
+once a minute per token). A slow identity backend (password hashing for HTTP Basic) delays
+other connections' I/O by its cost, once per upload.
 """
 
 from __future__ import annotations
