@@ -27,8 +27,12 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.host": "127.0.0.1",
     "repoproxy.port": 8080,
     "repoproxy.threads": 8,
-    # py-rattler opens hundreds of downloads at once; waitress's default of 100 would stall it
-    "repoproxy.connection_limit": 1000,
+    # py-rattler opens hundreds of downloads at once; waitress's default of 100 would stall it.
+    # 0 = sized to the open-file limit (web/server.py); a larger value is lowered to that size
+    "repoproxy.connection_limit": 0,
+    # seconds a connection may stay silent (nothing sent yet, or between requests) before the
+    # server closes it: idle connections must not keep real clients out
+    "repoproxy.idle_timeout": 30,
     "repoproxy.base_url": "",
     "repoproxy.max_upload_size": GiB,
     # bounds for reading the info part of an archive (decompression bombs, huge index.json)

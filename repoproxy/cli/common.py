@@ -17,11 +17,15 @@ log = logging.getLogger("repoproxy")
 
 
 def setup_logging(level: int = logging.INFO, ini: Path | None = None) -> None:
+    """Logging from the ini file's ``[loggers]`` or to stderr; every handler redacts tokens."""
+    from repoproxy.web.redact import install_redaction
+
     if ini is not None and "[loggers]" in ini.read_text():
         logging.config.fileConfig(str(ini), disable_existing_loggers=False)
-        return
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    else:
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    install_redaction()
 
 
 def ini_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

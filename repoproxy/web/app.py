@@ -25,10 +25,12 @@ def make_app(services: Core) -> Any:
     config.add_request_method(_identity, "repoproxy_identity", reify=True)
     config.add_request_method(_reads, "reads", reify=True)
     config.set_security_policy(SecurityPolicy())
-    # tweens, outermost first: access log, then /t/<token>/ stripping before routing
+    # tweens, outermost first: access log, URL decoding check, /t/<token>/ stripping, routing
     config.add_tween("repoproxy.web.tweens.logging_tween_factory", under=INGRESS)
-    config.add_tween("repoproxy.web.tweens.token_path_tween_factory",
+    config.add_tween("repoproxy.web.tweens.url_check_tween_factory",
                      under="repoproxy.web.tweens.logging_tween_factory")
+    config.add_tween("repoproxy.web.tweens.token_path_tween_factory",
+                     under="repoproxy.web.tweens.url_check_tween_factory")
     config.include(".routes")
     config.scan(".views")
     # plugins last: core routes and views win on equal patterns

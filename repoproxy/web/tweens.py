@@ -1,4 +1,7 @@
-"""Cross-cutting request behaviour, in order: ``/t/<token>/`` stripping, then logging."""
+"""Cross-cutting request behaviour, outermost first: access log, URL decoding check, ``/t/``.
+
+The access log wraps everything so that every answer, refusals included, is one line.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
+
+from repoproxy.web.redact import redact
 
 log = logging.getLogger("repoproxy.access")
 
@@ -19,28 +24,78 @@ def token_path_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Ca
     """Strip ``/t/<token>/`` before routing; the token goes to the security policy only."""
 
     def tween(request: Any) -> Any:
-        match = TOKEN_PATH.match(request.path_info)
-        if match:
-            request.environ["repoproxy.path_token"] = match.group(1)
-            request.path_info = match.group(2) or "/"
-            request.environ["repoproxy.log_path"] = "/t/<redacted>" + request.path_info
-        query_token = request.GET.get("token")
-        if query_token is not None:
-            request.environ["repoproxy.query_token"] = query_token
+        strip_path_token(request)
         return handler(request)
 
     return tween
 
 
+def strip_path_token(request: Any) -> None:
+    """Move a ``/t/<token>/`` prefix and a ``?token=`` value into the environ, for identify().
+
+    Shared with the early upload check (``web/early.py``), so both see the same credentials.
+    """
+    match = TOKEN_PATH.match(request.path_info)
+    if match:
+        request.environ["repoproxy.path_token"] = match.group(1)
+        request.path_info = match.group(2) or "/"
+        request.environ["repoproxy.log_path"] = "/t/<redacted>" + request.path_info
+    query_token = request.GET.get("token")
+    if query_token is not None:
+        request.environ["repoproxy.query_token"] = query_token
+
+
+def undecodable_url(environ: dict[str, Any]) -> str | None:
+    """What is wrong with the request's path or query string as UTF-8, or None.
+
+    webob decodes both strictly on first use (``request.path_info``, ``request.GET``) and
+    raises ``UnicodeDecodeError`` from wherever that happens to be, which used to surface as
+    a 500 with a traceback on every route.
+    """
+    try:
+        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return "the request path is not valid percent-encoded UTF-8"
+    try:
+        parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                  encoding="utf-8", errors="strict")
+    except UnicodeError:
+        return "the query string is not valid percent-encoded UTF-8"
+    return None
+
+
+def url_check_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
+    """Refuse (400, JSON) a path or query string that does not decode, before routing."""
+    from repoproxy.web.views.errors import error_response
+
+    def tween(request: Any) -> Any:
+        problem = undecodable_url(request.environ)
+        if problem is not None:
+            return error_response(request, 400, "bad-request", problem)
+        return handler(request)
+
+    return tween
+
+
+def _raw_path(request: Any) -> str:
+    """The path as sent (re-quoted), for a log line; never raises on undecodable bytes."""
+    try:
+        return str(request.path_info)
+    except UnicodeError:
+        raw = request.environ.get("PATH_INFO", "").encode("latin-1", "replace")
+        return quote(raw, safe="/:@!$&'()*+,;=-._~")
+
+
 def redacted_path(request: Any) -> str:
-    path = request.environ.get("repoproxy.log_path") or request.path_info
+    path = request.environ.get("repoproxy.log_path") or _raw_path(request)
     if request.query_string:
         pairs = [
             (k, "<redacted>" if k.lower() in SECRET_PARAMS else v)
             for k, v in parse_qsl(request.query_string, keep_blank_values=True)
         ]
         path += "?" + urlencode(pairs, safe="<>")
-    return str(path)
+    # a token in a place the tween does not strip (/T/<t>/, /<ch>/t/<t>/, /t/<a>/t/<t>/)
+    return redact(str(path))
 
 
 def logging_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
