@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +34,7 @@ from repoproxy.errors import (
     TooLarge,
 )
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
-from repoproxy.names import PACKAGE_RE, is_subdir, split_filename
+from repoproxy.names import is_subdir, package_name_problem, split_filename
 from repoproxy.pipeline.archive import Limits, read_metadata
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog, utcnow
@@ -60,6 +61,7 @@ LEGACY_KEYS = frozenset(
     }
 )
 CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,13 +139,15 @@ def check_metadata(
             problems.append(
                 f"index.json {key} {value!r} does not match the file name ({expected!r})"
             )
-    if isinstance(index.get("name"), str) and not PACKAGE_RE.match(index["name"]):
-        problems.append(f"invalid package name {index['name']!r} (CEP-26)")
+    if isinstance(index.get("name"), str) and (problem := package_name_problem(index["name"])):
+        problems.append(problem)
     if "build_number" in index and (
         not isinstance(index["build_number"], int) or isinstance(index["build_number"], bool)
     ):
         problems.append("index.json build_number is not an integer")
     subdir = index.get("subdir")
+    if target_subdir is not None and not is_subdir(target_subdir):
+        problems.append(f"target subdir {target_subdir!r} is not a valid subdir")
     if subdir is None:
         subdir = target_subdir or ("noarch" if index.get("noarch") else None)
         if subdir is None:
@@ -495,7 +499,12 @@ class Ingestor:
                     continue
                 try:
                     split_filename(entry.name)
-                except InvalidName:
+                except InvalidName as e:
+                    if entry.name in known:
+                        # a row an older, looser rule let in: its file is still here, so the
+                        # row stays (deleting is the operator's call); it is reported
+                        on_disk.add(entry.name)
+                        log.warning("%s/%s: %s", channel_name, subdir, e.message)
                     continue
                 on_disk.add(entry.name)
                 st = entry.stat()
