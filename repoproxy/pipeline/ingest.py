@@ -354,19 +354,23 @@ class Ingestor:
                             "exists (use force to replace it)")))
                         continue
                     rec = self._record(channel, prepared, existing, uploader)
+                    attestation = attestation_path(dest)
                     if in_place:
                         st = dest.stat()
                     else:
-                        backup = None
-                        if dest.exists():
-                            backup = dest.with_name(f".bak-{os.getpid()}-{dest.name}")
-                            os.link(dest, backup)
-                        moved.append((dest, backup))
+                        # an attestation speaks for the bytes it was made for: the old one
+                        # goes before the new bytes arrive, the new one (if any) comes after,
+                        # so a crash at any point never pairs new bytes with an old attestation
+                        old_attestation = self._backup(attestation)
+                        if old_attestation is not None or prepared.attestation is not None:
+                            moved.append((attestation, old_attestation))
+                        if old_attestation is not None:
+                            attestation.unlink()
+                        moved.append((dest, self._backup(dest)))
                         st = store.move_into_place(prepared.tmp_path, dest, sync=False)
                     catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
                     if prepared.attestation is not None:
-                        atomic_write(dest.with_name(dest.name + ".attestation.json"),
-                                     prepared.attestation)
+                        atomic_write(attestation, prepared.attestation)
                     records.append(rec)
                 for directory in {dest.parent for dest, _ in moved}:
                     fsync_dir(directory)
@@ -404,6 +408,16 @@ class Ingestor:
             uploader=uploader,
             uploaded_at=utcnow(),
         )
+
+    @staticmethod
+    def _backup(path: Path) -> Path | None:
+        """A hard link to ``path`` (if it exists) that :meth:`_undo_move` puts back."""
+        backup = path.with_name(f".bak-{os.getpid()}-{path.name}")
+        try:
+            os.link(path, backup)
+        except FileNotFoundError:
+            return None
+        return backup
 
     @staticmethod
     def _undo_move(dest: Path, backup: Path | None) -> None:
@@ -471,7 +485,7 @@ class Ingestor:
                 raise NotFound(f"{channel_name}/{subdir}/{filename} does not exist")
             catalog.delete_package(rec)
         path = self.runtime.store.package_path(channel_name, subdir, filename)
-        for p in (path, path.with_name(path.name + ".attestation.json")):
+        for p in (attestation_path(path), path):
             with suppress(FileNotFoundError):
                 p.unlink()
         self.indexer.build(channel_name, subdir)
@@ -533,6 +547,11 @@ class Ingestor:
                         cat.delete_package(rec)
                         stats["removed"] += 1
         return stats
+
+
+def attestation_path(package: Path) -> Path:
+    """Where the attestation (a sigstore bundle) uploaded with a package file is kept."""
+    return package.with_name(package.name + ".attestation.json")
 
 
 def _hash_file(path: Path) -> tuple[int, str, str]:
