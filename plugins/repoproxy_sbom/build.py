@@ -9,6 +9,7 @@ from typing import Any
 
 from repoproxy.models import PackageRecord
 
+
 def conda_purl(rec: PackageRecord, channel_url: str) -> Any:
     from packageurl import PackageURL
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repoproxy_sbom.build import validate
 
 from repoproxy.testing.fixtures import upload_raw
 from repoproxy.testing.packages import PackageSpec, build_package
-from repoproxy_sbom.build import validate
 
 #: conda license text -> what the SBOM carries
 LICENSES = {
