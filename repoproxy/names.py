@@ -1,17 +1,25 @@
-"""Name rules of CEP-26 (channels, packages, builds, file names) and conda subdirs."""
+"""Name rules of CEP-26 (channels, packages, builds, file names) and conda subdirs.
+
+One rule, the clients' rule: versions, package names and build strings must also parse with
+rattler's own parsers (what pixi, rattler-build and conda-libmamba read repodata with), so the
+server never stores what a client cannot read back. Every pattern is anchored with ``\\A`` and
+``\\Z`` and applied with ``fullmatch``: ``$`` would also accept a trailing newline.
+"""
 
 from __future__ import annotations
 
 import re
 
+from rattler import BuildString, PackageName, Version
+
 from repoproxy.errors import InvalidName
 
-CHANNEL_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
-PACKAGE_RE = re.compile(r"^(([a-z0-9])|([a-z0-9_](?!_)))[._-]?([a-z0-9]+(\.|-|_|$))*$")
-BUILD_RE = re.compile(r"^[a-zA-Z0-9_.+]+$")
-VERSION_RE = re.compile(r"^[a-zA-Z0-9_.+!*]+$")
-SUBDIR_RE = re.compile(r"^[a-z0-9]+-[a-z0-9]+$")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9-]{1,200}$")
+CHANNEL_RE = re.compile(r"\A[a-z0-9_][a-z0-9_.-]*\Z")
+PACKAGE_RE = re.compile(r"\A(([a-z0-9])|([a-z0-9_](?!_)))[._-]?([a-z0-9]+(\.|-|_|\Z))*\Z")
+BUILD_RE = re.compile(r"\A[a-zA-Z0-9_.+]+\Z")
+VERSION_RE = re.compile(r"\A[a-zA-Z0-9_.+!]+\Z")
+SUBDIR_RE = re.compile(r"\A[a-z0-9]+-[a-z0-9]+\Z")
+TOKEN_RE = re.compile(r"\A[A-Za-z0-9-]{1,200}\Z")
 
 #: Top-level path words the server's own routes use: a channel may not take them.
 RESERVED_CHANNELS = frozenset({"api", "t", "-", "static", "label"})
@@ -19,7 +27,7 @@ EXTENSIONS = (".conda", ".tar.bz2")
 
 
 def check_channel_name(name: str) -> str:
-    if not name or len(name) > 128 or not CHANNEL_RE.match(name):
+    if not isinstance(name, str) or not name or len(name) > 128 or not CHANNEL_RE.fullmatch(name):
         raise InvalidName(
             f"invalid channel name {name!r}: use lowercase letters, digits, '_', '.', '-' "
             "(CEP-26), at most 128 characters, not starting with '.' or '-'"
@@ -30,7 +38,7 @@ def check_channel_name(name: str) -> str:
 
 
 def is_subdir(subdir: str) -> bool:
-    return subdir == "noarch" or (len(subdir) <= 32 and bool(SUBDIR_RE.match(subdir)))
+    return subdir == "noarch" or (len(subdir) <= 32 and bool(SUBDIR_RE.fullmatch(subdir)))
 
 
 def check_subdir(subdir: str) -> str:
@@ -51,13 +59,50 @@ def split_filename(filename: str) -> tuple[str, str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise InvalidName(f"{filename!r} is not of the form <name>-<version>-<build>{ext}")
     name, version, build = parts
-    if not PACKAGE_RE.match(name) or len(name) > 64:
-        raise InvalidName(f"invalid package name {name!r} in {filename!r} (CEP-26)")
-    if not VERSION_RE.match(version):
-        raise InvalidName(f"invalid version {version!r} in {filename!r}")
-    if not BUILD_RE.match(build):
-        raise InvalidName(f"invalid build string {build!r} in {filename!r}")
+    for problem in (package_name_problem(name), version_problem(version),
+                    build_problem(build)):
+        if problem:
+            raise InvalidName(f"{problem} in {filename!r}")
     return name, version, build, ext
+
+
+def package_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a package name (CEP-26 and rattler's ``PackageName``), or None."""
+    if len(name) > 64 or not PACKAGE_RE.fullmatch(name):
+        return f"invalid package name {name!r} (CEP-26: lowercase ASCII letters, digits, " \
+               "'_', '.', '-')"
+    try:
+        PackageName(name)
+    except Exception as e:  # rattler raises its own exception classes
+        return f"invalid package name {name!r}: {e}"
+    return None
+
+
+def version_problem(version: str) -> str | None:
+    """Why ``version`` is not a conda version rattler can parse, or None."""
+    if not VERSION_RE.fullmatch(version):
+        return (f"invalid version {version!r}: use ASCII letters, digits, '.', '_', '+', '!'")
+    try:
+        Version(version)
+    except Exception as e:  # rattler's InvalidVersionError
+        return f"invalid version {version!r}: {_first_line(e)}"
+    return None
+
+
+def build_problem(build: str) -> str | None:
+    """Why ``build`` is not a CEP-26 build string, or None."""
+    if not BUILD_RE.fullmatch(build):
+        return f"invalid build string {build!r}: use ASCII letters, digits, '_', '.', '+'"
+    try:
+        BuildString(build)
+    except Exception as e:  # rattler's ValueError
+        return f"invalid build string {build!r}: {_first_line(e)}"
+    return None
+
+
+def _first_line(e: Exception) -> str:
+    # rattler quotes the input in its message; a newline in it must not split ours
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def is_package_filename(filename: str) -> bool:

@@ -9,7 +9,6 @@ OSV: one JSON record per file, in a directory or a zip (as OSV publishes per eco
 from __future__ import annotations
 
 import json
-import math
 import re
 import zipfile
 from collections.abc import Iterator
@@ -21,32 +20,48 @@ from .store import STATUSES, InvalidCveData
 CURATED = "repoproxy-cve-v1"
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 
-# CVSS v3.x base metrics (FIRST's specification, section 7)
-_W = {"AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2}, "AC": {"L": 0.77, "H": 0.44},
-      "UI": {"N": 0.85, "R": 0.62}, "CIA": {"H": 0.56, "L": 0.22, "N": 0.0}}
+def cvss_score(vector: str) -> float | None:
+    """The base score of a CVSS v2, v3.x or v4.0 vector (FIRST's specifications, computed by
+    the ``cvss`` library); None if the text is not a well-formed vector."""
+    from cvss import CVSS2, CVSS3, CVSS4
+    from cvss.exceptions import CVSSError
 
-
-def _roundup(value: float) -> float:
-    as_int = round(value * 100000)
-    if as_int % 10000 == 0:
-        return as_int / 100000.0
-    return (math.floor(as_int / 10000) + 1) / 10.0
+    text = vector.strip()
+    kind = CVSS4 if text.startswith("CVSS:4") else CVSS3 if text.startswith("CVSS:3") else CVSS2
+    try:
+        return float(kind(text).base_score)
+    except (CVSSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def cvss3_score(vector: str) -> float | None:
     """The base score of a CVSS v3.x vector; None if it is not one."""
-    parts = dict(p.split(":", 1) for p in vector.split("/")[1:] if ":" in p)
-    try:
-        changed = parts["S"] == "C"
-        pr = {"N": 0.85, "L": 0.68 if changed else 0.62, "H": 0.5 if changed else 0.27}[parts["PR"]]
-        iss = 1 - math.prod(1 - _W["CIA"][parts[m]] for m in ("C", "I", "A"))
-        impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
-        expl = 8.22 * _W["AV"][parts["AV"]] * _W["AC"][parts["AC"]] * pr * _W["UI"][parts["UI"]]
-    except KeyError:
-        return None
-    if impact <= 0:
-        return 0.0
-    return _roundup(min((1.08 if changed else 1) * (impact + expl), 10))
+    return cvss_score(vector) if vector.strip().startswith("CVSS:3") else None
+
+
+def _vector_kind(severity: dict[str, Any]) -> str | None:
+    """Which CVSS version an OSV ``severity`` entry carries: "cvss2", "cvss3", "cvss4"."""
+    kind, text = str(severity.get("type", "")), str(severity.get("score", ""))
+    if kind.startswith("CVSS_V4") or text.startswith("CVSS:4"):
+        return "cvss4"
+    if kind.startswith("CVSS_V3") or text.startswith("CVSS:3"):
+        return "cvss3"
+    if kind == "CVSS_V2":
+        return "cvss2"
+    return None
+
+
+#: which vector gives the score when an advisory has several: v3 first (what score filters
+#: have been set against), then the newer v4, then v2
+SCORE_ORDER = ("cvss3", "cvss4", "cvss2")
+
+
+def score_of(vectors: dict[str, str | None]) -> float | None:
+    for kind in SCORE_ORDER:
+        text = vectors.get(kind)
+        if text and (score := cvss_score(text)) is not None:
+            return score
+    return None
 
 
 def pypi_name(name: str) -> str:
@@ -57,14 +72,11 @@ def _osv(doc: dict[str, Any], source: str) -> dict[str, Any]:
     aliases = [a for a in doc.get("aliases") or [] if isinstance(a, str)]
     cve_ids = [a for a in [doc["id"], *aliases] if _CVE.match(a)]
     cve_id = cve_ids[0] if cve_ids else doc["id"]
-    score, cvss2, cvss3 = None, None, None
+    vectors: dict[str, str | None] = {"cvss2": None, "cvss3": None, "cvss4": None}
     for sev in doc.get("severity") or []:
-        text = str(sev.get("score", ""))
-        if sev.get("type", "").startswith("CVSS_V3") or text.startswith("CVSS:3"):
-            cvss3 = text
-            score = cvss3_score(text) if score is None else score
-        elif sev.get("type") == "CVSS_V2":
-            cvss2 = text
+        if isinstance(sev, dict) and (kind := _vector_kind(sev)) and vectors[kind] is None:
+            vectors[kind] = str(sev.get("score", ""))
+    score = score_of(vectors)
     extra = doc.get("database_specific") or {}
     if isinstance(extra.get("cvss_score"), int | float):
         score = float(extra["cvss_score"])
@@ -84,7 +96,7 @@ def _osv(doc: dict[str, Any], source: str) -> dict[str, Any]:
     return {"id": cve_id, "aliases": sorted({doc["id"], *aliases} - {cve_id}), "score": score,
             "type": "OSV", "description": doc.get("summary") or doc.get("details") or "",
             "published": doc.get("published"), "modified": doc.get("modified"),
-            "cvss2": cvss2, "cvss3": cvss3, "source": source, "affected": affected}
+            **vectors, "source": source, "affected": affected}
 
 
 def _curated(entry: dict[str, Any], source: str) -> dict[str, Any]:
@@ -97,10 +109,14 @@ def _curated(entry: dict[str, Any], source: str) -> dict[str, Any]:
     for aff in entry.get("affected") or []:
         affected.append({"ecosystem": "conda", "name": aff["name"],
                          "spec": str(aff.get("versions") or "*")})
-    return {"id": entry["id"], "score": entry.get("score"), "status": status,
+    vectors = {k: entry.get(k) for k in ("cvss2", "cvss3", "cvss4")}
+    score = entry.get("score")
+    if score is None:  # no score given: the vectors' (if any)
+        score = score_of({k: v for k, v in vectors.items() if isinstance(v, str)})
+    return {"id": entry["id"], "score": score, "status": status,
             "type": entry.get("type") or "curated", "description": entry.get("description", ""),
             "published": entry.get("published"), "modified": entry.get("modified"),
-            "cvss2": entry.get("cvss2"), "cvss3": entry.get("cvss3"), "source": source,
+            **vectors, "source": source,
             "aliases": entry.get("aliases") or [], "affected": affected}
 
 

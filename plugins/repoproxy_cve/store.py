@@ -37,6 +37,11 @@ def m001_cves(db: Database) -> None:
     db.table("cve_affected").create_index(["cve_id"])
 
 
+@migrations()
+def m002_cvss4(db: Database) -> None:
+    db.table("cves").add_column("cvss4", str)
+
+
 class CveStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -56,7 +61,7 @@ class CveStore:
                 status = rec.get("status") or (old[0] if old else None)
                 row = {k: rec.get(k) for k in ("id", "score", "type", "description",
                                                 "published", "modified", "cvss2", "cvss3",
-                                                "source")}
+                                                "cvss4", "source")}
                 row["status"] = status
                 row["aliases"] = json.dumps(rec.get("aliases") or [])
                 cols = ", ".join(row)

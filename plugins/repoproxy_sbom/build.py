@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from repoproxy.models import PackageRecord
-
-LICENSE_TOKEN = re.compile(r"^[A-Za-z0-9.+\-]+$")
 
 
 def conda_purl(rec: PackageRecord, channel_url: str) -> Any:
@@ -32,14 +29,16 @@ def read_paths(path: Path, filename: str) -> list[dict[str, Any]]:
     return [p for p in doc.get("paths") or [] if isinstance(p, dict) and p.get("_path")]
 
 
-def _license(text: str) -> Any:
-    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+def _license(text: Any) -> Any:
+    """A conda ``license`` as CycloneDX wants it, decided by cyclonedx-python-lib's factory:
+    a known SPDX id in its SPDX spelling (``mit`` -> ``MIT``), a valid SPDX expression as an
+    expression, anything else as a named license."""
+    try:
+        from cyclonedx.contrib.license.factories import LicenseFactory
+    except ImportError:  # cyclonedx-python-lib before the contrib package
+        from cyclonedx.factory.license import LicenseFactory
 
-    tokens = text.replace("(", " ").replace(")", " ").split()
-    if tokens and all(LICENSE_TOKEN.match(t) for t in tokens) and (
-            len(tokens) == 1 or any(t in ("AND", "OR", "WITH") for t in tokens)):
-        return LicenseExpression(text)
-    return DisjunctiveLicense(name=text)
+    return LicenseFactory().make_from_string(str(text).strip())
 
 
 def build_sbom(rec: PackageRecord, package_path: Path, channel_url: str,

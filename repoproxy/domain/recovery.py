@@ -8,7 +8,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from repoproxy.domain.core import Core
-from repoproxy.names import is_subdir
+from repoproxy.errors import RepoproxyError
+from repoproxy.names import check_channel_name, is_subdir
 
 log = logging.getLogger(__name__)
 
@@ -24,23 +25,39 @@ def recover(services: Core) -> None:
         log.info("removed %d temporary files left by an interrupted write", removed)
     catalog = services.catalog()
     for channel in catalog.list_channels():
-        subdirs = set(catalog.subdirs(channel.name))
-        directory = services.store.channel_dir(channel.name)
-        if directory.is_dir():
-            subdirs |= {p.name for p in directory.iterdir() if p.is_dir() and p.name != "shards"}
-        removed = _remove_partial_writes(services, channel.name, directory, sorted(subdirs))
-        if removed:
-            log.info("removed %d files of interrupted writes in %s", removed, channel.name)
-        for subdir in sorted(subdirs):
-            try:
-                stats = services.ingestor.reconcile(channel.name, subdir)
-            except Exception:
-                log.exception("recovery of %s/%s failed", channel.name, subdir)
-                continue
+        try:
+            check_channel_name(channel.name)
+            _recover_channel(services, channel.name)
+        except Exception as e:
+            # one channel the server cannot handle (a name no current rule allows, a broken
+            # subdir) is left alone and reported; every other channel is still served
+            log.error("recovery skipped channel %r: %s", channel.name, e,
+                      exc_info=not isinstance(e, RepoproxyError))
+
+
+def _recover_channel(services: Core, channel: str) -> None:
+    catalog = services.catalog()
+    subdirs = set(catalog.subdirs(channel))
+    directory = services.store.channel_dir(channel)
+    if directory.is_dir():
+        subdirs |= {p.name for p in directory.iterdir() if p.is_dir() and p.name != "shards"}
+    bad = sorted(s for s in subdirs if not is_subdir(s))
+    if bad:
+        log.error("recovery skipped subdirs %s of channel %r: not valid subdir names",
+                  ", ".join(map(repr, bad)), channel)
+    good = sorted(subdirs - set(bad))
+    removed = _remove_partial_writes(services, channel, directory, good)
+    if removed:
+        log.info("removed %d files of interrupted writes in %s", removed, channel)
+    for subdir in good:
+        try:
+            stats = services.ingestor.reconcile(channel, subdir)
             if any(stats.values()):
-                log.info("recovered %s/%s: %s", channel.name, subdir, stats)
-            services.indexer.build(channel.name, subdir)
-        services.indexer.build_channeldata(channel.name)
+                log.info("recovered %s/%s: %s", channel, subdir, stats)
+            services.indexer.build(channel, subdir)
+        except Exception:
+            log.exception("recovery of %s/%s failed", channel, subdir)
+    services.indexer.build_channeldata(channel)
 
 
 def _remove_partial_writes(services: Core, channel: str, directory: Path,
@@ -62,8 +79,6 @@ def _remove_partial_writes(services: Core, channel: str, directory: Path,
 
     sweep(directory)  # channeldata.json's twins
     for subdir in subdirs:
-        if not is_subdir(subdir):
-            continue  # not ours: reconcile reports it
         sub = services.store.subdir_dir(channel, subdir)
         with services.indexer._lock(channel, subdir):  # no build of this subdir is writing
             sweep(sub)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +35,7 @@ from repoproxy.errors import (
     TooLarge,
 )
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
-from repoproxy.names import PACKAGE_RE, is_subdir, split_filename
+from repoproxy.names import is_subdir, package_name_problem, split_filename
 from repoproxy.pipeline.archive import Limits, read_metadata
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog, utcnow
@@ -63,6 +64,7 @@ LEGACY_KEYS = frozenset(
     }
 )
 CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 #: ``audit(db, record)``: called inside the commit transaction for every committed (or removed)
 #: record, so that the record of who did it commits or rolls back with the change
@@ -144,13 +146,15 @@ def check_metadata(
             problems.append(
                 f"index.json {key} {value!r} does not match the file name ({expected!r})"
             )
-    if isinstance(index.get("name"), str) and not PACKAGE_RE.match(index["name"]):
-        problems.append(f"invalid package name {index['name']!r} (CEP-26)")
+    if isinstance(index.get("name"), str) and (problem := package_name_problem(index["name"])):
+        problems.append(problem)
     if "build_number" in index and (
         not isinstance(index["build_number"], int) or isinstance(index["build_number"], bool)
     ):
         problems.append("index.json build_number is not an integer")
     subdir = index.get("subdir")
+    if target_subdir is not None and not is_subdir(target_subdir):
+        problems.append(f"target subdir {target_subdir!r} is not a valid subdir")
     if subdir is None:
         subdir = target_subdir or ("noarch" if index.get("noarch") else None)
         if subdir is None:
@@ -359,21 +363,25 @@ class Ingestor:
                             "exists (use force to replace it)")))
                         continue
                     rec = self._record(channel, prepared, existing, uploader)
+                    attestation = attestation_path(dest)
                     if in_place:
                         st = dest.stat()
                     else:
-                        backup = None
-                        if dest.exists():
-                            backup = dest.with_name(f".bak-{os.getpid()}-{dest.name}")
-                            os.link(dest, backup)
-                        moved.append((dest, backup))
+                        # an attestation speaks for the bytes it was made for: the old one
+                        # goes before the new bytes arrive, the new one (if any) comes after,
+                        # so a crash at any point never pairs new bytes with an old attestation
+                        old_attestation = self._backup(attestation)
+                        if old_attestation is not None or prepared.attestation is not None:
+                            moved.append((attestation, old_attestation))
+                        if old_attestation is not None:
+                            attestation.unlink()
+                        moved.append((dest, self._backup(dest)))
                         st = store.move_into_place(prepared.tmp_path, dest, sync=False)
                     catalog.upsert_package(rec, st.st_ino, st.st_mtime_ns)
                     if audit is not None:
                         audit(db, rec)
                     if prepared.attestation is not None:
-                        atomic_write(dest.with_name(dest.name + ".attestation.json"),
-                                     prepared.attestation)
+                        atomic_write(attestation, prepared.attestation)
                     records.append(rec)
                 for directory in {dest.parent for dest, _ in moved}:
                     fsync_dir(directory)
@@ -411,6 +419,16 @@ class Ingestor:
             uploader=uploader,
             uploaded_at=utcnow(),
         )
+
+    @staticmethod
+    def _backup(path: Path) -> Path | None:
+        """A hard link to ``path`` (if it exists) that :meth:`_undo_move` puts back."""
+        backup = path.with_name(f".bak-{os.getpid()}-{path.name}")
+        try:
+            os.link(path, backup)
+        except FileNotFoundError:
+            return None
+        return backup
 
     @staticmethod
     def _undo_move(dest: Path, backup: Path | None) -> None:
@@ -503,7 +521,7 @@ class Ingestor:
                 audit_all(db, removed)
         for rec in removed:
             path = self.runtime.store.package_path(channel_name, rec.subdir, rec.filename)
-            for p in (path, path.with_name(path.name + ".attestation.json")):
+            for p in (attestation_path(path), path):
                 with suppress(FileNotFoundError):
                     p.unlink()
         for subdir in sorted({r.subdir for r in removed}):
@@ -536,7 +554,12 @@ class Ingestor:
                     continue
                 try:
                     split_filename(entry.name)
-                except InvalidName:
+                except InvalidName as e:
+                    if entry.name in known:
+                        # a row an older, looser rule let in: its file is still here, so the
+                        # row stays (deleting is the operator's call); it is reported
+                        on_disk.add(entry.name)
+                        log.warning("%s/%s: %s", channel_name, subdir, e.message)
                     continue
                 on_disk.add(entry.name)
                 st = entry.stat()
@@ -567,6 +590,11 @@ class Ingestor:
                 if audit is not None:
                     audit(db, stats)
         return stats
+
+
+def attestation_path(package: Path) -> Path:
+    """Where the attestation (a sigstore bundle) uploaded with a package file is kept."""
+    return package.with_name(package.name + ".attestation.json")
 
 
 def _hash_file(path: Path) -> tuple[int, str, str]:

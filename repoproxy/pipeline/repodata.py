@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import msgpack
 import zstandard
 
 from repoproxy.models import PackageRecord
+from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
@@ -90,6 +92,17 @@ class HiddenCache:
         return value
 
 
+@lru_cache(maxsize=1 << 16)
+def readable(filename: str) -> bool:
+    """Whether clients can parse the name, version and build of a stored file name.
+
+    Ingest refuses anything else; a row from an older, looser rule (or a hand edit) is kept
+    out of the indexes, since one unparsable record makes rattler refuse the whole subdir.
+    Cached: a build of an unchanged subdir parses nothing again.
+    """
+    return is_package_filename(filename)
+
+
 class Indexer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -138,7 +151,11 @@ class Indexer:
             if hidden != previous_hidden:
                 by_file = {fn: name for fn, name, _ in rows}
                 dirty |= {by_file[fn] for fn in hidden ^ previous_hidden if fn in by_file}
-            visible = [r for r in rows if r[0] not in hidden]
+            unreadable = {fn for fn, _, _ in rows if not readable(fn)}
+            if unreadable:
+                log.warning("%s/%s: left out of the indexes, clients cannot parse their names "
+                            "(remove them): %s", channel, subdir, ", ".join(sorted(unreadable)))
+            visible = [r for r in rows if r[0] not in hidden and r[0] not in unreadable]
 
             shards = self._write_shards(channel, subdir, visible, dirty)
             current = catalog.shard_hashes(channel, subdir)
@@ -148,7 +165,7 @@ class Indexer:
                     current.pop(name, None)
             # shards first, then the files that point at them: a reader never sees an index
             # naming a shard that is not there yet
-            self._write_json_indexes(channel, subdir, visible, catalog, hidden)
+            self._write_json_indexes(channel, subdir, visible, catalog, hidden | unreadable)
             self._write_shard_index(channel, subdir, current)
             atomic_write(directory / HIDDEN, json.dumps(sorted(hidden)).encode())
             with write_transaction(db):
@@ -281,15 +298,24 @@ class Indexer:
         from rattler import Version  # conda's version ordering, not a hand-written one
 
         catalog = self.runtime.catalog()
-        subdirs = catalog.subdirs(channel)
+        # a subdir row no current rule allows (see recovery) has no directory to read
+        subdirs = [sd for sd in catalog.subdirs(channel) if is_subdir(sd)]
         hidden = {sd: self.hidden_files(channel, sd) for sd in subdirs}
         latest: dict[str, tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {}
         platforms: dict[str, set[str]] = defaultdict(set)
         for rec in catalog.packages(channel):
-            if rec.filename in hidden.get(rec.subdir, ()):
+            if rec.subdir not in hidden or rec.filename in hidden[rec.subdir]:
+                continue
+            try:
+                version = Version(rec.version)
+            except Exception:  # rattler's InvalidVersionError
+                # a row ingest would refuse today (an older server, a hand edit): one such row
+                # must not take channeldata.json away from every other package of the channel
+                log.warning("channeldata of %s leaves out %s/%s: version %r does not parse",
+                            channel, rec.subdir, rec.filename, rec.version)
                 continue
             platforms[rec.name].add(rec.subdir)
-            key = (Version(rec.version), rec.build_number, rec.record.get("timestamp", 0))
+            key = (version, rec.build_number, rec.record.get("timestamp", 0))
             if rec.name not in latest or key > latest[rec.name][0]:
                 latest[rec.name] = (key, rec.record, rec.about, rec.run_exports)
         packages: dict[str, Any] = {}

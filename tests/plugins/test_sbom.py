@@ -79,7 +79,7 @@ def test_sbom_carries_license_refs_deps_and_extra_purls(testapp: Any,
                                                         uploaded: list[Path]) -> None:
     bom = testapp.get(f"/api/channels/pub/sbom/linux-64/{uploaded[0].name}").json
     comp = bom["metadata"]["component"]
-    assert comp["licenses"] == [{"expression": "MIT"}]
+    assert comp["licenses"] == [{"license": {"id": "MIT"}}]  # an SPDX id, not an expression
     refs = {r["comment"]: r["url"] for r in comp["externalReferences"]}
     assert refs["home"] == "https://example.org/demo"
     assert refs["dev_url"] == "https://git.example.org/demo"
