@@ -21,6 +21,13 @@ from repoproxy.web.access import (
     require_admin,
     require_channel,
 )
+from repoproxy.web.bodies import (
+    MAX_TEXT,
+    bool_field,
+    int_field,
+    str_field,
+    str_list_field,
+)
 from repoproxy.web.views.api import BadRequest, json_body
 
 
@@ -43,11 +50,11 @@ def patch_channel(request: Any) -> Any:
     fields: dict[str, Any] = {}
     if "privacy" in body:
         try:
-            fields["privacy"] = Privacy(body["privacy"])
+            fields["privacy"] = Privacy(str_field(body, "privacy", required=True) or "")
         except ValueError:
             raise InvalidName("privacy must be public, authenticated or private") from None
     if "description" in body:
-        fields["description"] = str(body["description"])
+        fields["description"] = str_field(body, "description", max_len=MAX_TEXT) or ""
     if not fields:
         raise BadRequest("nothing to change: give privacy and/or description")
     db = request.services.db()
@@ -71,7 +78,8 @@ def list_members(request: Any) -> Any:
 def add_member(request: Any) -> Any:
     channel = require_channel(request, request.matchdict["name"], Permissions.CHANNEL_MANAGE)
     body = json_body(request)
-    user, role = str(body.get("user") or ""), str(body.get("role") or "member")
+    user = str_field(body, "user") or ""
+    role = str_field(body, "role") or "member"
     db = request.services.db()
     with write_transaction(db):
         accounts = Accounts(db)
@@ -94,6 +102,9 @@ def remove_member(request: Any) -> Any:
 
 
 # --- tokens ------------------------------------------------------------------------------
+MAX_TOKEN_DAYS = 36500  # a century; larger values overflow date arithmetic
+
+
 def _may_manage_token(request: Any, row: TokenRow) -> bool:
     ident = request.identity
     if ident.is_admin or (row.owner and row.owner == ident.name and not row.channels):
@@ -116,21 +127,18 @@ def post_token(request: Any) -> Any:
     if is_anonymous(request):
         require_admin(request)  # raises the 401
     body = json_body(request)
-    name = str(body.get("name") or "").strip()
+    name = (str_field(body, "name") or "").strip()
     if not name:
         raise BadRequest("'name' is required")
-    channels = body.get("channels") or []
-    if isinstance(channels, str):
-        channels = [c for c in channels.split(",") if c]
+    channels = str_list_field(body, "channels", comma_string=True)
     try:
-        access = Access(body.get("permission") or "read")
+        access = Access(str_field(body, "permission") or "read")
     except ValueError:
         raise BadRequest("permission must be read, write or manage") from None
-    days = body.get("expires_in_days") or body.get("max_days")
-    if days is not None and (not isinstance(days, int) or days < 1):
-        raise BadRequest("expires_in_days must be a positive integer")
-    admin = bool(body.get("admin"))
-    owner = body.get("user_id") or (None if channels or admin else ident.name)
+    days = (int_field(body, "expires_in_days", 1, MAX_TOKEN_DAYS)
+            or int_field(body, "max_days", 1, MAX_TOKEN_DAYS))
+    admin = bool_field(body, "admin")
+    owner = str_field(body, "user_id") or (None if channels or admin else ident.name)
     if admin or (owner and owner != ident.name):
         require_admin(request)
     for ch in channels:

@@ -15,6 +15,7 @@ from repoproxy.storage.accounts import Accounts
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
 from repoproxy.web.access import readable_channels, require_admin, require_channel
+from repoproxy.web.bodies import MAX_TEXT, json_object, str_field
 
 
 class BadRequest(RepoproxyError):
@@ -23,13 +24,7 @@ class BadRequest(RepoproxyError):
 
 
 def json_body(request: Any) -> dict[str, Any]:
-    try:
-        body = request.json_body
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+    return json_object(request, request.services.settings["repoproxy.max_json_body"])
 
 
 def create_channel(services: Any, name: str, description: str = "",
@@ -101,12 +96,10 @@ def post_channel(request: Any) -> Any:
         if user is None or ident.kind not in ("user", "token"):
             require_admin(request)
     body = json_body(request)
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise BadRequest("'name' is required")
     channel = create_channel(
-        request.services, name, str(body.get("description") or ""),
-        str(body.get("privacy") or "public"),
+        request.services, str_field(body, "name", required=True) or "",
+        str_field(body, "description", max_len=MAX_TEXT) or "",
+        str_field(body, "privacy") or "public",
     )
     db = request.services.db()
     with write_transaction(db):
