@@ -7,6 +7,7 @@ import signal
 from typing import Any
 
 from repoproxy.domain.core import Core
+from repoproxy.errors import ConfigError
 from repoproxy.plugins import collect
 
 log = logging.getLogger(__name__)
@@ -17,19 +18,23 @@ def serve(services: Core, app: Any, host: str, port: int) -> None:
     from waitress.server import create_server
 
     settings = services.settings
-    server = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=settings["repoproxy.threads"],
-        connection_limit=settings["repoproxy.connection_limit"],
-        backlog=2048,
-        # waitress refuses larger bodies itself (413) before they reach the app
-        max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
-        channel_timeout=300,
-        ident="repoproxy",
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=settings["repoproxy.threads"],
+            connection_limit=settings["repoproxy.connection_limit"],
+            backlog=2048,
+            # waitress refuses larger bodies itself (413) before they reach the app
+            max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
+            channel_timeout=300,
+            ident="repoproxy",
+            clear_untrusted_proxy_headers=True,
+        )
+    except (OSError, ValueError) as e:  # address in use, unknown host: one line, no traceback
+        raise ConfigError(f"cannot listen on {host}:{port}: "
+                          f"{getattr(e, 'strerror', None) or e}") from None
     workers = []
     for worker in collect(services.pm.hook.repoproxy_background_workers(services=services)):
         try:
