@@ -8,9 +8,10 @@ wrong passwords starve file serving. :class:`PasswordGuard` bounds that work thr
   (``repoproxy.auth.max_failures`` per ``repoproxy.auth.failure_window`` seconds); past the
   limit every attempt, even with the right password, is refused with :class:`TooManyRequests`
   (HTTP 429 + ``Retry-After``) until the window ends, without hashing anything;
-- at most ``repoproxy.auth.verify_concurrency`` hashes run at once; a caller that cannot get a
-  slot within ``repoproxy.auth.verify_wait`` seconds gets :class:`ServerBusy` (503) instead of
-  queueing without bound;
+- at most ``repoproxy.auth.verify_concurrency`` hashes run at once and as many callers more
+  may wait, for at most ``repoproxy.auth.verify_wait`` seconds; any other caller gets
+  :class:`ServerBusy` (503) at once. Waiting holds a server thread, so the queue itself must
+  be short, or waiting logins take every thread and starve file serving just the same;
 - a successful check is remembered for ``repoproxy.auth.cache_seconds`` under an HMAC (with a
   per-process random key) of user name, *stored hash* and password. Changing the password
   changes the stored hash, so the old password stops working at once, in every process, without
@@ -85,6 +86,8 @@ class PasswordGuard:
         self._verified: TTLCache[str, bool] = TTLCache(
             MAX_CACHED, max(config.cache_seconds, 1e-9), timer=self._now)
         self._slots = threading.BoundedSemaphore(config.verify_concurrency)
+        # hashing plus waiting callers; bounded so that logins cannot hold every server thread
+        self._admitted = threading.BoundedSemaphore(2 * config.verify_concurrency)
         self._key = secrets.token_bytes(32)
         #: how many password hashes this guard has computed (for tests and diagnostics)
         self.hashes = 0
@@ -139,18 +142,24 @@ class PasswordGuard:
         key = self._cache_key(user, stored, password) if stored is not None else None
         if key is not None and self._cached(key):
             return True
-        if not self._slots.acquire(timeout=self.config.verify_wait):
-            raise ServerBusy("the server is busy checking passwords; try again shortly",
-                             retry_after=1)
+        busy = ServerBusy("the server is busy checking passwords; try again shortly",
+                          retry_after=1)
+        if not self._admitted.acquire(blocking=False):
+            raise busy
         try:
-            # a request with the same credentials may have been verified while this one waited
-            if key is not None and self._cached(key):
-                return True
-            with self._lock:
-                self.hashes += 1
-            ok = check()
+            if not self._slots.acquire(timeout=self.config.verify_wait):
+                raise busy
+            try:
+                # the same credentials may have been verified while this request waited
+                if key is not None and self._cached(key):
+                    return True
+                with self._lock:
+                    self.hashes += 1
+                ok = check()
+            finally:
+                self._slots.release()
         finally:
-            self._slots.release()
+            self._admitted.release()
         if ok and key is not None and self.config.cache_seconds > 0:
             with self._lock:
                 self._verified[key] = True
