@@ -176,7 +176,7 @@ def test_htpasswd_wrong_passwords_are_limited(tmp_path: Path, testapp: Any) -> N
     assert whoami(testapp, "dan", "dan-password").status_int == 429
 
 
-@pytest.mark.parametrize("settings_extra, key", [
+@pytest.mark.parametrize(("settings_extra", "key"), [
     ({"repoproxy.auth.verify_concurrency": "0"}, "repoproxy.auth.verify_concurrency"),
     ({"repoproxy.auth.failure_window": "0"}, "repoproxy.auth.failure_window")])
 def test_bad_guard_settings_stop_the_app(services: Any, key: str) -> None:
@@ -230,7 +230,7 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize("method, url, body, message", BAD_FIELDS)
+@pytest.mark.parametrize(("method", "url", "body", "message"), BAD_FIELDS)
 def test_bad_fields_are_400_with_a_message(world: dict[str, Any], testapp: Any,
                                            admin_headers: dict[str, str], method: str,
                                            url: str, body: dict[str, Any], message: str) -> None:
@@ -255,7 +255,7 @@ JSON_ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("method, url", JSON_ENDPOINTS)
+@pytest.mark.parametrize(("method", "url"), JSON_ENDPOINTS)
 def test_malformed_bodies_are_4xx_on_every_json_endpoint(
         world: dict[str, Any], testapp: Any, admin_headers: dict[str, str], method: str,
         url: str) -> None:
@@ -275,7 +275,7 @@ def test_json_body_larger_than_the_limit_is_413_and_nothing_stored(
     assert not any(t["name"].startswith("nnn") for t in services.catalog().list_tokens())
 
 
-@pytest.mark.parametrize("date_from, date_to", [("9999-12-30", "9999-12-31"),
+@pytest.mark.parametrize(("date_from", "date_to"), [("9999-12-30", "9999-12-31"),
                                                 ("0001-01-01", "0001-02-01")])
 def test_report_dates_far_away_are_400(testapp: Any, admin_headers: dict[str, str],
                                        date_from: str, date_to: str) -> None:

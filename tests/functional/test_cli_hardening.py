@@ -74,7 +74,7 @@ def prefixed(app: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield "http://127.0.0.1:{}/prefix".format(server.getsockname()[1])
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/prefix"
     finally:
         server.close()
         thread.join(timeout=10)
@@ -162,7 +162,7 @@ def test_bad_host_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env, message", [
+@pytest.mark.parametrize(("env", "message"), [
     ({"REPOPROXY_WATCH__QUIET_SECONDS": "-1"},
      "repoproxy_watch.quiet_seconds: must not be negative"),
     ({"REPOPROXY_AUTH__AUTHENTICATED_ROLE_BINDINGS": "team-*"},
