@@ -304,3 +304,24 @@ def test_query_token_is_for_read_only_get(make_channel: Callable[..., Any], test
     assert "only a read-only token" in r.json["message"]
     r = testapp.get(f"/api/v1/channels?token={admin_token}", status=401)
     assert "only a read-only token" in r.json["message"]
+
+
+@pytest.mark.e2e
+def test_chunked_json_body_over_the_limit_is_413_on_a_real_server(
+        server_factory: Callable[..., Any]) -> None:
+    import requests
+
+    server = server_factory(REPOPROXY_MAX_JSON_BODY="4096")
+    admin = server.token("--admin", "--name", "a")
+
+    def chunks() -> Any:  # no Content-Length: the limit must hold while reading
+        yield b'{"name": "'
+        for _ in range(64):
+            yield b"n" * 1024
+        yield b'"}'
+
+    r = requests.post(f"{server.url}/api/v1/tokens", data=chunks(), timeout=60,
+                      headers={"Authorization": f"Bearer {admin}",
+                               "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert "larger than 4096 bytes" in r.json()["message"]
