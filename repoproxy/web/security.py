@@ -95,9 +95,6 @@ def identify(request: Any) -> Identity:
         key = "repoproxy.auth.unauthenticated_role_bindings"
         grants = parse_bindings(settings[key], key)
         return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
-    if creds.source == "query" and request.method not in ("GET", "HEAD"):
-        raise CredentialsInvalid("a ?token= query parameter is accepted on GET and HEAD "
-                                 "only; send the token in an Authorization header")
     identity = request.registry.services.pm.hook.repoproxy_identify(
         request=request, credentials=creds
     )
@@ -117,7 +114,10 @@ def identify(request: Any) -> Identity:
 
 
 def _check_query_token(request: Any, identity: Identity) -> None:
-    """Only read-only identities may come from ``?token=`` (the badge route's rule)."""
+    """Only read-only identities, on GET and HEAD, may come from ``?token=`` (as badges)."""
+    if request.method not in ("GET", "HEAD"):
+        raise CredentialsInvalid("a ?token= query parameter is accepted on GET and HEAD "
+                                 "only; send the token in an Authorization header")
     if identity.is_admin or any(a != Access.READ for a in identity.grants.values()):
         raise CredentialsInvalid("only a read-only token may be given as ?token=; send this "
                                  "token in an Authorization header")
