@@ -4,9 +4,11 @@ Hashing a password (argon2id, bcrypt) costs 100-300 ms of CPU on purpose. Client
 Basic credentials with every request, so without bounds a handful of anonymous clients sending
 wrong passwords starve file serving. :class:`PasswordGuard` bounds that work three ways:
 
-- failed logins are counted per client address and per user name in a fixed window
-  (``repoproxy.auth.max_failures`` per ``repoproxy.auth.failure_window`` seconds); past the
-  limit every attempt, even with the right password, is refused with :class:`TooManyRequests`
+- failed logins are counted per user name and per client address in a fixed window
+  (``repoproxy.auth.max_failures`` and ``max_failures_per_address`` per
+  ``repoproxy.auth.failure_window`` seconds; behind a reverse proxy every client has the
+  proxy's address, so the address limit then counts all clients together); past a limit
+  every attempt, even with the right password, is refused with :class:`TooManyRequests`
   (HTTP 429 + ``Retry-After``) until the window ends, without hashing anything;
 - at most ``repoproxy.auth.verify_concurrency`` hashes run at once and as many callers more
   may wait, for at most ``repoproxy.auth.verify_wait`` seconds; any other caller gets
@@ -42,7 +44,8 @@ MAX_CACHED = 10_000
 
 @dataclass(frozen=True)
 class GuardSettings:
-    max_failures: int = 10  # per window, per address and per user name; 0 disables the limit
+    max_failures: int = 10  # per window and user name; 0 disables the limit
+    max_failures_per_address: int = 10  # per window and client address; 0 disables it
     failure_window: float = 60.0
     verify_concurrency: int = 1
     verify_wait: float = 2.0
@@ -53,6 +56,7 @@ class GuardSettings:
         """Read ``repoproxy.auth.*``; a value that makes no sense is a :class:`ConfigError`."""
         out = cls(
             max_failures=int(settings["repoproxy.auth.max_failures"]),
+            max_failures_per_address=int(settings["repoproxy.auth.max_failures_per_address"]),
             failure_window=float(settings["repoproxy.auth.failure_window"]),
             verify_concurrency=int(settings["repoproxy.auth.verify_concurrency"]),
             verify_wait=float(settings["repoproxy.auth.verify_wait"]),
@@ -96,18 +100,17 @@ class PasswordGuard:
         return self.clock()
 
     # --- failed-login limit -------------------------------------------------------------------
-    @staticmethod
-    def _keys(address: str, user: str) -> tuple[str, str]:
-        return f"addr:{address}", f"user:{user}"
+    def _limits(self, address: str, user: str) -> list[tuple[str, int]]:
+        return [(key, limit) for key, limit in ((f"addr:{address}",
+                                                 self.config.max_failures_per_address),
+                                                (f"user:{user}", self.config.max_failures))
+                if limit > 0]
 
     def check(self, address: str, user: str) -> None:
         """Raise :class:`TooManyRequests` while the address or the user name is locked out."""
-        limit = self.config.max_failures
-        if limit <= 0:
-            return
         now = self.clock()
         with self._lock:
-            waits = [entry[1] - now for key in self._keys(address, user)
+            waits = [entry[1] - now for key, limit in self._limits(address, user)
                      if (entry := self._failures.get(key)) is not None and entry[0] >= limit]
         if waits:
             raise TooManyRequests(
@@ -116,11 +119,9 @@ class PasswordGuard:
 
     def failed(self, address: str, user: str) -> None:
         """Count one failed login against the address and the user name."""
-        if self.config.max_failures <= 0:
-            return
         now = self.clock()
         with self._lock:
-            for key in self._keys(address, user):
+            for key, _ in self._limits(address, user):
                 entry = self._failures.get(key)
                 if entry is None:
                     self._failures[key] = [1, now + self.config.failure_window]

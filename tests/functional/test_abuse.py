@@ -73,7 +73,8 @@ def guard(testapp: Any) -> Any:
 
 # --- finding 6: password checks ------------------------------------------------------------
 @pytest.mark.usefixtures("users")
-@extra(repoproxy__auth__max_failures="3", repoproxy__auth__failure_window="30")
+@extra(repoproxy__auth__max_failures="3", repoproxy__auth__failure_window="30",
+       repoproxy__auth__max_failures_per_address="0")
 def test_failed_logins_lock_out_even_the_right_password_until_the_window_passes(
         testapp: Any) -> None:
     clock = FakeClock()
@@ -93,7 +94,7 @@ def test_failed_logins_lock_out_even_the_right_password_until_the_window_passes(
 
 
 @pytest.mark.usefixtures("users")
-@extra(repoproxy__auth__max_failures="2")
+@extra(repoproxy__auth__max_failures="2", repoproxy__auth__max_failures_per_address="2")
 def test_lockout_is_per_address_and_per_user_name(testapp: Any) -> None:
     for _ in range(2):
         whoami(testapp, "alice", "wrong-password", addr="10.0.0.1", status=401)
