@@ -12,6 +12,8 @@ class RepoproxyError(Exception):
 
     status = 400
     code = "bad-request"
+    #: seconds a client should wait before trying again (sent as ``Retry-After``), if any
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, reasons: list[str] | None = None) -> None:
         super().__init__(message)
@@ -74,6 +76,28 @@ class InvalidName(RepoproxyError):
 class Conflict(RepoproxyError):
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(RepoproxyError):
+    """Too many attempts (e.g. failed logins): refused until ``retry_after`` seconds pass."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerBusy(RepoproxyError):
+    """A bounded resource (e.g. password hashing) is saturated: try again shortly."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CredentialsInvalid(Exception):

@@ -54,6 +54,19 @@ CORE_DEFAULTS: dict[str, Any] = {
     # predefined tokens: "name:token:read|write|manage|admin:chan1,chan2|* ..."
     "repoproxy.auth.predefined_tokens": "",
     "repoproxy.auth.htpasswd_file": "",
+    # password checks (HTTP Basic) are slow on purpose; these keep them from becoming a CPU
+    # weapon: failed logins per user name and per client address within a window (0: no
+    # limit; behind a reverse proxy all clients share the proxy's address), concurrent hashes,
+    # seconds a caller waits for one (then 503), and seconds a verified password is remembered
+    # (keyed by its stored hash: a new password ends it)
+    "repoproxy.auth.max_failures": 10,
+    "repoproxy.auth.max_failures_per_address": 10,
+    "repoproxy.auth.failure_window": 60.0,
+    "repoproxy.auth.verify_concurrency": 1,
+    "repoproxy.auth.verify_wait": 2.0,
+    "repoproxy.auth.cache_seconds": 60.0,
+    # JSON request bodies of the API (a body is read into memory to be parsed)
+    "repoproxy.max_json_body": MiB,
 }
 
 #: Environment variables that are not settings (client side, or switches read elsewhere).

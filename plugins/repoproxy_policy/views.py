@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.web.access import readable_channels, require_channel
-from repoproxy.web.body import BadRequest, json_body
+from repoproxy.web.bodies import MAX_TEXT, BadRequest, json_body, str_field
 from repoproxy.web.resources import ServerResource, channel_factory
 
 from . import ops
@@ -36,11 +36,17 @@ def _visible(request: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _channel(request: Any) -> str:
-    body = json_body(request)
-    channel = body.get("channel")
-    if not isinstance(channel, str) or not channel:
+    channel = str_field(json_body(request), "channel")
+    if not channel:
         raise BadRequest("'channel' is required")
     return channel
+
+
+def _policy_body(request: Any) -> dict[str, Any]:
+    body = json_body(request)
+    for key in ("name", "description", "channel_name", "channel-name"):
+        str_field(body, key, max_len=MAX_TEXT)  # filters are checked by the policy model
+    return body
 
 
 @view_config(route_name="policy.list", request_method="GET", renderer="json")
@@ -52,9 +58,8 @@ def list_policies(request: Any) -> Any:
 @view_config(route_name="policy.list", request_method="POST", renderer="json",
              permission=Permissions.SERVER_ADMIN)
 def create_policy(request: Any) -> Any:
-    body = json_body(request)
     request.response.status_int = 201
-    return ops.create(request.services, body, actor=request.identity)
+    return ops.create(request.services, _policy_body(request), actor=request.identity)
 
 
 @view_config(route_name="policy.item", request_method="GET", renderer="json")
@@ -66,7 +71,7 @@ def show_policy(request: Any) -> Any:
 @view_config(route_name="policy.item", request_method="PATCH", renderer="json",
              permission=Permissions.SERVER_ADMIN)
 def edit_policy(request: Any) -> Any:
-    return ops.edit(request.services, request.matchdict["id"], json_body(request),
+    return ops.edit(request.services, request.matchdict["id"], _policy_body(request),
                     actor=request.identity)
 
 

@@ -31,12 +31,18 @@ def includeme(config: Configurator) -> None:
     config.scan(".views")
 
 
+EARLIEST, LATEST = date(1970, 1, 1), date(9000, 12, 31)
+
+
 def check_dates(date_from: str, date_to: str) -> tuple[date, date]:
     """Parse YYYY-MM-DD dates; at most one year between them (as conda repo report)."""
     try:
         start, end = date.fromisoformat(date_from), date.fromisoformat(date_to)
     except ValueError:
         raise BadReport("dates must be YYYY-MM-DD") from None
+    # the one-year limit below is date arithmetic, which overflows past year 9999
+    if not EARLIEST <= start <= LATEST or not EARLIEST <= end <= LATEST:
+        raise BadReport(f"dates must be between {EARLIEST} and {LATEST}")
     if end < start:
         raise BadReport("date_to is before date_from")
     try:

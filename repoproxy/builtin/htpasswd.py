@@ -2,6 +2,10 @@
 
 Supported hashes: bcrypt (``$2y$``/``$2b$``, what ``htpasswd -B`` writes) and ``{SHA}``.
 Others (apr1 MD5, crypt) are refused: they are too weak to accept.
+
+The file is parsed again only when its modification time, size or inode change, and every
+check goes through the application's password guard (rate limit, bounded hashing, a cache of
+verified passwords keyed by the stored hash, so editing the file ends an old password at once).
 """
 
 from __future__ import annotations
@@ -10,23 +14,47 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from repoproxy import hookimpl
+from repoproxy.builtin.userauth import password_guard
 from repoproxy.errors import CredentialsInvalid
 from repoproxy.models import Credentials, Identity
 
 log = logging.getLogger(__name__)
 
+_lock = threading.Lock()
+# path -> ((mtime_ns, size, inode), entries): one parse per version of the file
+_parsed: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
+#: how many times a file was parsed (for tests and diagnostics)
+parses = 0
 
-def _entries(path: Path) -> dict[str, str]:
+
+def _parse(text: str) -> dict[str, str]:
     out = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if ":" in line and not line.startswith("#"):
             user, _, hashed = line.strip().partition(":")
             out[user] = hashed
     return out
+
+
+def entries(path: Path) -> dict[str, str]:
+    """The file's user -> hash entries, re-read only when the file changed."""
+    global parses
+    st = path.stat()
+    version = (st.st_mtime_ns, st.st_size, st.st_ino)
+    with _lock:
+        cached = _parsed.get(str(path))
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    parsed = _parse(path.read_text())
+    with _lock:
+        _parsed[str(path)] = (version, parsed)
+        parses += 1
+    return parsed
 
 
 def check(hashed: str, password: str) -> bool:
@@ -46,10 +74,18 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
     setting = request.registry.services.settings["repoproxy.auth.htpasswd_file"]
     if not setting or credentials.username is None or credentials.password is None:
         return None
-    entries = _entries(Path(setting))
-    hashed = entries.get(credentials.username)
+    try:
+        hashed = entries(Path(setting)).get(credentials.username)
+    except OSError as e:  # a missing file must not turn every Basic login into a 500
+        log.warning("htpasswd file %s unreadable: %s", setting, e.strerror or e)
+        return None
     if hashed is None:
         return None
-    if not check(hashed, credentials.password):
+    guard = password_guard(request)
+    address, name, password = request.client_addr or "-", credentials.username, \
+        credentials.password
+    guard.check(address, name)
+    if not guard.verify(name, hashed, password, lambda: check(hashed, password)):
+        guard.failed(address, name)
         raise CredentialsInvalid("wrong password")
-    return Identity(name=credentials.username, kind="htpasswd")
+    return Identity(name=name, kind="htpasswd")

@@ -64,6 +64,4 @@ def _touch(request: Any, token_id: str) -> None:
     services = request.registry.services
     # bookkeeping must never fail a request (e.g. the database is busy with a long write)
     with contextlib.suppress(Exception):
-        services.db().execute(
-            "UPDATE tokens SET last_used = ? WHERE id = ?", [utcnow(), token_id]
-        )
+        services.catalog().update_token(token_id, last_used=utcnow())

@@ -1,22 +1,21 @@
-"""Local users: HTTP Basic with user name + password (argon2id hashes in the catalog)."""
+"""Local users: HTTP Basic with user name + password (argon2id hashes in the catalog).
+
+Clients send Basic credentials on every request and argon2 is slow on purpose, so every check
+goes through the application's :class:`~repoproxy.domain.throttle.PasswordGuard`: failed logins
+are rate limited per address and per user name, hashes run in a small bounded pool, and a
+verified password is remembered under its stored hash (``repoproxy user passwd`` changes that
+hash, which ends the old password at once, in every process).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import time
 from typing import Any
 
 from repoproxy import hookimpl
+from repoproxy.domain.throttle import PasswordGuard, guard_of
 from repoproxy.errors import CredentialsInvalid
 from repoproxy.models import Credentials, Identity
-from repoproxy.storage.accounts import Accounts
-
-# argon2 is slow on purpose; clients send Basic credentials on every request, so a verified
-# (user, password) pair is remembered for a short while, keyed by a hash, never the password
-_CACHE_SECONDS = 300
-_cache: dict[str, float] = {}
-_lock = threading.Lock()
+from repoproxy.storage.accounts import Accounts, check_password
 
 
 def user_identity(accounts: Accounts, user: dict[str, Any], kind: str = "user",
@@ -25,28 +24,38 @@ def user_identity(accounts: Accounts, user: dict[str, Any], kind: str = "user",
                     grants=accounts.grants_of(user["name"]), **extra)
 
 
+def password_guard(request: Any) -> PasswordGuard:
+    """The guard every password backend of this application shares."""
+    return guard_of(request.registry, request.registry.services.settings)
+
+
+@hookimpl
+def repoproxy_configure(config: Any) -> None:
+    # create the guard at start-up, so bad repoproxy.auth.* values stop the server at once
+    guard_of(config.registry, config.registry.services.settings)
+
+
 @hookimpl(trylast=True)
 def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | None:
     if credentials.username is None or credentials.password is None:
         return None
     if credentials.token is not None and credentials.password.startswith("rp-"):
         return None  # user + API token: the token backend's
+    guard = password_guard(request)
+    address, name = request.client_addr or "-", credentials.username
+    guard.check(address, name)
     accounts = Accounts(request.registry.services.db())
-    key = hashlib.sha256(f"{credentials.username}\0{credentials.password}".encode()).hexdigest()
-    with _lock:
-        fresh = _cache.get(key, 0) > time.monotonic()
-    user = accounts.get_user(credentials.username) if fresh else accounts.verify_password(
-        credentials.username, credentials.password)
-    if user is None:
-        return None  # maybe an htpasswd user; the security policy refuses if nobody knows it
-    with _lock:
-        _cache[key] = time.monotonic() + _CACHE_SECONDS
+    user = accounts.get_user(name)
+    stored = user["password_hash"] if user else None
+    password = credentials.password
+    if user is None or not guard.verify(name, stored, password,
+                                        lambda: check_password(stored, password)):
+        if user is None:  # hash anyway: timing must not tell which names exist
+            guard.verify(name, None, password, lambda: check_password(None, password))
+        # htpasswd (which runs first) did not know the name either: a failed login
+        guard.failed(address, name)
+        return None  # the security policy refuses (401) if no other backend knows it
     return user_identity(accounts, user)
 
 
-def forget_cached_passwords() -> None:
-    with _lock:
-        _cache.clear()
-
-
-__all__ = ["CredentialsInvalid", "forget_cached_passwords", "repoproxy_identify"]
+__all__ = ["CredentialsInvalid", "password_guard", "repoproxy_identify"]

@@ -59,7 +59,7 @@ def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
 def user_list(root: Path | None, config: Path | None) -> None:
     from repoproxy.domain.users import list_users
 
-    for u in list_users(open_services(root, config)):
+    for u in list_users(open_services(root, config, must_exist=True)):
         click.echo(f"{u['name']}\t{u['role']}\t{u['created']}")
 
 
@@ -106,7 +106,8 @@ def audit_list(since: str | None, channel_name: str | None, root: Path | None,
     """Print audit entries as JSON lines (an export format)."""
     from repoproxy.domain.audit import audit_entries
 
-    for entry in audit_entries(open_services(root, config), since, channel_name):
+    for entry in audit_entries(open_services(root, config, must_exist=True), since,
+                               channel_name):
         click.echo(json.dumps(entry, sort_keys=True))
 
 
@@ -214,7 +215,8 @@ def token_list(url: str | None, auth: str | None, root: Path | None,
     from repoproxy.domain.tokens import visible_tokens
 
     if root is not None or config is not None or url is None:
-        rows = [r.as_json() for r in visible_tokens(open_services(root, config), "cli")]
+        rows = [r.as_json() for r in visible_tokens(open_services(root, config, must_exist=True),
+                                                    "cli")]
     else:
         try:
             rows = Client(url, auth).request("GET", "/api/v1/tokens")["tokens"]
@@ -252,28 +254,57 @@ def whoami(client: Client) -> None:
 @click.command("client-config")
 @click.option("--channel", "channel_name", required=True)
 @click.option("--url", envvar="REPOPROXY_URL", default="http://127.0.0.1:8080",
-              show_default=True)
+              show_default=True, help="Server URL, with its path prefix if it has one.")
 @click.option("--token", envvar="REPOPROXY_TOKEN", default=None,
-              help="The token clients should use (shown in the output).")
+              help="The token clients should use (shown in the output unless it is an admin "
+                   "token; public channels need none).")
 def client_config(channel_name: str, url: str, token: str | None) -> None:
-    """Print the configuration lines for conda, micromamba and pixi/rattler."""
-    url = url.rstrip("/")
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    tok = token or "<TOKEN>"
-    base = f"{parts.scheme}://{parts.netloc}"
+    """Print the configuration lines for conda, micromamba and pixi/rattler.
+
+    Asks the server whether the channel exists and is public, and never prints an admin token
+    (``REPOPROXY_TOKEN`` is often one): clients get a placeholder for a read token instead.
+    """
+    base = url.rstrip("/")  # keeps a path prefix (http://host/prefix)
+    name = channel_name.strip("/")
+    client = Client(base, token)
+    try:
+        info = client.request("GET", f"/api/v1/channels/{name}")
+        admin = bool(token) and client.request("GET", "/api/v1/whoami").get("role") == "admin"
+    except RepoproxyError as e:
+        if e.status in (401, 403, 404):
+            raise click.ClickException(
+                f"channel {name!r} not found at {base} (or not readable with this token): "
+                f"{e.message}") from None
+        raise click.ClickException(e.message) from None
+    if info.get("privacy") == "public":
+        click.echo(f"""# {name} is public: clients need no token
+# conda: ~/.condarc
+channels:
+  - {base}/{name}
+
+# micromamba / mamba
+micromamba install -c {base}/{name} <package>
+
+# pixi / rattler
+# pixi project channel add {base}/{name}""")
+        return
+    tok = "<TOKEN>" if admin or not token else token
+    if tok == "<TOKEN>":
+        click.echo(f"# {name} is {info.get('privacy')}: replace <TOKEN> with a read token, e.g. "
+                   f"repoproxy token create --name NAME --channel {name} --permission read")
+    host = urlsplit(base).hostname or "localhost"
     click.echo(f"""# conda: ~/.condarc
 channels:
-  - {base}/t/{tok}/{channel_name.strip('/')}
+  - {base}/t/{tok}/{name}
 # or, with a channel alias:  conda config --set channel_alias {base}/t/{tok}
 
 # micromamba / mamba
 micromamba auth login {base} --bearer {tok}
-micromamba install -c {base}/{channel_name} <package>
+micromamba install -c {base}/{name} <package>
 
 # pixi / rattler: RATTLER_AUTH_FILE (rattler keys credentials by host, without the port)
 {json.dumps({host: {"BearerToken": tok}}, indent=2)}
-# pixi project channel add {base}/{channel_name}""")
+# pixi project channel add {base}/{name}""")
 
 
 def register(cli: click.Group) -> None:

@@ -45,10 +45,14 @@ def ini_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def open_services(root: Path | None = None, config: Path | None = None,
-                  extra: dict[str, Any] | None = None) -> Any:
-    """Core for a server-side command: ini file, then flags (flags win over the env too)."""
+                  extra: dict[str, Any] | None = None, must_exist: bool = False) -> Any:
+    """Core for a server-side command: ini file, then flags (flags win over the env too).
+
+    ``must_exist``: read-only commands refuse a root that has no catalog yet instead of
+    creating an empty one (a typo in ``--root`` must not look like an empty server).
+    """
     from repoproxy.domain.core import load_core
-    from repoproxy.settings import env_name
+    from repoproxy.settings import CORE_DEFAULTS, env_name, raw_settings
 
     settings: dict[str, Any] = {}
     if config is not None:
@@ -60,6 +64,11 @@ def open_services(root: Path | None = None, config: Path | None = None,
     for key, value in (extra or {}).items():
         settings[key] = value
         env.pop(env_name(key), None)  # a flag on the command line wins over the environment
+    if must_exist:
+        where = Path(raw_settings(settings, env).get("repoproxy.root",
+                                                     CORE_DEFAULTS["repoproxy.root"]))
+        if not (where.expanduser() / "catalog.db").is_file():
+            raise click.ClickException(f"{where} is not a repoproxy server root (no catalog.db)")
     try:
         return load_core(settings, env)
     except RepoproxyError as e:
@@ -70,3 +79,18 @@ root_option = click.option("--root", type=click.Path(path_type=Path), default=No
                            help="Server root (default ./var, or REPOPROXY_ROOT).")
 config_option = click.option("-c", "--config", type=click.Path(path_type=Path), default=None,
                              help="PasteDeploy ini file (see etc/).")
+
+
+def check_startup(services: Any) -> None:
+    """Settings that are otherwise read per request, checked once before serving.
+
+    A bad value stops start-up with one line naming the key instead of failing every request.
+    """
+    from repoproxy.builtin.predefined import parse as parse_predefined
+    from repoproxy.web.security import parse_bindings
+
+    settings = services.settings
+    for key in ("repoproxy.auth.unauthenticated_role_bindings",
+                "repoproxy.auth.authenticated_role_bindings"):
+        parse_bindings(settings[key], key)
+    parse_predefined(settings["repoproxy.auth.predefined_tokens"])

@@ -43,14 +43,16 @@ class Client:
     def upload(self, channel: str, path: Path, force: bool = False) -> Any:
         sha = _sha256(path)
         with open(path, "rb") as f:
-            # the raw-body form streams the file (requests would build a multipart body in memory)
+            # the raw-body form streams the file (requests would build a multipart body in
+            # memory). requests sets Content-Length from the file itself; an empty file would
+            # make it announce a chunked body instead, which a length set by hand contradicts
+            # (the server then waits for a body that never comes), so that one is sent as b""
             return self.request(
                 "POST",
                 f"/api/v1/upload/{channel}" + ("?force=true" if force else ""),
-                data=f,
+                data=f if path.stat().st_size else b"",
                 headers={"X-File-Name": path.name, "X-File-SHA256": sha,
-                         "Content-Type": "application/octet-stream",
-                         "Content-Length": str(path.stat().st_size)},
+                         "Content-Type": "application/octet-stream"},
             )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from repoproxy.cli.common import (
+    check_startup,
     config_option,
     ini_settings,
     open_services,
@@ -45,9 +46,15 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
         log.info("plugin %s %s loaded (%s)", plugin["name"], plugin["version"] or "",
                  ", ".join(plugin["hooks"]))
     log.info("root %s", services.store.root)
-    recover(services)
-    app = make_app(services)
-    run(services, app, services.settings["repoproxy.host"], services.settings["repoproxy.port"])
+    try:
+        check_startup(services)
+        recover(services)
+        app = make_app(services)  # plugins check their settings here
+        run(services, app, services.settings["repoproxy.host"],
+            services.settings["repoproxy.port"])
+    except RepoproxyError as e:  # bad settings, or the address cannot be listened on
+        services.close()
+        raise click.ClickException(e.message) from None
 
 
 @click.command("import")

@@ -77,13 +77,8 @@ class Accounts:
 
     def verify_password(self, name: str, password: str) -> dict[str, Any] | None:
         user = self.get_user(name)
-        # hash even for unknown users so timing does not tell which names exist
-        stored = user["password_hash"] if user else _dummy_hash()
-        try:
-            _hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        return user
+        ok = check_password(user["password_hash"] if user else None, password)
+        return user if ok else None
 
     # --- members --------------------------------------------------------------------------
     def members(self, channel: str) -> list[dict[str, Any]]:
@@ -141,6 +136,19 @@ class Accounts:
             args.append(channel)
         rows = self.db.table("audit").rows_where(" AND ".join(where), args, order_by="id")
         return [dict(r, details=json.loads(r["details"] or "{}")) for r in rows]
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches the stored argon2 hash (the slow part of a login).
+
+    ``None`` (an unknown user) is hashed against a dummy so timing does not tell which names
+    exist, and is never a match.
+    """
+    try:
+        _hasher.verify(stored or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return stored is not None
 
 
 @functools.cache

@@ -2,7 +2,9 @@
 
 Credentials are looked for in this order: the ``/t/<token>/`` path prefix (stripped by the
 tween before routing), ``Authorization: Bearer``, ``Authorization: Basic`` (user + password or
-user + token), ``X-API-Key``. Malformed credentials are refused (401), never silently ignored:
+user + token), ``X-API-Key``, then ``?token=``. A query token (it lands in logs and browser
+history) is accepted only on GET and HEAD and only for a read-only identity. Malformed
+credentials are refused (401), never silently ignored:
 a client that believes it is authenticated must learn that it is not.
 """
 
@@ -98,6 +100,8 @@ def identify(request: Any) -> Identity:
     )
     if identity is None:
         raise CredentialsInvalid()
+    if creds.source == "query":
+        _check_query_token(request, identity)
     key = "repoproxy.auth.authenticated_role_bindings"
     bindings = parse_bindings(settings[key], key)
     if bindings:
@@ -107,6 +111,16 @@ def identify(request: Any) -> Identity:
                 grants[channel] = access
         identity = replace(identity, grants=grants)
     return identity
+
+
+def _check_query_token(request: Any, identity: Identity) -> None:
+    """Only read-only identities, on GET and HEAD, may come from ``?token=`` (as badges)."""
+    if request.method not in ("GET", "HEAD"):
+        raise CredentialsInvalid("a ?token= query parameter is accepted on GET and HEAD "
+                                 "only; send the token in an Authorization header")
+    if identity.is_admin or any(a != Access.READ for a in identity.grants.values()):
+        raise CredentialsInvalid("only a read-only token may be given as ?token=; send this "
+                                 "token in an Authorization header")
 
 
 def principals(identity: Identity, context: Any = None) -> list[str]:

@@ -29,6 +29,7 @@ from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from repoproxy.domain.core import Core
+from repoproxy.errors import ConfigError
 from repoproxy.plugins import collect
 from repoproxy.web.early import EarlyCheck, EarlyResponse
 from repoproxy.web.redact import install_redaction
@@ -174,25 +175,29 @@ def serve(services: Core, app: Any, host: str, port: int) -> None:
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings["repoproxy.connection_limit"], fd_limit, threads)
     idle = max(1, settings["repoproxy.idle_timeout"])
-    server = make_server(
-        app,
-        EarlyCheck(app.registry),
-        host=host,
-        port=port,
-        threads=threads,
-        connection_limit=limit,
-        backlog=2048,
-        # select() cannot watch descriptors numbered 1024 or more; poll() can
-        asyncore_use_poll=True,
-        # waitress refuses larger bodies itself (413) before they reach the app
-        max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
-        # a connection silent this long (and not waiting for its answer) is closed; the sweep
-        # runs often enough that it happens within 1.5 times the timeout
-        channel_timeout=idle,
-        cleanup_interval=max(1, idle // 2),
-        ident="repoproxy",
-        clear_untrusted_proxy_headers=True,
-    )
+    try:
+        server = make_server(
+            app,
+            EarlyCheck(app.registry),
+            host=host,
+            port=port,
+            threads=threads,
+            connection_limit=limit,
+            backlog=2048,
+            # select() cannot watch descriptors numbered 1024 or more; poll() can
+            asyncore_use_poll=True,
+            # waitress refuses larger bodies itself (413) before they reach the app
+            max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
+            # a connection silent this long (and not waiting for its answer) is closed; the sweep
+            # runs often enough that it happens within 1.5 times the timeout
+            channel_timeout=idle,
+            cleanup_interval=max(1, idle // 2),
+            ident="repoproxy",
+            clear_untrusted_proxy_headers=True,
+        )
+    except (OSError, ValueError) as e:  # address in use, unknown host: one line, no traceback
+        raise ConfigError(f"cannot listen on {host}:{port}: "
+                          f"{getattr(e, 'strerror', None) or e}") from None
     install_redaction()  # waitress's logger and anything created since logging was set up
     log.info("open-file limit %d, connection limit %d, idle timeout %ds", fd_limit, limit, idle)
     workers = []

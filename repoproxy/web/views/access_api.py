@@ -18,8 +18,18 @@ from repoproxy.domain.audit import audit_entries
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Access
 from repoproxy.web.access import readable_channels
-from repoproxy.web.body import BadRequest, json_body
+from repoproxy.web.bodies import (
+    MAX_TEXT,
+    BadRequest,
+    bool_field,
+    int_field,
+    json_body,
+    str_field,
+    str_list_field,
+)
 from repoproxy.web.resources import ChannelResource
+
+MAX_TOKEN_DAYS = 36500  # a century; larger values overflow date arithmetic
 
 
 # --- privacy -----------------------------------------------------------------------------
@@ -29,8 +39,9 @@ def patch_channel(request: Any) -> Any:
     body = json_body(request)
     if "privacy" not in body and "description" not in body:
         raise BadRequest("nothing to change: give privacy and/or description")
-    privacy = body.get("privacy")
-    description = body.get("description")
+    privacy = str_field(body, "privacy") if "privacy" in body else None
+    description = (str_field(body, "description", max_len=MAX_TEXT)
+                   if "description" in body else None)
     channel = channels.update_channel(
         request.services, request.context.channel.name, actor=request.identity,
         privacy=None if privacy is None else str(privacy),
@@ -51,7 +62,8 @@ def list_members(request: Any) -> Any:
 def add_member(request: Any) -> Any:
     name = request.context.channel.name
     body = json_body(request)
-    user, role = str(body.get("user") or ""), str(body.get("role") or "member")
+    user = str_field(body, "user") or ""
+    role = str_field(body, "role") or "member"
     members.add_member(request.services, name, user, role, actor=request.identity)
     request.response.status_int = 201
     return {"channel": name, "user": user, "role": role}
@@ -82,19 +94,14 @@ def _channel_check(request: Any) -> tokens.ChannelCheck:
              permission=Permissions.SERVER_USE)
 def post_token(request: Any) -> Any:
     body = json_body(request)
-    chans = body.get("channels") or []
-    if isinstance(chans, str):
-        chans = [c for c in chans.split(",") if c]
-    if not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
-        raise BadRequest("channels must be a list of channel names")
-    owner = body.get("user_id") or None
-    if owner is not None and not isinstance(owner, str):
-        raise BadRequest("user_id must be a user name")
-    days = body.get("expires_in_days") or body.get("max_days")
+    chans = str_list_field(body, "channels", comma_string=True)
+    owner = str_field(body, "user_id") or None
+    days = (int_field(body, "expires_in_days", 1, MAX_TOKEN_DAYS)
+            or int_field(body, "max_days", 1, MAX_TOKEN_DAYS))
     secret, row = tokens.create_token(
-        request.services, actor=request.identity, name=str(body.get("name") or ""),
-        admin=bool(body.get("admin")), channels=chans, access=body.get("permission") or "read",
-        owner=owner, expires_in_days=days,
+        request.services, actor=request.identity, name=str_field(body, "name") or "",
+        admin=bool_field(body, "admin"), channels=chans,
+        access=str_field(body, "permission") or "read", owner=owner, expires_in_days=days,
         may=_channel_check(request))
     request.response.status_int = 201
     return dict(row.as_json(), token=secret)

@@ -11,7 +11,7 @@ from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Channel
 from repoproxy.plugins import collect
-from repoproxy.web.body import BadRequest, json_body
+from repoproxy.web.bodies import MAX_TEXT, json_body, str_field
 
 
 def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
@@ -41,12 +41,10 @@ def list_channels(request: Any) -> Any:
 def post_channel(request: Any) -> Any:
     """Admins create channels; so do users, who become the channel's first owner."""
     body = json_body(request)
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise BadRequest("'name' is required")
     channel = channels.create_channel(
-        request.services, name, str(body.get("description") or ""),
-        str(body.get("privacy") or "public"), actor=request.identity)
+        request.services, str_field(body, "name", required=True) or "",
+        str_field(body, "description", max_len=MAX_TEXT) or "",
+        str_field(body, "privacy") or "public", actor=request.identity)
     request.response.status_int = 201
     return channel_details(request, channel)
 

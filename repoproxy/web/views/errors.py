@@ -29,7 +29,10 @@ def error_response(request: Any, status: int, code: str, message: str,
 
 @exception_view_config(RepoproxyError)
 def domain_error(exc: RepoproxyError, request: Any) -> Any:
-    return error_response(request, exc.status, exc.code, exc.message, exc.reasons)
+    response = error_response(request, exc.status, exc.code, exc.message, exc.reasons)
+    if exc.retry_after is not None:  # 429 and 503 tell the client when to come back
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @exception_view_config(CredentialsInvalid)
