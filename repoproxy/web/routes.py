@@ -28,6 +28,9 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.delete", "/api/v1/delete/{channel}/{subdir}/{filename}")
     config.add_route("api.reindex", "/api/v1/reindex/{channel}/{subdir}")
     config.add_route("api.quetz_upload", "/api/channels/{channel}/upload/{filename}")
+    config.add_route("api.openapi", "/api/openapi.json")
+    config.add_view("repoproxy.web.openapi.openapi_view", route_name="api.openapi",
+                    request_method="GET", renderer="json")
 
     config.include(".views.details")  # package details API (its own includeme)
     config.include(".views.search")  # cross-channel search
