@@ -116,19 +116,26 @@ def post_token(request: Any) -> Any:
     if is_anonymous(request):
         require_admin(request)  # raises the 401
     body = json_body(request)
-    name = str(body.get("name") or "").strip()
-    if not name:
-        raise BadRequest("'name' is required")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("'name' is required (a string)")
+    name = name.strip()
     channels = body.get("channels") or []
     if isinstance(channels, str):
         channels = [c for c in channels.split(",") if c]
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise BadRequest("'channels' must be a list of channel names")
     try:
         access = Access(body.get("permission") or "read")
     except ValueError:
         raise BadRequest("permission must be read, write or manage") from None
     days = body.get("expires_in_days") or body.get("max_days")
-    if days is not None and (not isinstance(days, int) or days < 1):
-        raise BadRequest("expires_in_days must be a positive integer")
+    # at most a century: the expiry date must stay a date (a larger one was a 500)
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool)
+                             or not 1 <= days <= 36500):
+        raise BadRequest("expires_in_days must be an integer from 1 to 36500")
+    if not isinstance(body.get("user_id") or "", str):
+        raise BadRequest("'user_id' must be a user name")
     admin = bool(body.get("admin"))
     owner = body.get("user_id") or (None if channels or admin else ident.name)
     if admin or (owner and owner != ident.name):
