@@ -174,3 +174,33 @@ def test_success_bodies_match_their_documented_schemas(testapp: TestApp, make_ch
     ]
     for path, method, status, r in checks:
         jsonschema.validate(r.json, schema_of(path, method, status))
+
+
+# --- 500s found by tests/e2e/test_schemathesis.py, now specific 400s ------------------------
+FUZZ_FOUND = [
+    ("/api/v1/tokens", {"name": "t", "channels": 3.88e16}, "'channels' must be a list"),
+    ("/api/v1/tokens", {"name": "t", "channels": [["main"]]}, "'channels' must be a list"),
+    ("/api/v1/tokens", {"name": "t", "admin": True, "expires_in_days": 998941610475},
+     "expires_in_days must be an integer from 1 to 36500"),
+    ("/api/v1/tokens", {"name": "t", "admin": True, "expires_in_days": True},
+     "expires_in_days must be an integer"),
+    ("/api/v1/tokens", {"name": [[]], "admin": True}, "'name' is required"),
+    ("/api/v1/tokens", {"name": "t", "channels": ["main"], "user_id": ["x"]},
+     "'user_id' must be a user name"),
+    ("/api/v1/policies", {"name": "p", "channel_name": {"a": 1}},
+     "channel_name must be a string"),
+    ("/api/v1/policies", {"name": ["p"]}, "name must be a string"),
+    ("/api/v1/policies", {"name": "p", "description": {"a": 1}},
+     "description must be a string"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), FUZZ_FOUND)
+def test_wrong_json_types_found_by_fuzzing_are_400s(
+        testapp: TestApp, make_channel: Any, admin_headers: dict[str, str], path: str,
+        body: dict[str, Any], message: str) -> None:
+    make_channel("main")
+    r = testapp.post_json(path, body, headers=admin_headers, status=400)
+    assert message in r.json["message"]
+    jsonschema.validate(r.json, testapp.get("/api/openapi.json").json["components"][
+        "schemas"]["Error"])
