@@ -47,11 +47,13 @@ def hostile_name(name: str) -> str | None:
     return None
 
 
-def _hostile_link(name: str, target: str) -> str | None:
+def _hostile_link(name: str, target: str, hard: bool = False) -> str | None:
     if target.startswith("/"):
         return f"member {name!r} links to absolute path {target!r}"
+    # a symlink's target is relative to the link's folder; a hard link's to the archive root
+    # (a hard link 'info/a' -> 'info/../../x' leaves it; found by the fuzz tests)
     depth = 0
-    for part in (PurePosixPath(name).parent / target).parts:
+    for part in (PurePosixPath(target) if hard else PurePosixPath(name).parent / target).parts:
         depth += -1 if part == ".." else (0 if part == "." else 1)
         if depth < 0:
             return f"member {name!r} links outside the archive ({target!r})"
@@ -76,7 +78,7 @@ class _InfoReader:
                 name = name[2:]
             problem = hostile_name(name)
             if problem is None and (entry.issym or entry.islnk):
-                problem = _hostile_link(name, entry.linkpath or "")
+                problem = _hostile_link(name, entry.linkpath or "", hard=entry.islnk)
             if problem:
                 raise InvalidPackage(f"hostile archive: {problem}")
             size = entry.size or 0

@@ -22,13 +22,17 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from repoproxy.errors import InvalidPackage, RepoproxyError
@@ -117,7 +121,8 @@ class Member:
 NAME_PARTS = st.sampled_from(["info", "index.json", "..", ".", "", "etc", "passwd", "C:",
                               "\\..\\x", "a" * 120, "ü", "info/../..", "~"])
 member_names = (
-    st.lists(NAME_PARTS | st.text(st.characters(blacklist_characters="\x00"), max_size=10),
+    st.lists(NAME_PARTS | st.text(st.characters(codec="utf-8",
+                                                exclude_characters="\x00"), max_size=10),
              min_size=1, max_size=5).map("/".join)
     | st.sampled_from(["/etc/evil", "info/../../evil", "../evil", "./info/index.json",
                        "info\\..\\..\\evil", "C:\\evil", "info/index.json"])
@@ -309,7 +314,30 @@ FUZZERS: dict[str, Fuzzer] = {
                          check_index),
     "hostile_members": Fuzzer(
         st.tuples(members(), EXT,
-                  st.lists(member_names.filter(lambda n: n not in CONDA_ENTRIES), max_size=2,
+                  st.lists(member_names.filter(lambda n: n and n not in CONDA_ENTRIES), max_size=2,
                            unique=True)),
         check_members),
 }
+
+
+def run(fuzzer: Fuzzer, work: Path, cases: int, seed: int | None = None) -> Counter[Outcome]:
+    """Run ``cases`` inputs of ``fuzzer`` (in ``work``, emptied before each); count outcomes.
+
+    ``seed=None`` derandomizes (the same cases every run, for CI); a seed picks other cases,
+    reproducibly. A failing case raises, after hypothesis has shrunk it.
+    """
+    outcomes: Counter[Outcome] = Counter()
+
+    # generous deadline: it catches a hang, not a slow machine (2 cores, shared)
+    @settings(max_examples=cases, deadline=timedelta(seconds=20), derandomize=seed is None,
+              database=None, suppress_health_check=[HealthCheck.too_slow,
+                                                    HealthCheck.data_too_large])
+    @given(fuzzer.strategy)
+    def one(case: Any) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "tmp").mkdir(parents=True)
+        outcomes[fuzzer.check(case, work)] += 1
+
+    (one if seed is None else hypothesis_seed(seed)(one))()
+    shutil.rmtree(work, ignore_errors=True)
+    return outcomes

@@ -9,41 +9,21 @@ The fuzzers live in :mod:`repoproxy.testing.fuzz`.
 
 from __future__ import annotations
 
-import shutil
-from collections import Counter
-from datetime import timedelta
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
-from repoproxy.testing.fuzz import FUZZERS, Fuzzer, ingest, real_packages
+from repoproxy.testing.fuzz import FUZZERS, Fuzzer, ingest, real_packages, run
 
 CASES = 200
-
-
-def run_fuzzer(fuzzer: Fuzzer, work: Path, cases: int) -> Counter[str]:
-    outcomes: Counter[str] = Counter()
-
-    # generous deadline: it catches a hang, not a slow machine (2 cores, shared)
-    @settings(max_examples=cases, deadline=timedelta(seconds=20), derandomize=True,
-              database=None, suppress_health_check=[HealthCheck.too_slow,
-                                                    HealthCheck.data_too_large])
-    @given(fuzzer.strategy)
-    def one(case: Any) -> None:
-        shutil.rmtree(work, ignore_errors=True)
-        (work / "tmp").mkdir(parents=True)
-        outcomes[fuzzer.check(case, work)] += 1
-
-    one()
-    return outcomes
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", sorted(FUZZERS))
 def test_fuzz_reader_and_ingest_accept_or_refuse_cleanly(name: str, tmp_path: Path) -> None:
-    outcomes = run_fuzzer(FUZZERS[name], tmp_path / "work", CASES)
+    outcomes = run(FUZZERS[name], tmp_path / "work", CASES)
     # hypothesis ran cases (it may stop early once the space is exhausted) and only the two
     # allowed endings were seen
     assert sum(outcomes.values()) >= 20, outcomes
@@ -72,7 +52,7 @@ def test_the_checks_catch_a_reader_that_lets_an_exception_through(tmp_path: Path
         raise ValueError("not a RepoproxyError")
 
     with pytest.raises(ValueError, match="not a RepoproxyError"):
-        run_fuzzer(Fuzzer(FUZZERS["truncated"].strategy, broken), tmp_path / "work", 5)
+        run(Fuzzer(FUZZERS["truncated"].strategy, broken), tmp_path / "work", 5)
 
 
 def test_a_conda_whose_info_member_fails_its_crc_is_refused_cleanly(tmp_path: Path) -> None:
@@ -129,3 +109,25 @@ def test_zip_damage_that_zipfile_reports_oddly_is_refused(damage: str, tmp_path:
     path.write_bytes(data)
     with pytest.raises(InvalidPackage, match=r"\.conda archive"):
         read_metadata(path, filename)
+
+
+@pytest.mark.parametrize("ext", [".conda", ".tar.bz2"])
+def test_a_hard_link_out_of_the_archive_is_refused(ext: str, tmp_path: Path) -> None:
+    """Found by the ``hostile_members`` fuzzer: a hard link's target was read relative to the
+    link's folder (as a symlink's is), so 'info/a' -> 'info/../../evil' passed."""
+    from repoproxy.errors import InvalidPackage
+    from repoproxy.pipeline.archive import read_metadata
+    from repoproxy.testing.fuzz import Member, archive_bytes
+    from repoproxy.testing.packages import PackageSpec
+
+    index = json.dumps(PackageSpec("fuzz", "1.0", "0").index()).encode()
+    items = [Member("info/index.json", data=index),
+             Member("info/a", "hardlink", target="info/../../evil")]
+    path = tmp_path / ("fuzz-1.0-0" + ext)
+    path.write_bytes(archive_bytes(items, ext, []))
+    with pytest.raises(InvalidPackage, match="links outside the archive"):
+        read_metadata(path, path.name)
+    # the same link inside the archive is fine
+    items[1] = Member("info/a", "hardlink", target="info/index.json")
+    path.write_bytes(archive_bytes(items, ext, []))
+    assert read_metadata(path, path.name).index["name"] == "fuzz"
