@@ -207,10 +207,7 @@ class Indexer:
 
         run_exports: dict[str, Any] = {"info": {"subdir": subdir}, "packages": {},
                                        "packages.conda": {}}
-        for fn, re_json in catalog.db.execute(
-            "SELECT filename, run_exports FROM packages WHERE channel = ? AND subdir = ? "
-            "ORDER BY filename", [channel, subdir],
-        ):
+        for fn, re_json in catalog.raw_run_exports(channel, subdir):
             if fn in hidden:
                 continue
             key = "packages.conda" if fn.endswith(".conda") else "packages"

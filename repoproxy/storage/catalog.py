@@ -117,6 +117,14 @@ class Catalog:
             [channel, subdir],
         )
 
+    def raw_run_exports(self, channel: str, subdir: str) -> Iterator[tuple[str, str | None]]:
+        """(filename, run_exports JSON text or None) of a subdir, by file name."""
+        yield from self.db.execute(
+            "SELECT filename, run_exports FROM packages WHERE channel = ? AND subdir = ? "
+            "ORDER BY filename",
+            [channel, subdir],
+        )
+
     def upsert_package(self, rec: PackageRecord, file_ino: int, file_mtime_ns: int) -> None:
         self.db.table("packages").upsert(
             {

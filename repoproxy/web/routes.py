@@ -1,10 +1,13 @@
-"""Every core route, with symbolic names. API routes first: channel names cannot be 'api'."""
+"""Every core route, with symbolic names and its resource (``factory=``). API routes first:
+channel names cannot be 'api'. Views declare the permission they need on that resource."""
 
 from __future__ import annotations
 
 from pyramid.config import Configurator
+from pyramid.security import NO_PERMISSION_REQUIRED
 
 from repoproxy.names import RESERVED_CHANNELS
+from repoproxy.web.resources import ServerResource, channel_factory
 
 # a channel segment is never a reserved word, so plugin routes under /-/ or /api/ are not
 # swallowed by the conda-facing catch-all routes (which match almost any short path)
@@ -12,31 +15,37 @@ CHANNEL = "{channel:(?!(?:" + "|".join(sorted(RESERVED_CHANNELS)) + ")/)[^/]+}"
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("meta.health", "/-/health")
-    config.add_route("meta.plugins", "/-/plugins")
+    def server(name: str, pattern: str) -> None:
+        config.add_route(name, pattern, factory=ServerResource)
 
-    config.add_route("api.channels", "/api/v1/channels")
-    config.add_route("api.channel", "/api/v1/channels/{name}")
-    config.add_route("api.channel_files", "/api/v1/channels/{name}/files")
-    config.add_route("api.members", "/api/v1/channels/{name}/members")
-    config.add_route("api.member", "/api/v1/channels/{name}/members/{user}")
-    config.add_route("api.tokens", "/api/v1/tokens")
-    config.add_route("api.token", "/api/v1/tokens/{id}")
-    config.add_route("api.whoami", "/api/v1/whoami")
-    config.add_route("api.audit", "/api/v1/audit")
-    config.add_route("api.upload", "/api/v1/upload/{channel}")
-    config.add_route("api.delete", "/api/v1/delete/{channel}/{subdir}/{filename}")
-    config.add_route("api.reindex", "/api/v1/reindex/{channel}/{subdir}")
-    config.add_route("api.quetz_upload", "/api/channels/{channel}/upload/{filename}")
-    config.add_route("api.openapi", "/api/openapi.json")
+    def channel(name: str, pattern: str) -> None:
+        config.add_route(name, pattern, factory=channel_factory)
+
+    server("meta.health", "/-/health")
+    server("meta.plugins", "/-/plugins")
+
+    server("api.channels", "/api/v1/channels")
+    channel("api.channel", "/api/v1/channels/{name}")
+    channel("api.channel_files", "/api/v1/channels/{name}/files")
+    channel("api.members", "/api/v1/channels/{name}/members")
+    channel("api.member", "/api/v1/channels/{name}/members/{user}")
+    server("api.tokens", "/api/v1/tokens")
+    server("api.token", "/api/v1/tokens/{id}")
+    server("api.whoami", "/api/v1/whoami")
+    server("api.audit", "/api/v1/audit")
+    channel("api.upload", "/api/v1/upload/{channel}")
+    channel("api.delete", "/api/v1/delete/{channel}/{subdir}/{filename}")
+    channel("api.reindex", "/api/v1/reindex/{channel}/{subdir}")
+    channel("api.quetz_upload", "/api/channels/{channel}/upload/{filename}")
+    server("api.openapi", "/api/openapi.json")
     config.add_view("repoproxy.web.openapi.openapi_view", route_name="api.openapi",
-                    request_method="GET", renderer="json")
+                    request_method="GET", renderer="json", permission=NO_PERMISSION_REQUIRED)
 
     config.include(".views.details")  # package details API (its own includeme)
     config.include(".views.search")  # cross-channel search
 
     # conda-facing routes last: they match almost anything of their shape
-    config.add_route("channel.root", f"/{CHANNEL}/")
-    config.add_route("channel.root_file", f"/{CHANNEL}/{{filename}}")
-    config.add_route("channel.shard", f"/{CHANNEL}/{{subdir}}/shards/{{filename}}")
-    config.add_route("channel.file", f"/{CHANNEL}/{{subdir}}/{{filename}}")
+    channel("channel.root", f"/{CHANNEL}/")
+    channel("channel.root_file", f"/{CHANNEL}/{{filename}}")
+    channel("channel.shard", f"/{CHANNEL}/{{subdir}}/shards/{{filename}}")
+    channel("channel.file", f"/{CHANNEL}/{{subdir}}/{{filename}}")

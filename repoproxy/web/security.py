@@ -112,7 +112,8 @@ def identify(request: Any) -> Identity:
 def principals(identity: Identity, context: Any = None) -> list[str]:
     out = [Everyone]
     if identity.kind != "anonymous":
-        out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}"]
+        out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}",
+                f"kind:{identity.kind}"]
     channel = getattr(getattr(context, "channel", None), "name", None)
     for pattern, access in identity.grants.items():
         if pattern == "*" or not any(c in pattern for c in "*?["):

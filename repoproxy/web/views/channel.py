@@ -15,12 +15,12 @@ from typing import Any
 from pyramid.response import FileResponse
 from pyramid.view import view_config
 
+from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
 from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.pipeline.repodata import HIDDEN, SHARD_INDEX
 from repoproxy.plugins import notify
-from repoproxy.web.access import require_channel
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,11 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
     return response
 
 
-@view_config(route_name="channel.file", request_method=("GET", "HEAD"))
+@view_config(route_name="channel.file", request_method=("GET", "HEAD"),
+             permission=Permissions.CHANNEL_READ)
 def channel_file(request: Any) -> Any:
     md = request.matchdict
-    channel = require_channel(request, md["channel"])
+    channel = request.context.channel
     subdir, filename = md["subdir"], md["filename"]
     if not is_subdir(subdir):
         raise _missing(f"{md['channel']}/{subdir}")
@@ -130,10 +131,11 @@ def _served(request: Any, channel: Channel, subdir: str, filename: str) -> None:
            subdir=subdir, filename=filename)
 
 
-@view_config(route_name="channel.shard", request_method=("GET", "HEAD"))
+@view_config(route_name="channel.shard", request_method=("GET", "HEAD"),
+             permission=Permissions.CHANNEL_READ)
 def channel_shard(request: Any) -> Any:
     md = request.matchdict
-    channel = require_channel(request, md["channel"])
+    channel = request.context.channel
     name = md["filename"]
     digest = name.removesuffix(".msgpack.zst")
     if not is_subdir(md["subdir"]) or len(digest) != 64 or digest.strip("0123456789abcdef"):
@@ -142,10 +144,11 @@ def channel_shard(request: Any) -> Any:
     return file_response(request, path, channel, immutable=True, etag=digest)
 
 
-@view_config(route_name="channel.root_file", request_method=("GET", "HEAD"))
+@view_config(route_name="channel.root_file", request_method=("GET", "HEAD"),
+             permission=Permissions.CHANNEL_READ)
 def channel_root_file(request: Any) -> Any:
     md = request.matchdict
-    channel = require_channel(request, md["channel"])
+    channel = request.context.channel
     if md["filename"] != "channeldata.json":
         raise _missing(md["filename"])
     path = request.services.store.channel_dir(channel.name) / "channeldata.json"

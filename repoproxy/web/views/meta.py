@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy import __version__
 from repoproxy.plugins import describe_plugins
 
 
-@view_config(route_name="meta.health", renderer="json")
+@view_config(route_name="meta.health", renderer="json", permission=NO_PERMISSION_REQUIRED)
 def health(request: Any) -> Any:
     request.services.catalog().db.execute("SELECT 1").fetchone()
     return {"status": "ok", "version": __version__}
 
 
-@view_config(route_name="meta.plugins", renderer="json")
+@view_config(route_name="meta.plugins", renderer="json", permission=NO_PERMISSION_REQUIRED)
 def plugins(request: Any) -> Any:
     return {"plugins": describe_plugins(request.services.pm)}
