@@ -85,3 +85,13 @@ def test_api_answers_no_500_and_matches_its_document(
     srv, admin = fuzz_server
     case.call_and_validate(base_url=srv.url, headers={"Authorization": f"Bearer {admin}"},
                            checks=CHECKS, timeout=30)
+
+
+@schema.parametrize()
+@settings(max_examples=max(1, MAX_EXAMPLES // 3), deadline=None, derandomize=True,
+          database=None, suppress_health_check=list(HealthCheck))
+def test_api_answers_anonymous_callers_with_documented_errors(
+        case: Any, fuzz_server: tuple[RunningServer, str]) -> None:
+    """The refusals (401, 404 for what may not be seen) are checked too, with fewer cases."""
+    srv, _ = fuzz_server
+    case.call_and_validate(base_url=srv.url, checks=CHECKS, timeout=30)
