@@ -10,6 +10,10 @@ fails the suite; ``tests/e2e/test_schemathesis.py`` fuzzes a live server with it
 Built from small helpers rather than kept as a static JSON file: the error body, the
 parameters and the security requirements are written once and referenced everywhere.
 
+Path parameters carry examples (``main``, ``fuzzpkg``) that name the data the API fuzz test
+seeds, so generated requests reach existing data; the deleting operations name scratch data
+(``scratch``, ``scratchpkg``) instead, so they cannot empty what the others read.
+
 Every operation has a ``default`` response with the error body, so any status not listed
 must still answer ``{"error": ..., "message": ..., "reasons"?: [...]}``.
 """
@@ -179,16 +183,17 @@ CORE_PATHS: dict[str, Any] = {
                    operation_id="createChannel"),
     },
     "/api/v1/channels/{name}": {
-        "parameters": [NAME_CHANNEL],
         "get": op("A channel's details", "channels", {"200": ok(ref("ChannelDetails"))},
-                  operation_id="getChannel"),
+                  parameters=[NAME_CHANNEL], operation_id="getChannel"),
         "patch": op("Change a channel's privacy or description", "channels",
-                    {"200": ok(ref("Channel"))},
+                    {"200": ok(ref("Channel"))}, parameters=[NAME_CHANNEL],
                     body=json_body(obj({}, {"privacy": PRIVACY, "description": STR},
                                        closed=True)),
                     operation_id="patchChannel"),
         "delete": op("Delete a channel and its files", "channels",
-                     {"200": ok(obj({"deleted": STR}))}, operation_id="deleteChannel"),
+                     {"200": ok(obj({"deleted": STR}))},
+                     parameters=[path_param("name", "Channel name (CEP-26)", "scratch")],
+                     operation_id="deleteChannel"),
     },
     "/api/v1/channels/{name}/files": {
         "parameters": [NAME_CHANNEL],
@@ -282,7 +287,8 @@ CORE_PATHS: dict[str, Any] = {
                    operation_id="quetzUpload"),
     },
     "/api/v1/delete/{channel}/{subdir}/{filename}": {
-        "parameters": [CHANNEL, SUBDIR, FILENAME],
+        "parameters": [CHANNEL, SUBDIR,
+                       {**FILENAME, "example": "scratchpkg-2.0-0.tar.bz2"}],
         "delete": op("Delete one package file", "packages",
                      {"200": ok(obj({"deleted": STR}))}, operation_id="deleteFile"),
     },
@@ -312,14 +318,15 @@ CORE_PATHS: dict[str, Any] = {
             operation_id="listPackages"),
     },
     "/api/channels/{channel}/artifacts/{family}/{name}": {
-        "parameters": ARTIFACT,
         "get": op("A package's summary", "details", {"200": ok(obj({
             "channel": STR, "name": STR, "family": STR, "summary": STR, "license": STR,
             "home": STR, "dev_url": STR, "doc_url": STR, "latest_version": STR,
             "versions": STR_LIST, "platforms": STR_LIST, "file_count": INT,
-            "latest_release": INT}))}, operation_id="getPackage"),
+            "latest_release": INT}))}, parameters=ARTIFACT, operation_id="getPackage"),
         "delete": op("Delete every file of a package", "details",
-                     {"200": ok(obj({"deleted": STR_LIST}))}, operation_id="deletePackage"),
+                     {"200": ok(obj({"deleted": STR_LIST}))},
+                     parameters=[CHANNEL, FAMILY, {**PACKAGE, "example": "scratchpkg"}],
+                     operation_id="deletePackage"),
     },
     "/api/channels/{channel}/artifacts/{family}/{name}/files": {
         "parameters": ARTIFACT,

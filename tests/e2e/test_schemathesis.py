@@ -52,16 +52,22 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory
 def _prepare(srv: RunningServer, tmp_path: Path) -> tuple[RunningServer, str]:
     admin = srv.token("--admin", "--name", "fuzz-admin")
     auth = {"Authorization": f"Bearer {admin}"}
-    r = requests.post(f"{srv.url}/api/v1/channels", json={"name": "main"}, headers=auth,
-                      timeout=30)
-    assert r.status_code == 201, r.text
+    for channel in ("main", "scratch"):
+        r = requests.post(f"{srv.url}/api/v1/channels", json={"name": channel}, headers=auth,
+                          timeout=30)
+        assert r.status_code == 201, r.text
     pkgdir = tmp_path / "pkgs"
-    for spec, fmt in ((PackageSpec("fuzzpkg", "1.0", subdir="linux-64",
-                                   depends=["python >=3.8"]), "conda"),
-                      (PackageSpec("fuzzpkg", "1.1", depends=["fuzzpkg-data"]), "tar.bz2"),
-                      (PackageSpec("fuzzpkg-data", "0.1"), "conda")):
+    # what the document's examples name: read data, and scratch data for the deletions
+    for channel, spec, fmt in (
+            ("main", PackageSpec("fuzzpkg", "1.0", subdir="linux-64",
+                                 depends=["python >=3.8"]), "conda"),
+            ("main", PackageSpec("fuzzpkg", "1.1", depends=["fuzzpkg-data"]), "tar.bz2"),
+            ("main", PackageSpec("fuzzpkg-data", "0.1"), "conda"),
+            ("main", PackageSpec("scratchpkg", "1.0"), "conda"),
+            ("main", PackageSpec("scratchpkg", "2.0"), "tar.bz2"),
+            ("scratch", PackageSpec("scratchpkg", "1.0"), "conda")):
         path = build_package(spec, pkgdir, fmt)
-        assert upload_prefix_raw(srv.url, "main", path, admin).status_code == 201
+        assert upload_prefix_raw(srv.url, channel, path, admin).status_code == 201
     return srv, admin
 
 
