@@ -21,6 +21,9 @@ def _split_body(body: dict[str, Any]) -> tuple[str | None, str | None, str | Non
     body = {k.replace("-", "_"): v for k, v in body.items()}
     name, description = body.pop("name", None), body.pop("description", None)
     channel = body.pop("channel_name", None)
+    for key, value in (("name", name), ("description", description), ("channel_name", channel)):
+        if value is not None and not isinstance(value, str):  # (a list here was a 500)
+            raise PolicyError(f"{key} must be a string")
     unknown = set(body) - set(FILTERS)
     if unknown:
         raise PolicyError(f"unknown field(s): {', '.join(sorted(unknown))}")

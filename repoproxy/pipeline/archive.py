@@ -47,11 +47,13 @@ def hostile_name(name: str) -> str | None:
     return None
 
 
-def _hostile_link(name: str, target: str) -> str | None:
+def _hostile_link(name: str, target: str, hard: bool = False) -> str | None:
     if target.startswith("/"):
         return f"member {name!r} links to absolute path {target!r}"
+    # a symlink's target is relative to the link's folder; a hard link's to the archive root
+    # (a hard link 'info/a' -> 'info/../../x' leaves it; found by the fuzz tests)
     depth = 0
-    for part in (PurePosixPath(name).parent / target).parts:
+    for part in (PurePosixPath(target) if hard else PurePosixPath(name).parent / target).parts:
         depth += -1 if part == ".." else (0 if part == "." else 1)
         if depth < 0:
             return f"member {name!r} links outside the archive ({target!r})"
@@ -76,7 +78,7 @@ class _InfoReader:
                 name = name[2:]
             problem = hostile_name(name)
             if problem is None and (entry.issym or entry.islnk):
-                problem = _hostile_link(name, entry.linkpath or "")
+                problem = _hostile_link(name, entry.linkpath or "", hard=entry.islnk)
             if problem:
                 raise InvalidPackage(f"hostile archive: {problem}")
             size = entry.size or 0
@@ -176,10 +178,17 @@ def _msg(e: Exception) -> str:
     return str(getattr(e, "msg", None) or e).strip() or type(e).__name__
 
 
+# what zipfile raises on a damaged zip besides BadZipFile (found by fuzzing): an unsupported
+# "version needed" (NotImplementedError), an encrypted member (RuntimeError), a name that is
+# not UTF-8 though flagged so (UnicodeDecodeError, a ValueError)
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+              ValueError)
+
+
 def _read_conda(path: Path, reader: _InfoReader) -> None:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except ZIP_ERRORS as e:
         raise InvalidPackage(f"not a readable .conda archive (zip): {e}") from None
     with zf:
         infos = zf.infolist()
@@ -198,16 +207,22 @@ def _read_conda(path: Path, reader: _InfoReader) -> None:
         try:
             with zf.open(member) as stream:
                 _stream_tar(stream, reader)
-        except zipfile.BadZipFile as e:
-            raise InvalidPackage(f"corrupt .conda archive: {e}") from None
         except EOFError:
             raise InvalidPackage("truncated .conda archive") from None
+        except ZIP_ERRORS as e:
+            raise InvalidPackage(f"corrupt .conda archive: {e}") from None
 
 
 def _stream_tar(stream: IO[bytes], reader: _InfoReader) -> None:
     read: Callable[[int], bytes] = stream.read
-    with libarchive.stream_reader(_Reader(read), "tar", "zstd", block_size=65536) as archive:
-        reader.walk(archive)
+    source = _Reader(read)
+    try:
+        with libarchive.stream_reader(source, "tar", "zstd", block_size=65536) as archive:
+            reader.walk(archive)
+    except libarchive.exception.ArchiveError:
+        if source.error is not None:  # the zip member itself is bad (CRC, truncated...)
+            raise InvalidPackage(f"corrupt .conda archive: {source.error}") from None
+        raise
 
 
 class _Reader:
@@ -215,11 +230,20 @@ class _Reader:
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
         self._read = read
+        self.error: Exception | None = None
 
     def seekable(self) -> bool:
         return False  # forward-only: seeking inside a zip member would re-read it
 
     def readinto(self, buf: Any) -> int:
-        data = self._read(len(buf))
+        # This runs inside libarchive's read callback (C, through ctypes): an exception
+        # cannot cross it. ctypes would print it and hand libarchive an undefined length,
+        # which crashed the process (segfault) on a .conda with a bad CRC (found by
+        # tests/unit/test_fuzz_archive.py). Keep it; -1 makes libarchive fail cleanly.
+        try:
+            data = self._read(len(buf))
+        except Exception as e:
+            self.error = e
+            return -1
         buf[: len(data)] = data
         return len(data)

@@ -4,6 +4,7 @@ channel names cannot be 'api'. Views declare the permission they need on that re
 from __future__ import annotations
 
 from pyramid.config import Configurator
+from pyramid.security import NO_PERMISSION_REQUIRED
 
 from repoproxy.names import RESERVED_CHANNELS
 from repoproxy.web.resources import ServerResource, channel_factory
@@ -36,6 +37,9 @@ def includeme(config: Configurator) -> None:
     channel("api.delete", "/api/v1/delete/{channel}/{subdir}/{filename}")
     channel("api.reindex", "/api/v1/reindex/{channel}/{subdir}")
     channel("api.quetz_upload", "/api/channels/{channel}/upload/{filename}")
+    server("api.openapi", "/api/openapi.json")
+    config.add_view("repoproxy.web.openapi.openapi_view", route_name="api.openapi",
+                    request_method="GET", renderer="json", permission=NO_PERMISSION_REQUIRED)
 
     config.include(".views.details")  # package details API (its own includeme)
     config.include(".views.search")  # cross-channel search
