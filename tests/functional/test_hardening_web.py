@@ -132,7 +132,8 @@ def test_early_check_answers_like_the_app(
         ("POST", "/api/v1/upload/pub", "", {"Authorization": "Bearer bad token"}, 401),
         ("POST", "/api/v1/upload/pub", "", {"X-API-Key": read}, 403),
         ("POST", f"/t/{read}/api/v1/upload/pub", "", {}, 403),
-        ("POST", "/api/v1/upload/pub", f"token={read}", {}, 403),
+        # a query token is for GET/HEAD reads only (whatever its scope): 401
+        ("POST", "/api/v1/upload/pub", f"token={read}", {}, 401),
         ("POST", "/api/v1/upload/hidden", "", {"Authorization": f"Bearer {write}"}, 404),
         ("POST", "/api/channels/pub/upload/x-1.0-0.conda", "", {}, 401),
         ("PUT", "/pub/noarch/x-1.0-0.conda", "", {"Authorization": f"Bearer {read}"}, 403),

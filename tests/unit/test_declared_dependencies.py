@@ -26,7 +26,7 @@ NOT_IMPORTED = {
     "itsdangerous": "named by the project card; not imported by any code yet",
     "pytest-timeout": "a pytest plugin: the `timeout` setting and marks",
     "ruff": "a tool CI runs", "mypy": "a tool CI runs", "import-linter": "a tool CI runs",
-    "types-requests": "type stubs for mypy",
+    "types-requests": "type stubs for mypy", "types-cachetools": "type stubs for mypy",
 }
 
 
