@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.config import Configurator
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
-from repoproxy.web.access import readable_channels, require_channel
 from repoproxy.web.bodies import MAX_TEXT, BadRequest, json_body, str_field
 from repoproxy.web.resources import ServerResource, channel_factory
 
@@ -31,7 +31,7 @@ def includeme(config: Configurator) -> None:
 def _visible(request: Any, data: dict[str, Any]) -> dict[str, Any]:
     if request.identity.is_admin:
         return data
-    readable = {c.name for c in readable_channels(request)}
+    readable = {c.name for c in request.reads.channels()}
     return dict(data, channels=[c for c in data["channels"] if c in readable])
 
 
@@ -49,7 +49,9 @@ def _policy_body(request: Any) -> dict[str, Any]:
     return body
 
 
-@view_config(route_name="policy.list", request_method="GET", renderer="json")
+# anyone may look: a policy names only the channels the caller may read
+@view_config(route_name="policy.list", request_method="GET", renderer="json",
+             permission=NO_PERMISSION_REQUIRED)
 def list_policies(request: Any) -> Any:
     return {"policies": [_visible(request, p.as_json())
                          for p in policy_store(request.services).list()]}
@@ -62,7 +64,8 @@ def create_policy(request: Any) -> Any:
     return ops.create(request.services, _policy_body(request), actor=request.identity)
 
 
-@view_config(route_name="policy.item", request_method="GET", renderer="json")
+@view_config(route_name="policy.item", request_method="GET", renderer="json",
+             permission=NO_PERMISSION_REQUIRED)
 def show_policy(request: Any) -> Any:
     return _visible(request, policy_store(request.services).get(request.matchdict["id"])
                     .as_json())
@@ -95,8 +98,9 @@ def unassign_policy(request: Any) -> Any:
                         actor=request.identity)
 
 
-@view_config(route_name="policy.explain", request_method="GET", renderer="json")
+# hidden files are the channel managers' business: others learn nothing about them
+@view_config(route_name="policy.explain", request_method="GET", renderer="json",
+             permission=Permissions.CHANNEL_MANAGE)
 def explain(request: Any) -> Any:
-    # hidden files are the channel managers' business: others learn nothing about them
-    channel = require_channel(request, request.matchdict["channel"], Permissions.CHANNEL_MANAGE)
+    channel = request.context.channel
     return ops.explain(request.services, channel.name, "/".join(request.matchdict["filename"]))

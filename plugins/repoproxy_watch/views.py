@@ -6,19 +6,19 @@ from typing import Any
 
 from pyramid.config import Configurator
 
-from repoproxy.web.access import require_admin
+from repoproxy.domain.permissions import Permissions
+from repoproxy.web.resources import ServerResource
 
 from .config import WatchConfig
 from .state import status
 
 
 def watch_status(request: Any) -> dict[str, Any]:
-    require_admin(request)
     services = request.services
     return status(services, WatchConfig.from_settings(services.settings))
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("watch.status", "/api/v1/watch")
+    config.add_route("watch.status", "/api/v1/watch", factory=ServerResource)
     config.add_view(watch_status, route_name="watch.status", request_method="GET",
-                    renderer="json")
+                    renderer="json", permission=Permissions.SERVER_ADMIN)

@@ -33,6 +33,8 @@ from pyramid.scripting import prepare
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import CredentialsInvalid, RepoproxyError
+from repoproxy.web.refusal import refusal
+from repoproxy.web.resources import channel_factory
 from repoproxy.web.tweens import redacted_path, strip_path_token, undecodable_url
 
 log = logging.getLogger("repoproxy.access")
@@ -84,7 +86,8 @@ class EarlyCheck:
             route = info.get("route")
             if route is None or (route.name, method) not in UPLOAD_ROUTES:
                 return None
-            answer = self._decide(request, info["match"]["channel"])
+            request.matchdict, request.matched_route = info["match"], route
+            answer = self._decide(request)
         except Exception:
             # never let the early check break a request: the application decides instead
             log.exception("early upload check failed; leaving the request to the application")
@@ -97,11 +100,13 @@ class EarlyCheck:
                      redacted_path(request), answer.status, answer.code)
         return answer
 
-    def _decide(self, request: Any, channel: str) -> EarlyResponse | None:
-        from repoproxy.web.access import require_channel
-
+    def _decide(self, request: Any) -> EarlyResponse | None:
+        # the route's own resource and the one security policy, as the upload views have them
+        context = channel_factory(request)
+        request.context = context
         try:
-            require_channel(request, channel, Permissions.CHANNEL_UPLOAD)
+            if not request.has_permission(Permissions.CHANNEL_UPLOAD, context):
+                raise refusal(request, context, Permissions.CHANNEL_UPLOAD)
         except CredentialsInvalid as e:
             return EarlyResponse(401, "invalid-credentials", e.message,
                                  [("WWW-Authenticate", WWW_AUTHENTICATE)])

@@ -17,7 +17,6 @@ from repoproxy.domain import channels, members, tokens
 from repoproxy.domain.audit import audit_entries
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Access
-from repoproxy.web.access import readable_channels
 from repoproxy.web.bodies import (
     MAX_TEXT,
     BadRequest,
@@ -138,7 +137,7 @@ def whoami(request: Any) -> Any:
     # anonymous callers too learn who they are and what they may read
     ident = request.identity
     access = {ch.name: str(ident.access(ch.name) or Access.READ)
-              for ch in readable_channels(request)}
+              for ch in request.reads.channels()}
     return {"name": ident.name, "kind": ident.kind, "role": ident.role,
             "channels": access, "token_id": ident.token_id, "token_expires": ident.expires}
 

@@ -7,9 +7,8 @@ from typing import Any
 from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
-from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import CredentialsInvalid, RepoproxyError
-from repoproxy.web.resources import ChannelResource
+from repoproxy.web.refusal import refusal
 
 
 def error_response(request: Any, status: int, code: str, message: str,
@@ -48,23 +47,7 @@ def not_found(exc: HTTPNotFound, request: Any) -> Any:
 
 @forbidden_view_config()
 def forbidden(exc: HTTPForbidden, request: Any) -> Any:
-    """A permission the security policy denied, answered without leaking existence.
-
-    Anonymous callers are asked to authenticate (401), whether the channel exists or not. A
-    channel the caller may not read answers exactly like an absent one (404). A channel the
-    caller reads but may not change answers 403, naming the action.
-    """
-    if request.identity.kind == "anonymous":
-        return error_response(request, 401, "authentication-required", "authentication required")
-    context = request.context
-    if isinstance(context, ChannelResource):
-        # asked whether the channel exists or not (no short cut): a hidden channel must not
-        # cost one ACL evaluation more than an absent one (a timing oracle)
-        readable = request.has_permission(Permissions.CHANNEL_READ, context)
-        if not context.exists or not readable:
-            return error_response(request, 404, "not-found", "channel not found")
-        permission = str(getattr(exc.result, "permission", "") or Permissions.CHANNEL_READ)
-        action = permission.split(":", 1)[-1]
-        return error_response(request, 403, "forbidden",
-                              f"you may not {action} on channel {context.channel.name!r}")
-    return error_response(request, 403, "forbidden", "this needs an admin token")
+    """A permission the security policy denied, answered without leaking existence."""
+    permission = str(getattr(exc.result, "permission", "") or "")
+    error = refusal(request, request.context, permission)
+    return error_response(request, error.status, error.code, error.message)
