@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from rattler import BuildString, PackageName, Version
-
 from repoproxy.errors import InvalidName
 
 CHANNEL_RE = re.compile(r"\A[a-z0-9_][a-z0-9_.-]*\Z")
@@ -71,6 +69,8 @@ def package_name_problem(name: str) -> str | None:
     if len(name) > 64 or not PACKAGE_RE.fullmatch(name):
         return f"invalid package name {name!r} (CEP-26: lowercase ASCII letters, digits, " \
                "'_', '.', '-')"
+    from rattler import PackageName  # here: the CLI's --help must not load rattler
+
     try:
         PackageName(name)
     except Exception as e:  # rattler raises its own exception classes
@@ -82,6 +82,8 @@ def version_problem(version: str) -> str | None:
     """Why ``version`` is not a conda version rattler can parse, or None."""
     if not VERSION_RE.fullmatch(version):
         return (f"invalid version {version!r}: use ASCII letters, digits, '.', '_', '+', '!'")
+    from rattler import Version
+
     try:
         Version(version)
     except Exception as e:  # rattler's InvalidVersionError
@@ -93,6 +95,8 @@ def build_problem(build: str) -> str | None:
     """Why ``build`` is not a CEP-26 build string, or None."""
     if not BUILD_RE.fullmatch(build):
         return f"invalid build string {build!r}: use ASCII letters, digits, '_', '.', '+'"
+    from rattler import BuildString
+
     try:
         BuildString(build)
     except Exception as e:  # rattler's ValueError

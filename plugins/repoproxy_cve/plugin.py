@@ -14,14 +14,14 @@ from repoproxy import hookimpl
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import notify
 
-from .importer import read_records
-from .matching import facts_for
-from .store import CveStore, migrations
-
+# the store (sqlite-utils), the matcher (rattler) and the importer load on first use, not with
+# the plugin: `repoproxy --help` loads every plugin and must stay instant
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from repoproxy.domain.audit import Actor
+
+    from .store import CveStore
 
 #: the actor of commands run on the server root (repoproxy.domain.audit.CLI, not imported at
 #: plugin load: ``repoproxy --help`` loads no database code)
@@ -29,6 +29,8 @@ CLI = "cli"
 
 
 def cve_store(services: Any) -> CveStore:
+    from .store import CveStore
+
     return CveStore(services.db())
 
 
@@ -40,6 +42,8 @@ def _changed(services: Any) -> None:
 def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, int]:
     """Import CVE records, with one audit row in the import's transaction."""
     from repoproxy.domain.audit import audit as write_audit
+
+    from .importer import read_records
 
     records = read_records(path)
 
@@ -71,6 +75,8 @@ def set_status(services: Any, cve_id: str, status: str | None, *,
 
 def affected_files(services: Any, cve_id: str) -> list[str]:
     """``channel/subdir/filename`` of every stored file the CVE affects."""
+    from .matching import facts_for
+
     store = cve_store(services)
     cve = store.get(cve_id)
     names = {r["name"] for r in store.affected(cve_id=cve["id"])}
@@ -94,6 +100,8 @@ def summary(services: Any, cve: dict[str, Any]) -> dict[str, Any]:
 
 @hookimpl
 def repoproxy_migrations() -> Any:
+    from .store import migrations
+
     return migrations
 
 
@@ -113,12 +121,16 @@ def repoproxy_register_commands(cli: Any) -> None:
 @hookimpl(optionalhook=True)
 def repoproxy_cve_facts(services: Any, channel: Channel, records: list[PackageRecord]
                         ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    from .matching import facts_for
+
     return facts_for(cve_store(services), records)
 
 
 @hookimpl
 def repoproxy_package_extra(request: Any, channel: Channel,
                             record: PackageRecord) -> dict[str, Any] | None:
+    from .matching import facts_for
+
     facts = facts_for(cve_store(request.services), [record]).get(
         (record.subdir, record.filename), [])
     scores = [f["score"] for f in facts if f["score"] is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -12,10 +13,16 @@ from repoproxy import hookimpl
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
 
 from . import hookspecs
-from .service import cve_channels, decide, policy_store, reapply
-from .store import migrations
 
 PLUGIN = "repoproxy_policy"
+
+
+def _service() -> ModuleType:
+    # the policy engine (rattler) and its store (sqlite-utils) load on first use, not with the
+    # plugin: `repoproxy --help` loads every plugin and must stay instant
+    from . import service
+
+    return service
 
 
 @hookimpl
@@ -25,6 +32,8 @@ def repoproxy_addhooks(pluginmanager: pluggy.PluginManager) -> None:
 
 @hookimpl
 def repoproxy_migrations() -> Any:
+    from .store import migrations
+
     return migrations
 
 
@@ -43,10 +52,10 @@ def repoproxy_register_commands(cli: Any) -> None:
 @hookimpl
 def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[PackageRecord],
                              services: Any) -> list[str] | None:
-    policy = policy_store(services).for_channel(channel.name)
+    policy = _service().policy_store(services).for_channel(channel.name)
     if policy is None:
         return None
-    return [fn for (sd, fn), why in decide(services, policy, channel).items()
+    return [fn for (sd, fn), why in _service().decide(services, policy, channel).items()
             if sd == subdir and why]
 
 
@@ -66,20 +75,21 @@ def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) ->
 @hookimpl
 def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path: Path,
                                services: Any) -> list[Rejection]:
-    policy = policy_store(services).for_channel(channel.name)
+    policy = _service().policy_store(services).for_channel(channel.name)
     if policy is None:
         return []
     rec = candidate_record(channel, metadata, path)
-    why = decide(services, policy, channel, extra=[rec]).get((rec.subdir, rec.filename), [])
+    decided = _service().decide(services, policy, channel, extra=[rec])
+    why = decided.get((rec.subdir, rec.filename), [])
     return [Rejection(PLUGIN, f"policy {policy.name!r}: {reason}") for reason in why]
 
 
 @hookimpl
 def repoproxy_channel_removed(services: Any, channel: Channel) -> None:
     # a channel created later under the same name starts without a policy
-    policy_store(services).forget_channel(channel.name)
+    _service().policy_store(services).forget_channel(channel.name)
 
 
 @hookimpl(optionalhook=True)
 def repoproxy_cve_data_changed(services: Any) -> None:
-    reapply(services, cve_channels(services))
+    _service().reapply(services, _service().cve_channels(services))

@@ -7,20 +7,20 @@ worker writes batches every ``repoproxy_stats.flush_interval`` seconds and on sh
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import click
 
 from repoproxy import hookimpl
 
-from .counter import (
-    FlushWorker,
-    buffer_for,
-    channel_totals,
-    file_downloads,
-    forget_channel,
-    migrations,
-)
+
+def _counter() -> ModuleType:
+    # the store (sqlite-utils) loads on first use, not with the plugin: `repoproxy --help`
+    # loads every plugin and must stay instant
+    from . import counter
+
+    return counter
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,7 @@ def repoproxy_settings_defaults() -> dict[str, Any]:
 
 @hookimpl
 def repoproxy_migrations() -> Any:
-    return migrations
+    return _counter().migrations
 
 
 @hookimpl
@@ -44,30 +44,33 @@ def repoproxy_configure(config: Any) -> None:
 def repoproxy_file_served(request: Any, channel: Any, subdir: str, filename: str) -> None:
     # the app records the identity's name in the environ once the access check computed it
     who = request.environ.get("repoproxy.identity_name") or request.identity.name
-    buffer_for(request.services).add(channel.name, subdir, filename, who)
+    _counter().buffer_for(request.services).add(channel.name, subdir, filename, who)
 
 
 @hookimpl
 def repoproxy_channel_removed(services: Any, channel: Any) -> None:
-    forget_channel(services, channel.name)
+    _counter().forget_channel(services, channel.name)
 
 
 @hookimpl
 def repoproxy_background_workers(services: Any) -> Any:
-    return [FlushWorker(services, float(services.settings["repoproxy_stats.flush_interval"]))]
+    interval = float(services.settings["repoproxy_stats.flush_interval"])
+    return [_counter().FlushWorker(services, interval)]
 
 
 @hookimpl
 def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str, Any]:
-    return {"downloads": file_downloads(request.services, channel.name, record.subdir,
-                                        record.filename)}
+    downloads = _counter().file_downloads(request.services, channel.name, record.subdir,
+                                          record.filename)
+    return {"downloads": downloads}
 
 
 @hookimpl
 def repoproxy_channel_extra(request: Any, channel: Any) -> dict[str, Any]:
     # the caller was admitted to the channel; the files its policy hides do not count
-    return {"downloads": channel_totals(request.services, channel.name,
-                                        exclude=request.reads.hidden_paths(channel))["downloads"]}
+    totals = _counter().channel_totals(request.services, channel.name,
+                                       exclude=request.reads.hidden_paths(channel))
+    return {"downloads": totals["downloads"]}
 
 
 @hookimpl

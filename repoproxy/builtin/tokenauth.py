@@ -7,15 +7,16 @@ import time
 from typing import Any
 
 from repoproxy import hookimpl
-from repoproxy.domain.tokens import parse_id, verify
 from repoproxy.errors import CredentialsInvalid
 from repoproxy.models import Credentials, Identity
-from repoproxy.storage.accounts import Accounts
-from repoproxy.storage.catalog import utcnow
 
 
 @hookimpl(trylast=True)
 def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | None:
+    # imported here, not at module level: loading plugins (as `repoproxy --help` does) stays cheap
+    from repoproxy.domain.tokens import parse_id, verify
+    from repoproxy.storage.accounts import Accounts
+
     token = credentials.token
     if token is None or parse_id(token) is None:
         return None  # not one of ours: another backend may know it
@@ -55,6 +56,8 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
 
 
 def _touch(request: Any, token_id: str) -> None:
+    from repoproxy.storage.catalog import utcnow
+
     """Remember when a token was last used, at most once a minute (no write per request)."""
     cache: dict[str, float] = request.registry.__dict__.setdefault("token_last_used", {})
     now = time.monotonic()

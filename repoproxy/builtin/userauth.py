@@ -9,13 +9,15 @@ hash, which ends the old password at once, in every process).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repoproxy import hookimpl
-from repoproxy.domain.throttle import PasswordGuard, guard_of
 from repoproxy.errors import CredentialsInvalid
 from repoproxy.models import Credentials, Identity
-from repoproxy.storage.accounts import Accounts, check_password
+
+if TYPE_CHECKING:
+    from repoproxy.domain.throttle import PasswordGuard
+    from repoproxy.storage.accounts import Accounts
 
 
 def user_identity(accounts: Accounts, user: dict[str, Any], kind: str = "user",
@@ -26,17 +28,24 @@ def user_identity(accounts: Accounts, user: dict[str, Any], kind: str = "user",
 
 def password_guard(request: Any) -> PasswordGuard:
     """The guard every password backend of this application shares."""
+    from repoproxy.domain.throttle import guard_of
+
     return guard_of(request.registry, request.registry.services.settings)
 
 
 @hookimpl
 def repoproxy_configure(config: Any) -> None:
+    from repoproxy.domain.throttle import guard_of
+
     # create the guard at start-up, so bad repoproxy.auth.* values stop the server at once
     guard_of(config.registry, config.registry.services.settings)
 
 
 @hookimpl(trylast=True)
 def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | None:
+    # imported here, not at module level: loading plugins (as `repoproxy --help` does) stays cheap
+    from repoproxy.storage.accounts import Accounts, check_password
+
     if credentials.username is None or credentials.password is None:
         return None
     if credentials.token is not None and credentials.password.startswith("rp-"):

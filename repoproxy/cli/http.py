@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from repoproxy.errors import RepoproxyError
 
 
@@ -19,7 +17,10 @@ class ClientError(RepoproxyError):
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 600) -> None:
         self.url = url.rstrip("/")
+        import requests  # here, not at import: `repoproxy --help` must stay instant
+
         self.session = requests.Session()
+        self._errors = requests.RequestException
         self.timeout = timeout
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -27,7 +28,7 @@ class Client:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             r = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as e:
+        except self._errors as e:
             raise ClientError(f"cannot reach {self.url}: {type(e).__name__}") from None
         if r.status_code >= 400:
             try:
