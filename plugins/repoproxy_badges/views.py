@@ -21,6 +21,7 @@ from repoproxy.domain.reads import Package
 from repoproxy.errors import CredentialsInvalid, NotFound
 from repoproxy.models import Access
 from repoproxy.plugins import collect
+from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory
 
 from . import KINDS
@@ -42,7 +43,7 @@ def _missing() -> NotFound:
 
 @forbidden_view_config(route_name="badges.badge")
 @exception_view_config(CredentialsInvalid, route_name="badges.badge")
-def refused(exc: Exception, request: Any) -> Any:
+def refused(exc: Exception, request: Request) -> Any:
     """No read right, or credentials that are no good: the core's own 404 of a missing badge
     (rendered by the core's error view, so the bytes are those of any missing badge)."""
     try:
@@ -62,7 +63,7 @@ def relative(ms: int, now: datetime | None = None) -> str:
     return "just now"
 
 
-def message(request: Any, package: Package, kind: str) -> tuple[str, str, str]:
+def message(request: Request, package: Package, kind: str) -> tuple[str, str, str]:
     newest = package.newest
     if kind == "version":
         return "version", newest.version, "blue"
@@ -88,7 +89,7 @@ def message(request: Any, package: Package, kind: str) -> tuple[str, str, str]:
 
 @view_config(route_name="badges.badge", request_method=("GET", "HEAD"),
              permission=Permissions.CHANNEL_READ)
-def badge(request: Any) -> Any:
+def badge(request: Request) -> Any:
     channel = request.context.channel
     # a badge URL is pasted into public pages: a ?token= there may only read
     if request.environ.get("repoproxy.query_token") is not None and \

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from repoproxy.domain.audit import Actor
+    from repoproxy.domain.core import Core
 
     from .store import CveStore
 
@@ -28,18 +29,18 @@ if TYPE_CHECKING:
 CLI = "cli"
 
 
-def cve_store(services: Any) -> CveStore:
+def cve_store(services: Core) -> CveStore:
     from .store import CveStore
 
     return CveStore(services.db())
 
 
-def _changed(services: Any) -> None:
+def _changed(services: Core) -> None:
     if hasattr(services.pm.hook, "repoproxy_cve_data_changed"):
         notify(services.pm, "repoproxy_cve_data_changed", services=services)
 
 
-def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, int]:
+def import_path(services: Core, path: Path, *, actor: Actor = CLI) -> dict[str, int]:
     """Import CVE records, with one audit row in the import's transaction."""
     from repoproxy.domain.audit import audit as write_audit
 
@@ -56,7 +57,7 @@ def import_path(services: Any, path: Path, *, actor: Actor = CLI) -> dict[str, i
     return {"records": len(records), "new": new, "updated": updated}
 
 
-def set_status(services: Any, cve_id: str, status: str | None, *,
+def set_status(services: Core, cve_id: str, status: str | None, *,
                actor: Actor = CLI) -> dict[str, Any]:
     """Set (or, with None, clear) a CVE's curation status, audited in the same transaction."""
     from repoproxy.domain.audit import audit as write_audit
@@ -73,7 +74,7 @@ def set_status(services: Any, cve_id: str, status: str | None, *,
     return store.get(cve_id)
 
 
-def affected_files(services: Any, cve_id: str) -> list[str]:
+def affected_files(services: Core, cve_id: str) -> list[str]:
     """``channel/subdir/filename`` of every stored file the CVE affects."""
     from .matching import facts_for
 
@@ -90,7 +91,7 @@ def affected_files(services: Any, cve_id: str) -> list[str]:
     return sorted(out) if names else []
 
 
-def summary(services: Any, cve: dict[str, Any]) -> dict[str, Any]:
+def summary(services: Core, cve: dict[str, Any]) -> dict[str, Any]:
     return {"id": cve["id"], "score": cve["score"], "type": cve["type"],
             "status": cve["status"] or "uncurated", "files": len(affected_files(services,
                                                                                cve["id"])),
@@ -119,7 +120,7 @@ def repoproxy_register_commands(cli: Any) -> None:
 
 
 @hookimpl(optionalhook=True)
-def repoproxy_cve_facts(services: Any, channel: Channel, records: list[PackageRecord]
+def repoproxy_cve_facts(services: Core, channel: Channel, records: list[PackageRecord]
                         ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     from .matching import facts_for
 

@@ -10,6 +10,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
 
 from .matching import facts_for
@@ -25,7 +26,7 @@ def includeme(config: Configurator) -> None:
 
 @view_config(route_name="cve.package", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def package_cves(request: Any) -> Any:
+def package_cves(request: Request) -> Any:
     channel = request.context.channel
     name = request.matchdict["name"]
     records = request.reads.packages(channel, name=name)
@@ -42,6 +43,6 @@ def package_cves(request: Any) -> Any:
 # the CVE data is public knowledge, not channel content: no right needed
 @view_config(route_name="cve.list", request_method="GET", renderer="json",
              permission=NO_PERMISSION_REQUIRED)
-def list_cves(request: Any) -> Any:
+def list_cves(request: Request) -> Any:
     return {"cves": [dict(c, status=c["status"] or "uncurated")
                      for c in cve_store(request.services).all()]}

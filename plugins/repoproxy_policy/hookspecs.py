@@ -8,18 +8,21 @@ imports ``repoproxy_policy``, so either may be disabled alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from repoproxy.models import Channel, PackageRecord
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 hookspec = pluggy.HookspecMarker("repoproxy")
 
 
 @hookspec
 def repoproxy_cve_facts(
-    services: Any, channel: Channel, records: list[PackageRecord]
+    services: Core, channel: Channel, records: list[PackageRecord]
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Tell which CVEs affect which package files.
 
@@ -36,7 +39,7 @@ def repoproxy_cve_facts(
 
 
 @hookspec
-def repoproxy_cve_data_changed(services: Any) -> None:
+def repoproxy_cve_data_changed(services: Core) -> None:
     """Event: CVE data (scores, statuses, affected files) changed.
 
     Called by a CVE data source after an import or a curation change committed. The policy

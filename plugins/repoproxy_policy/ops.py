@@ -15,6 +15,8 @@ from .service import decide, policy_store, reapply
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
+    from repoproxy.domain.core import Core
+
 
 def _split_body(body: dict[str, Any]) -> tuple[str | None, str | None, str | None,
                                                 dict[str, Any]]:
@@ -30,7 +32,7 @@ def _split_body(body: dict[str, Any]) -> tuple[str | None, str | None, str | Non
     return name, description, channel, body
 
 
-def _require_channel(services: Any, name: str) -> None:
+def _require_channel(services: Core, name: str) -> None:
     if services.catalog().get_channel(name) is None:
         raise NotFound(f"channel {name!r} not found")
 
@@ -43,7 +45,7 @@ def _audit(actor: Actor, action: str, channel: str | None = None,
     return write
 
 
-def create(services: Any, body: dict[str, Any], *, actor: Actor = CLI) -> dict[str, Any]:
+def create(services: Core, body: dict[str, Any], *, actor: Actor = CLI) -> dict[str, Any]:
     name, description, channel, filters = _split_body(body)
     if not name or not isinstance(name, str):
         raise PolicyError("a policy needs a name")
@@ -57,7 +59,7 @@ def create(services: Any, body: dict[str, Any], *, actor: Actor = CLI) -> dict[s
     return store.get(policy.id).as_json()
 
 
-def edit(services: Any, ref: int | str, body: dict[str, Any], *,
+def edit(services: Core, ref: int | str, body: dict[str, Any], *,
          actor: Actor = CLI) -> dict[str, Any]:
     name, description, channel, changes = _split_body(body)
     if channel:
@@ -72,7 +74,7 @@ def edit(services: Any, ref: int | str, body: dict[str, Any], *,
     return policy.as_json()
 
 
-def delete(services: Any, ref: int | str, *, actor: Actor = CLI) -> dict[str, Any]:
+def delete(services: Core, ref: int | str, *, actor: Actor = CLI) -> dict[str, Any]:
     store = policy_store(services)
     policy = store.get(ref)
     store.delete(policy, audit=_audit(actor, "policy.delete", None, name=policy.name,
@@ -81,7 +83,7 @@ def delete(services: Any, ref: int | str, *, actor: Actor = CLI) -> dict[str, An
     return {"deleted": policy.id, "channels": policy.channels}
 
 
-def assign(services: Any, ref: int | str, channel: str, *,
+def assign(services: Core, ref: int | str, channel: str, *,
            actor: Actor = CLI) -> dict[str, Any]:
     _require_channel(services, channel)
     store = policy_store(services)
@@ -91,7 +93,7 @@ def assign(services: Any, ref: int | str, channel: str, *,
     return {"policy": policy.id, "assigned": channel, "rebuilt": rebuilt.get(channel, [])}
 
 
-def unassign(services: Any, ref: int | str, channel: str, *,
+def unassign(services: Core, ref: int | str, channel: str, *,
              actor: Actor = CLI) -> dict[str, Any]:
     store = policy_store(services)
     policy = store.get(ref)
@@ -101,7 +103,7 @@ def unassign(services: Any, ref: int | str, channel: str, *,
     return {"policy": policy.id, "unassigned": channel, "rebuilt": rebuilt.get(channel, [])}
 
 
-def explain(services: Any, channel: str, filename: str) -> dict[str, Any]:
+def explain(services: Core, channel: str, filename: str) -> dict[str, Any]:
     """Which rules of the channel's policy hide ``filename`` (any subdir, or ``subdir/file``)."""
     ch = services.catalog().get_channel(channel)
     if ch is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -13,6 +13,9 @@ from repoproxy import hookimpl
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 PLUGIN = "repoproxy_policy"
 
@@ -51,7 +54,7 @@ def repoproxy_register_commands(cli: Any) -> None:
 
 @hookimpl
 def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[PackageRecord],
-                             services: Any) -> list[str] | None:
+                             services: Core) -> list[str] | None:
     policy = _service().policy_store(services).for_channel(channel.name)
     if policy is None:
         return None
@@ -74,7 +77,7 @@ def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) ->
 
 @hookimpl
 def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path: Path,
-                               services: Any) -> list[Rejection]:
+                               services: Core) -> list[Rejection]:
     policy = _service().policy_store(services).for_channel(channel.name)
     if policy is None:
         return []
@@ -85,11 +88,11 @@ def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path
 
 
 @hookimpl
-def repoproxy_channel_removed(services: Any, channel: Channel) -> None:
+def repoproxy_channel_removed(services: Core, channel: Channel) -> None:
     # a channel created later under the same name starts without a policy
     _service().policy_store(services).forget_channel(channel.name)
 
 
 @hookimpl(optionalhook=True)
-def repoproxy_cve_data_changed(services: Any) -> None:
+def repoproxy_cve_data_changed(services: Core) -> None:
     _service().reapply(services, _service().cve_channels(services))

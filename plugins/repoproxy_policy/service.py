@@ -8,7 +8,7 @@ reader sees the old repodata.json or the new one, never a mix. Files stay stored
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from repoproxy.models import Channel, PackageRecord
 
@@ -16,14 +16,17 @@ from .engine import CveFact, Key, evaluate
 from .model import Policy
 from .store import PolicyStore
 
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
+
 log = logging.getLogger(__name__)
 
 
-def policy_store(services: Any) -> PolicyStore:
+def policy_store(services: Core) -> PolicyStore:
     return PolicyStore(services.db())
 
 
-def cve_facts(services: Any, channel: Channel, records: list[PackageRecord]
+def cve_facts(services: Core, channel: Channel, records: list[PackageRecord]
               ) -> dict[Key, list[CveFact]]:
     hook = getattr(services.pm.hook, "repoproxy_cve_facts", None)
     out: dict[Key, list[CveFact]] = {}
@@ -35,7 +38,7 @@ def cve_facts(services: Any, channel: Channel, records: list[PackageRecord]
     return out
 
 
-def decide(services: Any, policy: Policy, channel: Channel,
+def decide(services: Core, policy: Policy, channel: Channel,
            extra: list[PackageRecord] | None = None) -> dict[Key, list[str]]:
     """Reasons per file of the channel (plus ``extra`` candidates) under ``policy``.
 
@@ -55,7 +58,7 @@ def decide(services: Any, policy: Policy, channel: Channel,
     return evaluate(policy, records, facts)
 
 
-def channel_hidden(services: Any, channel: Channel) -> dict[str, set[str]]:
+def channel_hidden(services: Core, channel: Channel) -> dict[str, set[str]]:
     """subdir -> hidden file names under the channel's current policy."""
     policy = policy_store(services).for_channel(channel.name)
     out: dict[str, set[str]] = {}
@@ -67,7 +70,7 @@ def channel_hidden(services: Any, channel: Channel) -> dict[str, set[str]]:
     return out
 
 
-def reapply(services: Any, channels: list[str]) -> dict[str, list[str]]:
+def reapply(services: Core, channels: list[str]) -> dict[str, list[str]]:
     """Rebuild the subdirs of ``channels`` whose hidden files change; channel -> subdirs."""
     rebuilt: dict[str, list[str]] = {}
     catalog = services.catalog()
@@ -86,6 +89,6 @@ def reapply(services: Any, channels: list[str]) -> dict[str, list[str]]:
     return rebuilt
 
 
-def cve_channels(services: Any) -> list[str]:
+def cve_channels(services: Core) -> list[str]:
     """Channels whose policy uses CVE filters."""
     return [ch for p in policy_store(services).list() if p.uses_cves for ch in p.channels]

@@ -8,11 +8,14 @@ worker writes batches every ``repoproxy_stats.flush_interval`` seconds and on sh
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from repoproxy import hookimpl
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 
 def _counter() -> ModuleType:
@@ -48,12 +51,12 @@ def repoproxy_file_served(request: Any, channel: Any, subdir: str, filename: str
 
 
 @hookimpl
-def repoproxy_channel_removed(services: Any, channel: Any) -> None:
+def repoproxy_channel_removed(services: Core, channel: Any) -> None:
     _counter().forget_channel(services, channel.name)
 
 
 @hookimpl
-def repoproxy_background_workers(services: Any) -> Any:
+def repoproxy_background_workers(services: Core) -> Any:
     interval = float(services.settings["repoproxy_stats.flush_interval"])
     return [_counter().FlushWorker(services, interval)]
 

@@ -51,7 +51,7 @@ def split_filename(filename: str) -> tuple[str, str]:
 class DownloadBuffer:
     """Counts since the last flush, keyed by day, file and identity."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Core) -> None:
         self.services = services
         self._counts: Counter[Key] = Counter()
         self._lock = threading.Lock()
@@ -114,7 +114,7 @@ def buffer_for(services: Core) -> DownloadBuffer:
 class FlushWorker:
     """Flushes the buffer every ``interval`` seconds, and a last time on stop()."""
 
-    def __init__(self, services: Any, interval: float) -> None:
+    def __init__(self, services: Core, interval: float) -> None:
         self.buffer = buffer_for(services)
         self.interval = interval
         self._stop = threading.Event()
@@ -142,7 +142,7 @@ class FlushWorker:
         return f"<repoproxy_stats FlushWorker every {self.interval}s>"
 
 
-def forget_channel(services: Any, channel: str) -> None:
+def forget_channel(services: Core, channel: str) -> None:
     """A removed channel's counts go, buffered and stored: a channel created later under the
     same name starts from zero."""
     buffer = buffer_for(services)
@@ -152,7 +152,7 @@ def forget_channel(services: Any, channel: str) -> None:
         db.execute("DELETE FROM stats_downloads WHERE channel = ?", [channel])
 
 
-def file_downloads(services: Any, channel: str, subdir: str, filename: str) -> int:
+def file_downloads(services: Core, channel: str, subdir: str, filename: str) -> int:
     buffer_for(services).flush()
     row = services.db().execute(
         "SELECT COALESCE(SUM(count), 0) FROM stats_downloads "
@@ -161,7 +161,7 @@ def file_downloads(services: Any, channel: str, subdir: str, filename: str) -> i
     return int(row[0])
 
 
-def channel_totals(services: Any, channel: str,
+def channel_totals(services: Core, channel: str,
                    exclude: Collection[tuple[str, str]] = ()) -> dict[str, Any]:
     """Downloads of the channel's files, leaving out ``exclude`` ((subdir, filename) pairs:
     the files its policy hides)."""
@@ -191,7 +191,7 @@ REPORT_SQL = (
 )
 
 
-def report_rows(services: Any, date_from: str, date_to: str, users: list[str],
+def report_rows(services: Core, date_from: str, date_to: str, users: list[str],
                 channels: list[str]) -> list[dict[str, Any]]:
     buffer_for(services).flush()
     where, args = ["day >= ?", "day <= ?"], [date_from, date_to]

@@ -14,6 +14,7 @@ from pyramid.view import view_config
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import RepoproxyError
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
 
 from .counter import REPORT_COLUMNS, channel_totals, report_rows
@@ -68,7 +69,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 @view_config(route_name="stats.channel", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def channel_downloads(request: Any) -> Any:
+def channel_downloads(request: Request) -> Any:
     channel = request.context.channel
     return channel_totals(request.services, channel.name,
                           exclude=request.reads.hidden_paths(channel))
@@ -76,7 +77,7 @@ def channel_downloads(request: Any) -> Any:
 
 @view_config(route_name="stats.report", request_method="GET", renderer="json",
              permission=Permissions.SERVER_ADMIN)
-def download_report(request: Any) -> Any:
+def download_report(request: Request) -> Any:
     get = request.GET
     if not get.get("date_from") or not get.get("date_to"):
         raise BadReport("date_from and date_to are required")

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING
 
 from repoproxy.domain.packages import upload_audit
 from repoproxy.errors import RepoproxyError
@@ -28,6 +28,9 @@ from . import folder, state
 from .config import PREFIX, WatchConfig
 from .tracker import Seen, Tracker
 
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
+
 log = logging.getLogger(__name__)
 
 #: seconds without work after which the reading processes are let go (memory of a quiet server)
@@ -35,7 +38,7 @@ POOL_IDLE = 60.0
 
 
 class Batcher:
-    def __init__(self, services: Any, config: WatchConfig, tracker: Tracker) -> None:
+    def __init__(self, services: Core, config: WatchConfig, tracker: Tracker) -> None:
         self.services = services
         self.config = config
         self.tracker = tracker

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import click
     from pyramid.config import Configurator
 
+    from repoproxy.domain.core import Core
+
 
 @hookimpl
 def repoproxy_settings_defaults() -> dict[str, Any]:
@@ -34,7 +36,7 @@ def repoproxy_configure(config: Configurator) -> None:
 
 
 @hookimpl
-def repoproxy_background_workers(services: Any) -> Iterable[Any]:
+def repoproxy_background_workers(services: Core) -> Iterable[Any]:
     config = WatchConfig.from_settings(services.settings)
     if not config.enabled:
         return []
@@ -44,7 +46,7 @@ def repoproxy_background_workers(services: Any) -> Iterable[Any]:
 
 
 @hookimpl
-def repoproxy_channel_removed(services: Any, channel: Any) -> None:
+def repoproxy_channel_removed(services: Core, channel: Any) -> None:
     # files waiting in a removed channel's folder must not fill (or, with create_channels,
     # re-create) a channel created later under the same name; its rejects go with it
     import shutil

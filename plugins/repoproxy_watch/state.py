@@ -9,7 +9,7 @@ import fcntl
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database, Migrations
 
@@ -18,6 +18,9 @@ from repoproxy.storage.db import write_transaction
 
 from .config import WatchConfig
 from .folder import channel_folders, scan
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 migrations = Migrations("repoproxy_watch")
 
@@ -127,7 +130,7 @@ def worker_running(config: WatchConfig) -> bool:
 
 
 # --- the report -------------------------------------------------------------------------
-def status(services: Any, config: WatchConfig) -> dict[str, Any]:
+def status(services: Core, config: WatchConfig) -> dict[str, Any]:
     """Folders watched, files pending, processed and rejected totals, the last error."""
     catalog = services.catalog()
     channels = {ch.name for ch in catalog.list_channels()}

@@ -7,13 +7,14 @@ from typing import Any
 from pyramid.config import Configurator
 
 from repoproxy.domain.permissions import Permissions
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource
 
 from .config import WatchConfig
 from .state import status
 
 
-def watch_status(request: Any) -> dict[str, Any]:
+def watch_status(request: Request) -> dict[str, Any]:
     services = request.services
     return status(services, WatchConfig.from_settings(services.settings))
 

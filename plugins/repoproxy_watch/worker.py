@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -31,6 +31,9 @@ from . import folder, state
 from .batcher import Batcher
 from .config import WatchConfig
 from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class _Events(FileSystemEventHandler):
 class WatchWorker:
     """``start()``/``stop()`` for `repoproxy serve`; :meth:`run` for the foreground."""
 
-    def __init__(self, services: Any, config: WatchConfig) -> None:
+    def __init__(self, services: Core, config: WatchConfig) -> None:
         self.services = services
         self.config = config
         self.tracker = Tracker(config.quiet_seconds)

@@ -7,11 +7,14 @@ import logging.config
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from repoproxy.errors import RepoproxyError
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 log = logging.getLogger("repoproxy")
 
@@ -81,7 +84,7 @@ config_option = click.option("-c", "--config", type=click.Path(path_type=Path), 
                              help="PasteDeploy ini file (see etc/).")
 
 
-def check_startup(services: Any) -> None:
+def check_startup(services: Core) -> None:
     """Settings that are otherwise read per request, checked once before serving.
 
     A bad value stops start-up with one line naming the key instead of failing every request.

@@ -15,13 +15,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from repoproxy.models import Access
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def services(settings: dict[str, Any]) -> Iterator[Any]:
 
 
 @pytest.fixture
-def app(services: Any) -> Any:
+def app(services: Core) -> Any:
     from repoproxy.web.app import make_app
 
     return make_app(services)
@@ -59,7 +62,7 @@ def testapp(app: Any) -> Any:
     return TestApp(app)
 
 
-def make_token(services: Any, name: str = "t", *, admin: bool = False,
+def make_token(services: Core, name: str = "t", *, admin: bool = False,
                channels: list[str] | None = None, access: str = "read",
                expires_in_days: int | None = None) -> str:
     from repoproxy.domain.tokens import store_token
@@ -72,7 +75,7 @@ def make_token(services: Any, name: str = "t", *, admin: bool = False,
 
 
 @pytest.fixture
-def admin_token(services: Any) -> str:
+def admin_token(services: Core) -> str:
     return make_token(services, "admin", admin=True)
 
 

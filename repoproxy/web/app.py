@@ -10,6 +10,7 @@ from pyramid.tweens import INGRESS
 from repoproxy.domain.core import Core, load_core
 from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.reads import ReadModel
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ChannelResource
 from repoproxy.web.security import SecurityPolicy, identify
 
@@ -21,6 +22,7 @@ def make_app(services: Core) -> Any:
     # the conda file views and the read model share the indexer's cache of hidden sets
     config.registry.hidden_cache = services.indexer.hidden_cache
     # request properties, all in one place
+    config.set_request_factory(Request)
     config.add_request_method(lambda r: r.registry.services, "services", reify=True)
     config.add_request_method(_identity, "repoproxy_identity", reify=True)
     config.add_request_method(_reads, "reads", reify=True)

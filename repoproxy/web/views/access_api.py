@@ -26,6 +26,7 @@ from repoproxy.web.bodies import (
     str_field,
     str_list_field,
 )
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ChannelResource
 
 MAX_TOKEN_DAYS = 36500  # a century; larger values overflow date arithmetic
@@ -34,7 +35,7 @@ MAX_TOKEN_DAYS = 36500  # a century; larger values overflow date arithmetic
 # --- privacy -----------------------------------------------------------------------------
 @view_config(route_name="api.channel", request_method="PATCH", renderer="json",
              permission=Permissions.CHANNEL_MANAGE)
-def patch_channel(request: Any) -> Any:
+def patch_channel(request: Request) -> Any:
     body = json_body(request)
     if "privacy" not in body and "description" not in body:
         raise BadRequest("nothing to change: give privacy and/or description")
@@ -51,14 +52,14 @@ def patch_channel(request: Any) -> Any:
 # --- members -----------------------------------------------------------------------------
 @view_config(route_name="api.members", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_MANAGE)
-def list_members(request: Any) -> Any:
+def list_members(request: Request) -> Any:
     name = request.context.channel.name
     return {"channel": name, "members": members.list_members(request.services, name)}
 
 
 @view_config(route_name="api.members", request_method="POST", renderer="json",
              permission=Permissions.CHANNEL_MANAGE)
-def add_member(request: Any) -> Any:
+def add_member(request: Request) -> Any:
     name = request.context.channel.name
     body = json_body(request)
     user = str_field(body, "user") or ""
@@ -70,14 +71,14 @@ def add_member(request: Any) -> Any:
 
 @view_config(route_name="api.member", request_method="DELETE", renderer="json",
              permission=Permissions.CHANNEL_MANAGE)
-def remove_member(request: Any) -> Any:
+def remove_member(request: Request) -> Any:
     name, user = request.context.channel.name, request.matchdict["user"]
     members.remove_member(request.services, name, user, actor=request.identity)
     return {"channel": name, "removed": user}
 
 
 # --- tokens ------------------------------------------------------------------------------
-def _channel_check(request: Any) -> tokens.ChannelCheck:
+def _channel_check(request: Request) -> tokens.ChannelCheck:
     """The security policy's answer for a channel named in a request body (plugins' ACL
     entries and the channel's privacy included), as the token rules need it."""
     catalog = request.services.catalog()
@@ -91,7 +92,7 @@ def _channel_check(request: Any) -> tokens.ChannelCheck:
 
 @view_config(route_name="api.tokens", request_method="POST", renderer="json",
              permission=Permissions.SERVER_USE)
-def post_token(request: Any) -> Any:
+def post_token(request: Request) -> Any:
     body = json_body(request)
     chans = str_list_field(body, "channels", comma_string=True)
     owner = str_field(body, "user_id") or None
@@ -108,14 +109,14 @@ def post_token(request: Any) -> Any:
 
 @view_config(route_name="api.tokens", request_method="GET", renderer="json",
              permission=Permissions.SERVER_USE)
-def list_tokens(request: Any) -> Any:
+def list_tokens(request: Request) -> Any:
     return {"tokens": [r.as_json() for r in tokens.visible_tokens(request.services,
                                                                    request.identity)]}
 
 
 @view_config(route_name="api.token", request_method="PATCH", renderer="json",
              permission=Permissions.SERVER_USE)
-def patch_token(request: Any) -> Any:
+def patch_token(request: Request) -> Any:
     body = json_body(request)
     row = tokens.edit_token(request.services, request.matchdict["id"],
                             str(body.get("permission")), actor=request.identity)
@@ -124,7 +125,7 @@ def patch_token(request: Any) -> Any:
 
 @view_config(route_name="api.token", request_method="DELETE", renderer="json",
              permission=Permissions.SERVER_USE)
-def delete_token(request: Any) -> Any:
+def delete_token(request: Request) -> Any:
     row = tokens.revoke_token(request.services, request.matchdict["id"],
                               actor=request.identity)
     return {"revoked": row.id}
@@ -133,7 +134,7 @@ def delete_token(request: Any) -> Any:
 # --- whoami and audit ----------------------------------------------------------------------
 @view_config(route_name="api.whoami", request_method="GET", renderer="json",
              permission=NO_PERMISSION_REQUIRED)
-def whoami(request: Any) -> Any:
+def whoami(request: Request) -> Any:
     # anonymous callers too learn who they are and what they may read
     ident = request.identity
     access = {ch.name: str(ident.access(ch.name) or Access.READ)
@@ -143,7 +144,7 @@ def whoami(request: Any) -> Any:
 
 
 @view_config(route_name="api.audit", request_method="GET", permission=Permissions.SERVER_ADMIN)
-def audit_log(request: Any) -> Any:
+def audit_log(request: Request) -> Any:
     entries = audit_entries(request.services, request.GET.get("since"),
                             request.GET.get("channel"))
     body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)

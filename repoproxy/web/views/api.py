@@ -12,9 +12,10 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Channel
 from repoproxy.plugins import collect
 from repoproxy.web.bodies import MAX_TEXT, json_body, str_field
+from repoproxy.web.request import Request
 
 
-def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
+def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
     """The channel as the API shows it; ``channel`` is one the caller was admitted to."""
     counts = request.reads.subdir_counts(channel)  # policy-hidden files are not counted
     details = dict(
@@ -32,13 +33,13 @@ def channel_details(request: Any, channel: Channel) -> dict[str, Any]:
 # anyone may list: the read model lists only the channels the caller may read
 @view_config(route_name="api.channels", request_method="GET", renderer="json",
              permission=NO_PERMISSION_REQUIRED)
-def list_channels(request: Any) -> Any:
+def list_channels(request: Request) -> Any:
     return {"channels": [ch.as_json() for ch in request.reads.channels()]}
 
 
 @view_config(route_name="api.channels", request_method="POST", renderer="json",
              permission=Permissions.CHANNEL_CREATE)
-def post_channel(request: Any) -> Any:
+def post_channel(request: Request) -> Any:
     """Admins create channels; so do users, who become the channel's first owner."""
     body = json_body(request)
     channel = channels.create_channel(
@@ -51,13 +52,13 @@ def post_channel(request: Any) -> Any:
 
 @view_config(route_name="api.channel", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_channel(request: Any) -> Any:
+def get_channel(request: Request) -> Any:
     return channel_details(request, request.context.channel)
 
 
 @view_config(route_name="api.channel", request_method="DELETE", renderer="json",
              permission=Permissions.CHANNEL_MANAGE)
-def remove_channel(request: Any) -> Any:
+def remove_channel(request: Request) -> Any:
     channel = channels.remove_channel(request.services, request.context.channel.name,
                                       actor=request.identity)
     return {"deleted": channel.name}
@@ -65,7 +66,7 @@ def remove_channel(request: Any) -> Any:
 
 @view_config(route_name="api.channel_files", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def channel_files(request: Any) -> Any:
+def channel_files(request: Request) -> Any:
     channel = request.context.channel
     subdir = request.GET.get("subdir")
     files = []
@@ -85,7 +86,7 @@ def channel_files(request: Any) -> Any:
 
 @view_config(route_name="api.delete", request_method="DELETE", renderer="json",
              permission=Permissions.CHANNEL_DELETE)
-def delete_file(request: Any) -> Any:
+def delete_file(request: Request) -> Any:
     md = request.matchdict
     rec = packages.delete_file(request.services, request.context.channel.name, md["subdir"],
                                md["filename"], actor=request.identity)
@@ -94,7 +95,7 @@ def delete_file(request: Any) -> Any:
 
 @view_config(route_name="api.reindex", request_method="POST", renderer="json",
              permission=Permissions.CHANNEL_UPLOAD)
-def reindex(request: Any) -> Any:
+def reindex(request: Request) -> Any:
     channel, subdir = request.context.channel.name, request.matchdict["subdir"]
     stats = packages.reindex(request.services, channel, subdir, actor=request.identity)
     return {"channel": channel, "subdir": subdir, **stats}

@@ -18,6 +18,7 @@ from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.pipeline.repodata import HIDDEN, SHARD_INDEX
 from repoproxy.plugins import notify
 from repoproxy.web.files import file_response
+from repoproxy.web.request import Request
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def _missing(name: str) -> NotFound:
 
 @view_config(route_name="channel.file", request_method=("GET", "HEAD"),
              permission=Permissions.CHANNEL_READ)
-def channel_file(request: Any) -> Any:
+def channel_file(request: Request) -> Any:
     md = request.matchdict
     channel = request.context.channel
     subdir, filename = md["subdir"], md["filename"]
@@ -57,7 +58,7 @@ def channel_file(request: Any) -> Any:
     raise _missing(filename)
 
 
-def _served(request: Any, channel: Channel, subdir: str, filename: str) -> None:
+def _served(request: Request, channel: Channel, subdir: str, filename: str) -> None:
     # observers (download counting) are isolated one by one: a failing plugin neither turns
     # the download into an error nor silences the observers after it
     notify(request.services.pm, "repoproxy_file_served", request=request, channel=channel,
@@ -66,7 +67,7 @@ def _served(request: Any, channel: Channel, subdir: str, filename: str) -> None:
 
 @view_config(route_name="channel.shard", request_method=("GET", "HEAD"),
              permission=Permissions.CHANNEL_READ)
-def channel_shard(request: Any) -> Any:
+def channel_shard(request: Request) -> Any:
     md = request.matchdict
     channel = request.context.channel
     name = md["filename"]
@@ -79,7 +80,7 @@ def channel_shard(request: Any) -> Any:
 
 @view_config(route_name="channel.root_file", request_method=("GET", "HEAD"),
              permission=Permissions.CHANNEL_READ)
-def channel_root_file(request: Any) -> Any:
+def channel_root_file(request: Request) -> Any:
     md = request.matchdict
     channel = request.context.channel
     if md["filename"] != "channeldata.json":

@@ -21,6 +21,7 @@ from repoproxy.domain.reads import Package
 from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
+from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory
 
 ARTIFACT = "/api/channels/{channel}/artifacts/{family}/{name}"
@@ -50,7 +51,7 @@ def ckey(rec: PackageRecord) -> str:
     return hashlib.sha256(f"conda:{rec.path}".encode()).hexdigest()[:20]
 
 
-def file_json(request: Any, channel: Channel, rec: PackageRecord) -> dict[str, Any]:
+def file_json(request: Request, channel: Channel, rec: PackageRecord) -> dict[str, Any]:
     item: dict[str, Any] = {k: getattr(rec, k) for k in FILE_FIELDS}
     item["platform"] = rec.subdir
     item["ckey"] = ckey(rec)
@@ -63,17 +64,17 @@ def file_json(request: Any, channel: Channel, rec: PackageRecord) -> dict[str, A
     return item
 
 
-def _family(request: Any) -> None:
+def _family(request: Request) -> None:
     if request.matchdict["family"] != "conda":
         raise NotFound(f"artifact type {request.matchdict['family']!r} not found")
 
 
-def _package(request: Any) -> Package:
+def _package(request: Request) -> Package:
     _family(request)
     return request.reads.package(request.context.channel, request.matchdict["name"])
 
 
-def summary(request: Any, package: Package) -> dict[str, Any]:
+def summary(request: Request, package: Package) -> dict[str, Any]:
     channel, records, newest = package.channel, list(package.records), package.newest
     files = [file_json(request, channel, r) for r in records]
     about = newest.about
@@ -106,7 +107,7 @@ def summary(request: Any, package: Package) -> dict[str, Any]:
 
 @view_config(route_name="details.packages", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def list_packages(request: Any) -> Any:
+def list_packages(request: Request) -> Any:
     channel = request.context.channel
     packages = []
     for package in request.reads.package_list(channel):
@@ -122,20 +123,20 @@ def list_packages(request: Any) -> Any:
 
 @view_config(route_name="details.package", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_package(request: Any) -> Any:
+def get_package(request: Request) -> Any:
     return summary(request, _package(request))
 
 
 @view_config(route_name="details.package", request_method="DELETE", renderer="json",
              permission=Permissions.CHANNEL_DELETE)
-def delete_package(request: Any) -> Any:
+def delete_package(request: Request) -> Any:
     _family(request)
     removed = packages.delete_package(request.services, request.context.channel.name,
                                       request.matchdict["name"], actor=request.identity)
     return {"deleted": [r.path for r in removed]}
 
 
-def _int(request: Any, key: str, default: int, low: int, high: int) -> int:
+def _int(request: Request, key: str, default: int, low: int, high: int) -> int:
     raw = request.GET.get(key)
     if raw is None:
         return default
@@ -150,7 +151,7 @@ def _int(request: Any, key: str, default: int, low: int, high: int) -> int:
 
 @view_config(route_name="details.files", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_files(request: Any) -> Any:
+def get_files(request: Request) -> Any:
     _family(request)
     channel = request.context.channel
     records = request.reads.files(
@@ -166,7 +167,7 @@ def get_files(request: Any) -> Any:
 
 @view_config(route_name="details.dependencies", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_dependencies(request: Any) -> Any:
+def get_dependencies(request: Request) -> Any:
     package = _package(request)
     version, deps = request.reads.dependencies(package.channel, package.name,
                                                request.GET.get("version"))
@@ -179,7 +180,7 @@ def get_dependencies(request: Any) -> Any:
 
 @view_config(route_name="details.dependents", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_dependents(request: Any) -> Any:
+def get_dependents(request: Request) -> Any:
     package = _package(request)
     return {"channel": package.channel.name, "name": package.name,
             "dependents": request.reads.dependents(package.channel, package.name)}
@@ -187,7 +188,7 @@ def get_dependents(request: Any) -> Any:
 
 @view_config(route_name="details.readme", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
-def get_readme(request: Any) -> Any:
+def get_readme(request: Request) -> Any:
     package = _package(request)
     text, source = request.reads.readme(package.channel, package.name)
     return {"channel": package.channel.name, "name": package.name, "readme": text,

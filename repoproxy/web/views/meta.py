@@ -9,14 +9,15 @@ from pyramid.view import view_config
 
 from repoproxy import __version__
 from repoproxy.plugins import describe_plugins
+from repoproxy.web.request import Request
 
 
 @view_config(route_name="meta.health", renderer="json", permission=NO_PERMISSION_REQUIRED)
-def health(request: Any) -> Any:
+def health(request: Request) -> Any:
     request.services.catalog().ping()
     return {"status": "ok", "version": __version__}
 
 
 @view_config(route_name="meta.plugins", renderer="json", permission=NO_PERMISSION_REQUIRED)
-def plugins(request: Any) -> Any:
+def plugins(request: Request) -> Any:
     return {"plugins": describe_plugins(request.services.pm)}

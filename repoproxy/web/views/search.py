@@ -9,6 +9,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from repoproxy.errors import RepoproxyError
+from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource
 
 
@@ -25,7 +26,7 @@ def includeme(config: Configurator) -> None:
 # only files their policies leave visible
 @view_config(route_name="api.search", request_method="GET", renderer="json",
              permission=NO_PERMISSION_REQUIRED)
-def search(request: Any) -> Any:
+def search(request: Request) -> Any:
     q = (request.GET.get("q") or "").strip().lower()
     family = request.GET.get("family") or "conda"
     if not q:

@@ -11,6 +11,7 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import ChecksumMismatch, TooLarge
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared
+from repoproxy.web.request import Request
 from repoproxy.web.uploads import BadUpload, MultipartUpload
 
 
@@ -20,18 +21,18 @@ class NotAcceptable(ChecksumMismatch):
     status = 406
 
 
-def _flag(request: Any, name: str) -> bool:
+def _flag(request: Request, name: str) -> bool:
     return str(request.GET.get(name, "")).lower() in ("1", "true", "yes")
 
 
-def _check_length(request: Any) -> None:
+def _check_length(request: Request) -> None:
     limit = request.services.settings["repoproxy.max_upload_size"]
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise TooLarge(f"upload of {request.content_length} bytes is over the limit of "
                        f"{limit} bytes")
 
 
-def _ingest(request: Any, channel: Channel, read: Any, filename: str, *, sha256: str | None,
+def _ingest(request: Request, channel: Channel, read: Any, filename: str, *, sha256: str | None,
             subdir: str | None = None,
             upload: MultipartUpload | None = None) -> PackageRecord:
     """Run the one pipeline; a multipart body's side parts are read after the file part."""
@@ -46,7 +47,7 @@ def _ingest(request: Any, channel: Channel, read: Any, filename: str, *, sha256:
                            force=_flag(request, "force"), after_receive=side_parts)
 
 
-def _created(request: Any, rec: PackageRecord) -> dict[str, Any]:
+def _created(request: Request, rec: PackageRecord) -> dict[str, Any]:
     request.response.status_int = 201
     return {"channel": rec.channel, "subdir": rec.subdir, "filename": rec.filename,
             "sha256": rec.sha256, "size": rec.size}
@@ -54,7 +55,7 @@ def _created(request: Any, rec: PackageRecord) -> dict[str, Any]:
 
 @view_config(route_name="api.upload", request_method="POST", renderer="json",
              permission=Permissions.CHANNEL_UPLOAD)
-def prefix_upload(request: Any) -> Any:
+def prefix_upload(request: Request) -> Any:
     """``POST /api/v1/upload/<channel>``: multipart (current clients) or raw body (older)."""
     channel = request.context.channel
     _check_length(request)
@@ -79,7 +80,7 @@ def prefix_upload(request: Any) -> Any:
 
 @view_config(route_name="api.quetz_upload", request_method="POST", renderer="json",
              permission=Permissions.CHANNEL_UPLOAD)
-def quetz_upload(request: Any) -> Any:
+def quetz_upload(request: Request) -> Any:
     """quetz form: raw body, ``?sha256=`` (406 when it does not match)."""
     md = request.matchdict
     channel = request.context.channel
@@ -94,7 +95,7 @@ def quetz_upload(request: Any) -> Any:
 
 @view_config(route_name="channel.file", request_method="PUT", renderer="json",
              permission=Permissions.CHANNEL_UPLOAD)
-def artifactory_upload(request: Any) -> Any:
+def artifactory_upload(request: Request) -> Any:
     """Artifactory form (rattler-build ``upload artifactory``): ``PUT /<ch>/<subdir>/<file>``."""
     md = request.matchdict
     channel = request.context.channel
