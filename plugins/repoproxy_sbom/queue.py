@@ -81,7 +81,7 @@ def rescan(services: Any) -> int:
     if missing:
         now = datetime.now(UTC).isoformat()
         with write_transaction(db):
-            db.executemany(
+            db.conn.executemany(
                 "INSERT OR IGNORE INTO sbom_queue (channel, subdir, filename, sha256, attempts, "
                 "last_error, enqueued_at, next_try) VALUES (?, ?, ?, ?, 0, NULL, ?, 0)",
                 [(*m, now) for m in missing])
