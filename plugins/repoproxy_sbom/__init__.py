@@ -41,8 +41,9 @@ def repoproxy_migrations() -> Any:
 
 @hookimpl
 def repoproxy_background_workers(services: Any) -> Any:
-    return [_queue().SbomWorker(services, float(services.settings["repoproxy_sbom.worker_interval"]),
-                                int(services.settings["repoproxy_sbom.max_attempts"]))]
+    settings = services.settings
+    return [_queue().SbomWorker(services, float(settings["repoproxy_sbom.worker_interval"]),
+                                int(settings["repoproxy_sbom.max_attempts"]))]
 
 
 def sbom_path(services: Any, channel: str, subdir: str, filename: str) -> Path:

@@ -108,9 +108,8 @@ def drain(services: Any, max_attempts: int, limit: int | None = None) -> int:
     db = services.db()
     rows = db.execute(
         "SELECT channel, subdir, filename, attempts FROM sbom_queue "
-        "WHERE next_try <= ? AND attempts < ? ORDER BY enqueued_at"
-        + (" LIMIT ?" if limit else ""),
-        [time.time(), max_attempts, *([limit] if limit else [])]).fetchall()
+        "WHERE next_try <= ? AND attempts < ? ORDER BY enqueued_at LIMIT ?",
+        [time.time(), max_attempts, limit or -1]).fetchall()  # LIMIT -1: no limit
     for channel, subdir, filename, attempts in rows:
         try:
             build_one(services, channel, subdir, filename)

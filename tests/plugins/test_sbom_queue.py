@@ -44,7 +44,7 @@ def test_upload_only_enqueues_and_the_endpoint_builds_on_demand(
         testapp: Any, one: Path, services: Any) -> None:
     rows = _queue_rows(services)
     assert [r[:3] for r in rows] == [("pub", "noarch", one.name)]
-    assert rows[0][4] == 0 and rows[0][5] is None
+    assert rows[0][4:] == (0, None)
     stored = _stored(services.store.root, "pub", "noarch", one.name)
     assert not stored.exists()
     r = testapp.get(f"/api/channels/pub/sbom/noarch/{one.name}")
@@ -81,7 +81,8 @@ def test_failures_are_retried_with_backoff_and_bounded(testapp: Any, one: Path,
     services.store.package_path("pub", "noarch", one.name).write_bytes(b"not an archive")
     assert drain(services, max_attempts=3) == 1
     (_, _, _, _, attempts, error), = _queue_rows(services)
-    assert attempts == 1 and error
+    assert attempts == 1
+    assert error
     assert drain(services, max_attempts=3) == 0, "not due again before its backoff"
     db = services.db()
     for _ in range(5):  # skip the backoff: at most three attempts in all
