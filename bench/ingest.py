@@ -22,8 +22,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RATTLER_INDEX, clean_env, fmt_ratio, median, python, run
 
-from repoproxy.testing.fixtures import RunningServer, free_port
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
+from repoproxy.testing.server import RunningServer, free_port
 
 ENV: dict[str, str] = {}
 

@@ -1,14 +1,18 @@
 """repoproxy_sbom: a CycloneDX 1.6 SBOM for every package file, and for a whole subdir.
 
-Each file's SBOM is built once after ingest (``repoproxy_package_added``, outside any
-transaction), stored atomically under ``<root>/sbom/<channel>/<subdir>/<file>.cdx.json`` and
-served with validators at ``/api/channels/<ch>/sbom/<subdir>/<file>``. Files that entered a
-channel before the plugin was enabled get theirs on first request.
+Publishing a file only queues its SBOM (``repoproxy_package_added`` adds a row to the
+plugin's ``sbom_queue`` table right after the package's commit); ``repoproxy serve``'s
+background worker builds it off the publish path (see :mod:`repoproxy_sbom.queue` for retries
+and crash recovery), stored atomically under ``<root>/sbom/<channel>/<subdir>/<file>.cdx.json``
+and served with validators at ``/api/channels/<ch>/sbom/<subdir>/<file>``. A document asked for
+before the worker got to it (or of a file from before the plugin was enabled) is built on
+request. ``repoproxy import`` leaves its files queued for the server.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -16,6 +20,30 @@ import click
 from repoproxy import hookimpl
 
 __version__ = "0.1.0"
+
+
+def _queue() -> ModuleType:
+    # sqlite-utils loads on first use, not with the plugin: `repoproxy --help` stays instant
+    from . import queue
+
+    return queue
+
+
+@hookimpl
+def repoproxy_settings_defaults() -> dict[str, Any]:
+    return {"repoproxy_sbom.worker_interval": 1.0, "repoproxy_sbom.max_attempts": 5}
+
+
+@hookimpl
+def repoproxy_migrations() -> Any:
+    return _queue().migrations
+
+
+@hookimpl
+def repoproxy_background_workers(services: Any) -> Any:
+    settings = services.settings
+    return [_queue().SbomWorker(services, float(settings["repoproxy_sbom.worker_interval"]),
+                                int(settings["repoproxy_sbom.max_attempts"]))]
 
 
 def sbom_path(services: Any, channel: str, subdir: str, filename: str) -> Path:
@@ -42,12 +70,15 @@ def write_sbom(services: Any, record: Any, path: Path) -> Path:
 
 @hookimpl
 def repoproxy_package_added(services: Any, channel: Any, record: Any, path: Path) -> None:
-    write_sbom(services, record, path)
+    # a replaced file's old document is stale: it goes now, the new one is queued
+    sbom_path(services, record.channel, record.subdir, record.filename).unlink(missing_ok=True)
+    _queue().enqueue(services, record.channel, record.subdir, record.filename, record.sha256)
 
 
 @hookimpl
 def repoproxy_package_removed(services: Any, channel: Any, record: Any) -> None:
     sbom_path(services, channel.name, record.subdir, record.filename).unlink(missing_ok=True)
+    _queue().dequeue(services, channel.name, record.subdir, record.filename)
 
 
 @hookimpl
@@ -55,6 +86,7 @@ def repoproxy_channel_removed(services: Any, channel: Any) -> None:
     import shutil
 
     shutil.rmtree(services.store.root / "sbom" / channel.name, ignore_errors=True)
+    _queue().forget_channel(services, channel.name)
 
 
 @hookimpl

@@ -32,16 +32,16 @@ def includeme(config: Configurator) -> None:
 @view_config(route_name="sbom.file", request_method=("GET", "HEAD"),
              permission=Permissions.CHANNEL_READ)
 def file_sbom(request: Any) -> Any:
-    from . import sbom_path, write_sbom
+    from . import sbom_path
+    from .queue import build_one
 
     md = request.matchdict
     channel = request.context.channel
     services = request.services
     rec = request.reads.file(channel, md["subdir"], md["filename"])
     path = sbom_path(services, channel.name, rec.subdir, rec.filename)
-    if not path.exists():  # a file from before the plugin was enabled
-        write_sbom(services, rec, services.store.package_path(channel.name, rec.subdir,
-                                                              rec.filename))
+    if not path.exists():  # still queued (or from before the plugin was enabled): build now
+        build_one(services, channel.name, rec.subdir, rec.filename)
     response = file_response(request, path, channel, immutable=False)
     response.content_type = CONTENT_TYPE
     return response

@@ -294,6 +294,8 @@ def test_a_removed_channel_leaves_nothing_to_a_new_one_of_the_same_name(
     testapp.get(f"/reborn/noarch/{path.name}", headers=h, status=200)  # still buffered
     assert testapp.get("/api/v1/channels/reborn", headers=h).json["downloads"] == 2
     sbom_dir = root / "sbom" / "reborn"
+    # SBOMs are queued at upload; asking for one builds and stores it
+    testapp.get(f"/api/channels/reborn/sbom/noarch/{path.name}", headers=h, status=200)
     assert any(sbom_dir.rglob("*.cdx.json"))
     watch = root / "watch" / "reborn"
     watch.mkdir(parents=True)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from packageurl import PackageURL
 from repoproxy_sbom.build import validate
+from repoproxy_sbom.queue import drain
 
 from repoproxy.testing.fixtures import make_token, upload_raw
 from repoproxy.testing.packages import PackageSpec, build_package
@@ -44,8 +45,9 @@ def test_each_file_gets_a_valid_sbom_naming_it(testapp: Any, uploaded: list[Path
                                                services: Any) -> None:
     for path, subdir in zip(uploaded, ("linux-64", "noarch"), strict=True):
         stored = services.store.root / "sbom" / "pub" / subdir / f"{path.name}.cdx.json"
-        assert stored.exists(), "built at ingest, not on request"
+        assert not stored.exists(), "queued at ingest, not built on the publish path"
         r = testapp.get(f"/api/channels/pub/sbom/{subdir}/{path.name}")
+        assert stored.exists(), "built on request and stored"
         assert r.content_type == "application/vnd.cyclonedx+json"
         validate(r.text)
         bom = r.json
@@ -126,6 +128,8 @@ def test_sbom_is_rebuilt_on_request_and_removed_with_the_file(
         testapp: Any, uploaded: list[Path], services: Any,
         admin_headers: dict[str, str]) -> None:
     stored = services.store.root / "sbom" / "pub" / "linux-64" / f"{uploaded[0].name}.cdx.json"
+    assert drain(services, max_attempts=5) == 4  # two files in two channels
+    assert stored.exists()
     stored.unlink()
     validate(testapp.get(f"/api/channels/pub/sbom/linux-64/{uploaded[0].name}").text)
     testapp.delete(f"/api/v1/delete/pub/linux-64/{uploaded[0].name}", headers=admin_headers)
