@@ -51,16 +51,17 @@ def test_uploads_downloads_builds_and_requests_are_counted(
                and dict(k[1]).get("status") == "200" for k in after)
 
 
-def test_401_counts_as_auth_failure_by_route(testapp: Any) -> None:
+def test_401_counts_as_auth_failure_by_route(testapp: Any, make_channel: Any,
+                                             pkgdir: Path) -> None:
+    make_channel("locked")
     before = samples(testapp)
-    resp = testapp.get("/api/v1/channels", headers={"Authorization": "Bearer nope"},
-                       expect_errors=True)
-    assert resp.status_int == 401
+    path = build_package(PackageSpec("b", "1.0"), pkgdir, "conda")
+    upload_raw(testapp, "locked", path, {}, status=401)
     after = samples(testapp)
     route_labels = {dict(k[1])["route"] for k, v in after.items()
                     if k[0] == "repoproxy_auth_failures_total"
                     and v > value(before, k[0], **dict(k[1]))}
-    assert len(route_labels) == 1 and "none" not in route_labels
+    assert route_labels == {"api.upload"}
 
 
 def test_access_admin_or_loopback_only(testapp: Any, admin_headers: dict[str, str]) -> None:
@@ -75,13 +76,18 @@ def test_access_admin_or_loopback_only(testapp: Any, admin_headers: dict[str, st
 
 
 def test_404_flood_adds_no_series(testapp: Any) -> None:
-    testapp.get("/no-such/thing", status=404)  # the "none"/404 series exists first
-    testapp.get("/another/miss", status=404)
+    # warm-up: the series of an unknown channel's path and of an unmatched path exist first
+    testapp.get("/no-such/thing", status="4*")
+    testapp.get("/-/no-such-thing", status=404)
     before = set(samples(testapp))
-    for _ in range(1000):
-        testapp.get(f"/{uuid.uuid4().hex}/{uuid.uuid4().hex}", status=404)
+    for i in range(1000):
+        if i % 2:
+            testapp.get(f"/{uuid.uuid4().hex}/{uuid.uuid4().hex}", status="4*")
+        else:
+            testapp.get(f"/-/{uuid.uuid4().hex}", status=404)
     after = set(samples(testapp))
     assert after == before
+    assert any(dict(k[1]).get("route") == "none" for k in after)
 
 
 CHILD = """
