@@ -7,8 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 # metrics live in the default registry so multiprocess mode (which writes files from every
 # process) and the plain mode share one code path; the served registry is built per scrape

@@ -106,3 +106,28 @@ def test_multiprocess_aggregation(testapp: Any, tmp_path: Path, monkeypatch: Any
     assert len(list(multiproc.glob("*.db"))) >= 2
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc))
     assert value(samples(testapp), "repoproxy_downloads_total", channel="mp") == 7
+
+
+def test_hook_metrics_collectors(services: Any) -> None:
+    from prometheus_client import Gauge
+    from repoproxy_metrics import metrics
+    from webtest import TestApp
+
+    from repoproxy import hookimpl
+    from repoproxy.web.app import make_app
+
+    class Plugin:
+        @hookimpl
+        def repoproxy_metrics_collectors(self, registry: Any) -> None:
+            gauge = Gauge("test_plugin_queue_length", "items waiting", registry=registry)
+            gauge.set(5)
+            self.gauge = gauge
+
+    plugin = Plugin()
+    services.pm.register(plugin, name="metrics-test-plugin")
+    try:
+        testapp = TestApp(make_app(services))
+        assert value(samples(testapp), "test_plugin_queue_length") == 5
+    finally:
+        metrics.extra_registry().unregister(plugin.gauge)
+        services.pm.unregister(plugin)
