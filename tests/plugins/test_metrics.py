@@ -131,3 +131,32 @@ def test_hook_metrics_collectors(services: Any) -> None:
     finally:
         metrics.extra_registry().unregister(plugin.gauge)
         services.pm.unregister(plugin)
+
+
+def test_disabled_serves_no_metrics(settings: dict[str, Any]) -> None:
+    from webtest import TestApp
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    svc = load_core({**settings, "repoproxy_metrics.enabled": "false"}, {})
+    try:
+        testapp = TestApp(make_app(svc))
+        resp = testapp.get("/-/metrics", extra_environ=LOOPBACK, status=404)
+        assert resp.json["error"] == "not-found"
+    finally:
+        svc.close()
+
+
+def test_loopback_refused_when_not_allowed(settings: dict[str, Any]) -> None:
+    from webtest import TestApp
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    svc = load_core({**settings, "repoproxy_metrics.allow_loopback": "false"}, {})
+    try:
+        testapp = TestApp(make_app(svc))
+        testapp.get("/-/metrics", extra_environ=LOOPBACK, status=403)
+    finally:
+        svc.close()
