@@ -1,0 +1,63 @@
+"""The plugin's metric objects and the request tween that feeds them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+# metrics live in the default registry so multiprocess mode (which writes files from every
+# process) and the plain mode share one code path; the served registry is built per scrape
+REQUESTS = Counter("repoproxy_http_requests_total", "HTTP requests by route and status",
+                   ["route", "status"])
+LATENCY = Histogram("repoproxy_http_request_duration_seconds",
+                    "HTTP request latency by route and status", ["route", "status"])
+AUTH_FAILURES = Counter("repoproxy_auth_failures_total", "Responses with status 401 by route",
+                        ["route"])
+DOWNLOADS = Counter("repoproxy_downloads_total", "Package file downloads by channel",
+                    ["channel"])
+UPLOADS = Counter("repoproxy_uploads_total", "Packages added by channel", ["channel"])
+INDEX_BUILDS = Counter("repoproxy_index_builds_total", "Subdir repodata rebuilds by channel",
+                       ["channel"])
+
+_extra = CollectorRegistry(auto_describe=True)
+
+
+def extra_registry() -> CollectorRegistry:
+    """Where other plugins' collectors live (``repoproxy_metrics_collectors``)."""
+    return _extra
+
+
+def exposition() -> bytes:
+    """The text exposition of every series, aggregated over processes when in multiprocess mode."""
+    from prometheus_client import REGISTRY
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry) + generate_latest(_extra)
+    return generate_latest(REGISTRY) + generate_latest(_extra)
+
+
+def metrics_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
+    """Count and time each request by matched route name (``none`` if unmatched) and status."""
+
+    def tween(request: Any) -> Any:
+        start = time.perf_counter()
+        response = None
+        try:
+            response = handler(request)
+            return response
+        finally:
+            route = getattr(request, "matched_route", None)
+            name = route.name if route is not None else "none"
+            status = str(response.status_int) if response is not None else "500"
+            REQUESTS.labels(route=name, status=status).inc()
+            LATENCY.labels(route=name, status=status).observe(time.perf_counter() - start)
+            if status == "401":
+                AUTH_FAILURES.labels(route=name).inc()
+
+    return tween
