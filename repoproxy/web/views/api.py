@@ -13,6 +13,7 @@ from repoproxy.models import Channel
 from repoproxy.plugins import collect
 from repoproxy.web.bodies import MAX_TEXT, json_body, str_field
 from repoproxy.web.request import Request
+from repoproxy.web.resources import channel_url
 
 
 def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
@@ -22,8 +23,12 @@ def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
         channel.as_json(),
         subdirs=list(counts),
         package_files=counts,
-        url=request.route_url("channel.root", channel=channel.name),
+        url=channel_url(request, "channel.root", channel=channel.name),
     )
+    if "/" in channel.name:  # a subchannel: access follows its parent
+        details["parent"] = channel.name.partition("/")[0]
+    else:
+        details["subchannels"] = len(request.services.catalog().subchannels(channel.name))
     for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
             request=request, channel=channel)):
         details.update(extra)
