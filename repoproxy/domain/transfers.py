@@ -29,7 +29,7 @@ from sqlite_utils import Database
 
 from repoproxy.domain.audit import CLI, Actor, actor_name, audit
 from repoproxy.errors import InvalidName, NotFound, PackageRejected, RepoproxyError
-from repoproxy.models import Channel, PackageRecord
+from repoproxy.models import PackageRecord
 from repoproxy.names import check_channel_name, check_subdir, package_name_problem
 from repoproxy.pipeline.faults import fault_point
 from repoproxy.pipeline.ingest import attestation_path

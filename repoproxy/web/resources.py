@@ -1,10 +1,10 @@
 """Resources with ``__acl__``: what the one security policy checks permissions against.
 
 Routes name their resource with ``factory=``: :func:`channel_factory` for everything under a
-channel (the channel's name is the ``channel`` or ``name`` match, ``C/SUB`` for a subchannel), :class:`ServerResource` for
-the rest. A channel that does not exist gets a resource too, with the ACL of a private channel
-and nothing granted: the same work as a hidden channel, then the same refusal (no existence
-oracle in bytes or in timing).
+channel (the channel's name is the ``channel`` or ``name`` match, ``C/SUB`` for a
+subchannel), :class:`ServerResource` for the rest. A channel that does not exist gets a
+resource too, with the ACL of a private channel and nothing granted: the same work as a
+hidden channel, then the same refusal (no existence oracle in bytes or in timing).
 """
 
 from __future__ import annotations

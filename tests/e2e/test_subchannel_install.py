@@ -112,9 +112,11 @@ def test_copy_move_remove(served: Any, tmp_path: Path) -> None:
     # copy both packages to another channel and install from there
     for name in ("app", "helper"):
         copied = cli(env, "copy", f"pub/dev::{name}==1.0", "--destination", "prod")
-        assert len(copied["files"]) == 1 and copied["duplicates"] == []
+        assert len(copied["files"]) == 1
+        assert copied["duplicates"] == []
     again = cli(env, "copy", "pub/dev::app", "--destination", "prod")
-    assert again["files"] == [] and len(again["duplicates"]) == 1
+    assert again["files"] == []
+    assert len(again["duplicates"]) == 1
     prefix = tmp_path / "env"
     result = rattler_client.install([f"{srv.url}/prod"], ["app"], prefix, PLATFORMS)
     assert result.returncode == 0, result.data
