@@ -12,13 +12,14 @@ from pyramid.view import view_config
 from repoproxy.domain.permissions import Permissions
 from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 from .matching import facts_for
 from .plugin import cve_store
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("cve.package", "/api/channels/{channel}/artifacts/conda/{name}/cves",
+    config.add_route("cve.package", f"/api/channels/{CHANNEL_PATH}/artifacts/conda/{{name}}/cves",
                      factory=channel_factory)
     config.add_route("cve.list", "/api/v1/cves", factory=ServerResource)
     config.scan("repoproxy_cve.views")

@@ -102,3 +102,24 @@ def test_policy_of_a_subchannel_refuses_a_copy_with_every_reason(
     assert served(testapp, "prod/rc", "noarch") == {good.name}
     # a direct upload to the subchannel meets the same policy
     upload_raw(testapp, "prod/rc", bad, admin_headers, status=422)
+
+
+def test_plugin_routes_take_a_subchannel(testapp: Any, make_channel: Any,
+                                         admin_headers: dict[str, str], pkgdir: Path) -> None:
+    make_channel("main")
+    testapp.post_json("/api/v1/channels/main/subchannels", {"name": "dev"},
+                      headers=admin_headers, status=201)
+    pkg = build_package(PackageSpec("tool", "1.0", license="MIT"), pkgdir)
+    upload_raw(testapp, "main/dev", pkg, admin_headers)
+    testapp.get(f"/main/dev/noarch/{pkg.name}")  # one download to count
+    item = testapp.get("/api/channels/main/dev/artifacts/conda/tool/files").json["files"][0]
+    badge = item["badges"]["version"]["url"]
+    assert badge.startswith("http://localhost/api/channels/main/dev/badges/tool/")
+    assert testapp.get(badge).content_type == "image/svg+xml"
+    assert item["sbom_url"] == f"http://localhost/api/channels/main/dev/sbom/noarch/{pkg.name}"
+    testapp.get(item["sbom_url"], status=(200, 202))
+    testapp.get("/api/channels/main/dev/downloads")
+    testapp.get("/api/channels/main/dev/artifacts/conda/tool/cves")
+    explained = testapp.get(f"/api/v1/policies/explain/main/dev/noarch/{pkg.name}",
+                            headers=admin_headers).json
+    assert explained
