@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import clean_env, median, timed  # noqa: E402
+from _common import clean_env, median, timed
 
 
 def main() -> None:
