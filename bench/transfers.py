@@ -10,7 +10,6 @@ and the ratio copy/upload; the disk use of the destination is checked to stay at
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -51,7 +50,7 @@ def main() -> None:
                 core, transfers.Spec.parse(f"cp{i}::big"), f"mv{i}")))
         src = core.store.package_path("src", "noarch", pkg.name)
         dst = core.store.package_path(f"mv{args.repeat - 1}", "noarch", pkg.name)
-        same = os.stat(src).st_ino == os.stat(dst).st_ino
+        same = src.stat().st_ino == dst.stat().st_ino
         print(f"package: {pkg.stat().st_size / 2**20:.1f} MiB, {args.repeat} runs each")
         print(f"upload  median {median(uploads) * 1000:8.1f} ms")
         print(f"copy    median {median(copies) * 1000:8.1f} ms  "
