@@ -23,9 +23,10 @@ from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory, channel_url
+from repoproxy.web.routes import CHANNEL_PATH
 
 # a subchannel's packages too: ``{channel}`` matches ``C`` or ``C/SUB``
-ARTIFACT = "/api/channels/{channel:[^/]+(?:/[^/]+)?}/artifacts/{family}/{name}"
+ARTIFACT = f"/api/channels/{CHANNEL_PATH}/artifacts/{{family}}/{{name}}"
 FILE_FIELDS = ("subdir", "filename", "name", "version", "build", "build_number", "size",
                "sha256", "md5", "indexed_timestamp", "uploader", "uploaded_at")
 
@@ -42,7 +43,7 @@ def includeme(config: Configurator) -> None:
         ("details.dependencies", ARTIFACT + "/dependencies"),
         ("details.dependents", ARTIFACT + "/dependents"),
         ("details.readme", ARTIFACT + "/readme"),
-        ("details.packages", "/api/channels/{channel:[^/]+(?:/[^/]+)?}/artifacts"),
+        ("details.packages", f"/api/channels/{CHANNEL_PATH}/artifacts"),
     ):
         config.add_route(name, pattern, factory=channel_factory)
 
