@@ -117,7 +117,8 @@ def op(summary: str, tag: str, responses: dict[str, Any], *,
 CHANNEL = path_param("channel", "Channel name (CEP-26)", "main")
 NAME_CHANNEL = path_param("name", "Channel name (CEP-26)", "main")
 PACKAGE = path_param("name", "Package name", "fuzzpkg")
-FAMILY = path_param("family", "Artifact family: only `conda` exists", "conda")
+FAMILY = path_param("family", "Artifact family: `conda`, or `gra` (generic artifacts and "
+                    "notebooks)", "conda")
 SUBDIR = path_param("subdir", "Subdir (`noarch` or `<os>-<arch>`)", "noarch")
 FILENAME = path_param("filename", "Package file name (`<name>-<version>-<build>.conda` or "
                       "`.tar.bz2`)")
@@ -306,7 +307,8 @@ CORE_PATHS: dict[str, Any] = {
                                       "family": STR, "build": STR, "license": STR,
                                       "platforms": STR_LIST, "exact": BOOL}))}))},
                   parameters=[query("q", "Part of a package name", required=True),
-                              query("family", "Artifact family (only `conda`)")],
+                              query("family", "Artifact family: `conda` (default) or `gra`",
+                                    {"type": "string", "enum": ["conda", "gra"]})],
                   operation_id="search"),
     },
     "/api/channels/{channel}/artifacts": {
@@ -372,6 +374,45 @@ CORE_PATHS: dict[str, Any] = {
                        "enum": ["description", "summary", None]}}))},
             operation_id="getReadme"),
     },
+}
+
+# --- generic artifacts and notebooks (family gra) ---------------------------------------------
+ARTIFACT_FILE = [CHANNEL, path_param("name", "Artifact name", "fuzzart"),
+                 path_param("version", "Artifact version", "1.0"),
+                 path_param("filename", "File name", "data.txt")]
+SCHEMAS["GenericArtifact"] = obj({
+    "channel": STR, "name": STR, "version": STR, "filename": STR, "family": STR,
+    "kind": {"type": "string", "enum": ["file", "notebook"]}, "size": INT, "sha256": STR,
+    "md5": STR, "description": STR, "uploader": STR, "uploaded_at": STR, "url": STR,
+})
+CORE_PATHS["/api/channels/{channel}/artifacts/gra/{name}/{version}/{filename}"] = {
+    "parameters": ARTIFACT_FILE,
+    "get": op("Download a generic artifact or notebook", "artifacts",
+              {"200": ok({"type": "string", "format": "binary"}, "The file's bytes",
+                         "application/octet-stream")},
+              operation_id="downloadArtifact"),
+    "post": op("Upload a generic artifact (any file; `.ipynb` files must be notebooks): raw "
+               "body or multipart `file` part; 409 when it exists unless `force`", "artifacts",
+               {"201": ok(ref("GenericArtifact"), "Created")},
+               parameters=[
+                   header("X-File-SHA256", "Expected sha256 of the bytes"),
+                   query("force", "Replace a file of the same name and version",
+                         {"type": "string", "enum": ["true", "false", "1", "0"]}),
+                   query("description", "A short description"),
+               ],
+               body={"required": True, "content": {
+                   "application/octet-stream": {"schema": {"type": "string",
+                                                           "format": "binary"}},
+                   "multipart/form-data": {"schema": obj({
+                       "file": {"type": "string", "format": "binary"}})},
+               }},
+               operation_id="uploadArtifact"),
+    "delete": op("Delete one generic artifact file", "artifacts",
+                 {"200": ok(obj({"deleted": STR}))},
+                 parameters=[CHANNEL, path_param("name", "Artifact name", "scratchart"),
+                             path_param("version", "Artifact version", "1.0"),
+                             path_param("filename", "File name", "data.txt")],
+                 operation_id="deleteArtifact"),
 }
 
 # first-party plugins' routes, by plugin name
