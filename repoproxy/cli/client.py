@@ -78,6 +78,7 @@ def channel() -> None:
               type=click.Choice(["public", "authenticated", "private"]))
 @client_options
 def channel_create(client: Client, name: str, description: str, privacy: str) -> None:
+    """Create a channel (public by default)."""
     _print(client.request("POST", "/api/v1/channels",
                           json={"name": name, "description": description, "privacy": privacy}))
 
@@ -85,6 +86,7 @@ def channel_create(client: Client, name: str, description: str, privacy: str) ->
 @channel.command("list")
 @client_options
 def channel_list(client: Client) -> None:
+    """List the channels you may read: name, privacy, description."""
     for ch in client.request("GET", "/api/v1/channels")["channels"]:
         click.echo(f"{ch['name']}\t{ch['privacy']}\t{ch['description']}")
 
@@ -93,6 +95,8 @@ def channel_list(client: Client) -> None:
 @click.argument("name")
 @client_options
 def channel_show(client: Client, name: str) -> None:
+    """A channel's details (JSON): privacy, owners, created and last-updated dates, counts of
+    package files, artifacts, subchannels and mirrors, downloads."""
     _print(client.request("GET", f"/api/v1/channels/{name}"))
 
 
@@ -101,6 +105,7 @@ def channel_show(client: Client, name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @client_options
 def channel_remove(client: Client, name: str, yes: bool) -> None:
+    """Remove a channel with all its files, members and token grants."""
     if not yes:
         click.confirm(f"remove channel {name} and all its packages?", abort=True)
     _print(client.request("DELETE", f"/api/v1/channels/{name}"))

@@ -96,6 +96,8 @@ def resolve(key: str, flag: str | None, from_env: bool, file: dict[str, Any],
         if from_env:
             return Resolved(flag, f"environment {ENV[key]}")
         return Resolved(flag, f"flag --{key.replace('default_', '')}")
+    if os.environ.get(ENV[key]):  # a command invoked without its options parsed
+        return Resolved(os.environ[ENV[key]], f"environment {ENV[key]}")
     if file.get(key):
         return Resolved(str(file[key]), f"file {path or config_path()}")
     return Resolved(default, "default" if default is not None else "unset")

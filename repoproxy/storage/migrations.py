@@ -118,3 +118,5 @@ def m003_artifacts(db: Database) -> None:
         foreign_keys=[("channel", "channels", "name")],
     )
     db.table("artifacts").create_index(["channel", "sha256"])
+    # a channel's last change (`channel show`): the newest audit row of the channel
+    db.table("audit").create_index(["channel", "at"])

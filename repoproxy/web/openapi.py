@@ -135,6 +135,9 @@ SCHEMAS: dict[str, Any] = {
     "ChannelDetails": obj({
         "name": STR, "description": STR, "privacy": PRIVACY, "created": STR,
         "subdirs": STR_LIST, "package_files": string_map(INT), "url": STR,
+    }, {
+        "owners": STR_LIST, "last_updated": STR, "package_count": INT, "artifact_count": INT,
+        "subchannel_count": INT, "mirror_count": INT,
     }),
     "FileItem": obj({
         "subdir": STR, "filename": STR, "name": STR, "version": STR, "build": STR,
@@ -225,6 +228,8 @@ CORE_PATHS: dict[str, Any] = {
     "/api/v1/tokens": {
         "get": op("Tokens the caller may manage (never their secrets)", "access",
                   {"200": ok(obj({"tokens": array(ref("Token"))}))},
+                  parameters=[query("channel", "Only service tokens covering this channel"),
+                              query("user_id", "Only tokens of this user id")],
                   operation_id="listTokens"),
         "post": op("Create a token; the secret is in this answer only", "access",
                    {"201": ok({"allOf": [ref("Token"), obj({"token": STR})]}, "Created")},
@@ -239,8 +244,10 @@ CORE_PATHS: dict[str, Any] = {
     },
     "/api/v1/tokens/{id}": {
         "parameters": [path_param("id", "Token id")],
-        "patch": op("Change a token's permission", "access", {"200": ok(ref("Token"))},
-                    body=json_body(obj({"permission": PERMISSION}, closed=True)),
+        "patch": op("Change a token's permission and/or name", "access",
+                    {"200": ok(ref("Token"))},
+                    body=json_body(obj({}, {"permission": PERMISSION, "name": STR},
+                                       closed=True)),
                     operation_id="patchToken"),
         "delete": op("Revoke a token", "access", {"200": ok(obj({"revoked": STR}))},
                      operation_id="revokeToken"),

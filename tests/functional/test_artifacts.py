@@ -44,9 +44,11 @@ def test_artifact_round_trip_and_never_in_conda_indexes(
     listed = testapp.get("/api/channels/main/artifacts").json["packages"]
     assert {(p["name"], p["family"]) for p in listed} == {("dataset", "gra"), ("report", "gra")}
     summary = testapp.get("/api/channels/main/artifacts/gra/report").json
-    assert summary["kinds"] == ["notebook"] and summary["latest_version"] == "2024.1"
+    assert summary["kinds"] == ["notebook"]
+    assert summary["latest_version"] == "2024.1"
     files = testapp.get("/api/channels/main/artifacts/gra/dataset/files").json
-    assert files["total"] == 1 and files["files"][0]["filename"] == "data.bin"
+    assert files["total"] == 1
+    assert files["files"][0]["filename"] == "data.bin"
 
     got = testapp.get(FILE.format("main", "dataset", "1.0", "data.bin"))
     assert got.body == data
@@ -61,7 +63,8 @@ def test_artifact_round_trip_and_never_in_conda_indexes(
     # never in what conda clients read
     for path in ("/main/noarch/repodata.json", "/main/channeldata.json"):
         text = testapp.get(path).text
-        assert "dataset" not in text and "report" not in text
+        assert "dataset" not in text
+        assert "report" not in text
     import msgpack
     import zstandard
 
@@ -80,7 +83,8 @@ def test_artifact_round_trip_and_never_in_conda_indexes(
     audit = testapp.get("/api/v1/audit", headers=admin_headers).text.splitlines()
     actions = [json.loads(line)["action"] for line in audit]
     assert actions.count("artifact.upload") == 2
-    assert "artifact.delete" in actions and "artifact.remove" in actions
+    assert "artifact.delete" in actions
+    assert "artifact.remove" in actions
 
 
 def test_duplicates_force_and_bad_input_leave_nothing_behind(

@@ -56,20 +56,24 @@ def test_login_config_upload_download_logout(server: Any, home: Path, tmp_path: 
 
     bad = run(home, "login", "--url", server.url, "--username", "alice", "--password-stdin",
               stdin="wrong\n", check=False)
-    assert bad.returncode == 1 and "login failed" in bad.stderr
+    assert bad.returncode == 1
+    assert "login failed" in bad.stderr
     run(home, "login", "--url", server.url, "--username", "alice", "--password-stdin",
         "--channel", "team", stdin="s3cret-pass\n")
     config = home / ".config" / "repoproxy" / "config.toml"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     saved = config.read_text()
-    assert "team" in saved and server.url in saved and "rp-" in saved
+    assert "team" in saved
+    assert server.url in saved
+    assert "rp-" in saved
 
     shown = run(home, "config", "--show-sources").stdout
     assert f"# file {config}" in shown
     assert "rp-" not in shown  # the token's secret is never printed
     flagged = run(home, "config", "--show-sources", "--url", "http://other.invalid:1",
                   env={"REPOPROXY_CHANNEL": "elsewhere"}).stdout
-    assert "# flag --url" in flagged and "# environment REPOPROXY_CHANNEL" in flagged
+    assert "# flag --url" in flagged
+    assert "# environment REPOPROXY_CHANNEL" in flagged
     # the file's token is not sent to another server than the file's
     assert "unset (the file's token is for" in flagged
 
@@ -96,14 +100,16 @@ def test_login_config_upload_download_logout(server: Any, home: Path, tmp_path: 
     assert (out_dir / "copy.csv").read_bytes() == data.read_bytes()
     repodata = requests.get(f"{server.url}/team/noarch/repodata.json", headers=admin,
                             timeout=30).text
-    assert "tool-1.0-0.conda" in repodata and "analysis" not in repodata
+    assert "tool-1.0-0.conda" in repodata
+    assert "analysis" not in repodata
 
     token = run(home, "config", "--show-sources").stdout
     assert "<set," in token
     stored = [line for line in config.read_text().splitlines() if line.startswith("token =")]
     secret = stored[0].split('"')[1]
     run(home, "logout")
-    assert "rp-" not in config.read_text() and "team" in config.read_text()
+    assert "rp-" not in config.read_text()
+    assert "team" in config.read_text()
     # logout revoked the token login had created
     assert requests.get(f"{server.url}/api/v1/whoami",
                         headers={"Authorization": f"Bearer {secret}"}, timeout=30
@@ -129,12 +135,14 @@ def test_wizard_writes_and_restores_and_refuses_an_admin_token(server: Any, home
 
     refused = run(home, "wizard", "--url", server.url, "--token", admin_token,
                   "--channel", "open", "--yes", check=False)
-    assert refused.returncode == 1 and "admin token" in refused.stderr
+    assert refused.returncode == 1
+    assert "admin token" in refused.stderr
     assert condarc.read_text().startswith("channels:\n  - conda-forge")
 
     missing = run(home, "wizard", "--url", server.url, "--token", reader, "--channel", "nope",
                   "--yes", check=False)
-    assert missing.returncode == 1 and "no readable channel 'nope'" in missing.stderr
+    assert missing.returncode == 1
+    assert "no readable channel 'nope'" in missing.stderr
 
     out = run(home, "wizard", "--url", server.url, "--token", reader, "--channel", "open",
               "--channel", "inner", "--yes", "--append")
@@ -156,7 +164,8 @@ def test_wizard_writes_and_restores_and_refuses_an_admin_token(server: Any, home
     # a second run keeps the first backups: restore goes back to before the wizard
     run(home, "wizard", "--url", server.url, "--token", reader, "--channel", "open", "--yes")
     restored = run(home, "wizard", "--restore").stdout
-    assert "restored" in restored and "removed" in restored
+    assert "restored" in restored
+    assert "removed" in restored
     assert condarc.read_text() == "channels:\n  - conda-forge\nshow_channel_urls: true\n"
     assert json.loads(rattler.read_text()) == {"other.example": {"BearerToken": "keep-me"}}
     assert not (home / ".mamba" / "auth" / "authentication.json").exists()
