@@ -532,6 +532,29 @@ PLUGIN_PATHS: dict[str, dict[str, Any]] = {
             "get": op("Every known CVE", "cve", {"200": ok(obj({"cves": array(ref("Cve"))}))},
                       operation_id="listCves"),
         },
+        "/api/v1/cves/import": {
+            "post": op("Import CVE data: one OSV record, a curated file, or a zip of OSV "
+                       "records (admins)", "cve",
+                       {"200": ok(obj({"records": INT, "new": INT, "updated": INT}))},
+                       body={"required": True, "content": {"application/octet-stream": {
+                           "schema": {"type": "string", "format": "binary"}}}},
+                       operation_id="importCves"),
+        },
+        "/api/v1/cves/{id}": {
+            "parameters": [path_param("id", "CVE id", "CVE-2024-0001")],
+            "get": op("One CVE", "cve", {"200": ok(ref("Cve"))}, operation_id="getCve"),
+            "patch": op("Set a CVE's curation status (admins)", "cve", {"200": ok(ref("Cve"))},
+                        body=json_body(obj({"status": {"type": "string", "enum": [
+                            "active", "reported", "mitigated", "cleared", "disputed",
+                            "uncurated"]}}, closed=True)),
+                        operation_id="patchCve"),
+        },
+        "/api/v1/cves/{id}/files": {
+            "parameters": [path_param("id", "CVE id", "CVE-2024-0001")],
+            "get": op("Files the CVE affects, in channels the caller may read", "cve",
+                      {"200": ok(obj({"id": STR, "files": STR_LIST}))},
+                      operation_id="cveFiles"),
+        },
     },
     "repoproxy_watch": {
         "/api/v1/watch": {
