@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,27 @@ pytestmark = pytest.mark.e2e
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run(home: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("REPOPROXY_", "CONDARC", "RATTLER_", "XDG_CONFIG"))}
-    base["HOME"] = str(home)
-    base.update(env or {})
-    out = subprocess.run([sys.executable, "-m", "repoproxy", *args], capture_output=True,
-                         text=True, env=base, input=stdin, timeout=120)
+        stdin: str | None = None) -> Ran:
+    """The command in this process, with HOME and the client's variables of the test only
+    (the server is real, in its own process)."""
+    from click.testing import CliRunner
+
+    from repoproxy.cli import build_cli
+
+    unset: dict[str, str | None] = {
+        k: None for k in os.environ
+        if k.startswith(("REPOPROXY_", "CONDARC", "RATTLER_", "XDG_CONFIG"))}
+    result = CliRunner().invoke(build_cli(), list(args), input=stdin,
+                                env={**unset, "HOME": str(home), **(env or {})})
+    out = Ran(result.exit_code, result.stdout, result.stderr)
     if check and out.returncode != 0:
         raise AssertionError(f"{args}: {out.returncode}\n{out.stdout}\n{out.stderr}")
     return out
