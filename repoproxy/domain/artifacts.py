@@ -173,6 +173,25 @@ def _drop_unused_blob(core: Core, table: Artifacts, channel: str, sha256: str) -
             fsync_dir(path.parent)
 
 
+def remove_orphan_blobs(core: Core, channel: str) -> int:
+    """Blobs no row names (a crash between placing one and committing its row), and
+    temporary files of interrupted writes; at start-up. Under the write lock, like uploads."""
+    directory = core.store.channel_dir(channel) / BLOB_DIR
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    db = core.db()
+    with write_transaction(db):
+        table = Artifacts(db)
+        for path in directory.iterdir():
+            named = len(path.name) == 64 and not path.name.strip("0123456789abcdef")
+            if not named or table.blob_users(channel, path.name) == 0:
+                with suppress(OSError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
 def delete_artifact(core: Core, channel: str, name: str, version: str, filename: str, *,
                     actor: Actor = CLI) -> ArtifactRecord:
     """Delete one artifact file (``artifact.delete``)."""

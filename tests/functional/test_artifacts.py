@@ -158,3 +158,19 @@ def test_removing_a_channel_removes_its_artifacts(testapp: Any, channels: None,
     make_channel("main")
     assert testapp.get("/api/channels/main/artifacts").json["packages"] == []
     testapp.get(FILE.format("main", "a", "1", "a.txt"), status=404)
+
+
+def test_start_up_recovery_removes_unreferenced_blobs_only(
+        testapp: Any, services: Any, channels: None, admin_headers: dict[str, str],
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from repoproxy.domain.recovery import recover
+
+    put(testapp, "main", "kept", "1", "kept.txt", b"kept", admin_headers)
+    blobs = root / "channels" / "main" / ".artifacts"
+    orphan = blobs / hashlib.sha256(b"orphan").hexdigest()  # a crash before the commit
+    orphan.write_bytes(b"orphan")
+    (blobs / ".tmp-x").write_bytes(b"partial")
+    recover(services)
+    assert [p.name for p in blobs.iterdir()] == [hashlib.sha256(b"kept").hexdigest()]
+    assert ".artifacts" not in caplog.text  # not mistaken for a subdir
+    assert testapp.get(FILE.format("main", "kept", "1", "kept.txt")).body == b"kept"
