@@ -7,9 +7,9 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
+from repoproxy.domain.artifacts import remove_orphan_blobs
 from repoproxy.domain.core import Core
 from repoproxy.errors import RepoproxyError
-from repoproxy.domain.artifacts import remove_orphan_blobs
 from repoproxy.names import check_channel_name, is_subdir
 
 log = logging.getLogger(__name__)
