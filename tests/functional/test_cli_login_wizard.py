@@ -173,6 +173,12 @@ def test_wizard_writes_and_restores_and_refuses_an_admin_token(server: Any, home
     # what it wrote works: the private channel's repodata with the URL-embedded token
     assert requests.get(rc["channels"][1] + "/noarch/repodata.json", timeout=30).ok
 
+    # interactively: the choice is asked, and nothing is written without a yes
+    asked = run(home, "wizard", "--url", server.url, "--token", reader, stdin="open\nn\n",
+                check=False)
+    assert "channels to add" in asked.stdout
+    assert asked.returncode == 1  # aborted
+    assert yaml.safe_load(condarc.read_text())["channels"][0] == f"{server.url}/open"
     # a second run keeps the first backups: restore goes back to before the wizard
     run(home, "wizard", "--url", server.url, "--token", reader, "--channel", "open", "--yes")
     restored = run(home, "wizard", "--restore").stdout
