@@ -24,6 +24,12 @@ def build_cli() -> click.Group:
         cli.add_command(command)
     client.register(cli)
     access.register(cli)
+    # issue 15 (client side): artifacts download, login/logout/config, wizard
+    from repoproxy.cli import artifacts, login, wizard
+
+    for command in (artifacts.download, login.login, login.logout, login.config_cmd,
+                    wizard.wizard):
+        cli.add_command(command)
     try:
         pm = get_plugin_manager(raw_settings())
         pm.hook.repoproxy_register_commands(cli=cli)

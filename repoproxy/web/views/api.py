@@ -17,6 +17,8 @@ from repoproxy.web.request import Request
 
 def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
     """The channel as the API shows it; ``channel`` is one the caller was admitted to."""
+    from repoproxy.domain.channel_info import channel_overview
+
     counts = request.reads.subdir_counts(channel)  # policy-hidden files are not counted
     details = dict(
         channel.as_json(),
@@ -24,6 +26,9 @@ def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
         package_files=counts,
         url=request.route_url("channel.root", channel=channel.name),
     )
+    # owners, dates and counts; plugins (subchannels, mirrors) override their counts below
+    details.update(channel_overview(request.reads, channel,
+                                    show_owners=request.identity.kind != "anonymous"))
     for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
             request=request, channel=channel)):
         details.update(extra)
