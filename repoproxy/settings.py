@@ -67,10 +67,13 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.auth.cache_seconds": 60.0,
     # JSON request bodies of the API (a body is read into memory to be parsed)
     "repoproxy.max_json_body": MiB,
+    # a notebook (.ipynb artifact) is parsed as JSON before it is kept: bound that
+    "repoproxy.max_notebook_size": 64 * MiB,
 }
 
 #: Environment variables that are not settings (client side, or switches read elsewhere).
-NON_SETTING_ENV = frozenset({"REPOPROXY_URL", "REPOPROXY_TOKEN", "REPOPROXY_TRACE_HOOKS"})
+NON_SETTING_ENV = frozenset({"REPOPROXY_URL", "REPOPROXY_TOKEN", "REPOPROXY_TRACE_HOOKS",
+                             "REPOPROXY_CONFIG", "REPOPROXY_CHANNEL"})
 
 
 def env_name(key: str) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from repoproxy.domain.audit import Actor
     from repoproxy.domain.core import Core
+    from repoproxy.domain.reads import ReadModel
 
     from .store import CveStore
 
@@ -74,8 +75,9 @@ def set_status(services: Core, cve_id: str, status: str | None, *,
     return store.get(cve_id)
 
 
-def affected_files(services: Core, cve_id: str) -> list[str]:
-    """``channel/subdir/filename`` of every stored file the CVE affects."""
+def affected_files(services: Core, cve_id: str, reads: ReadModel | None = None) -> list[str]:
+    """``channel/subdir/filename`` of every stored file the CVE affects; with ``reads``, only
+    the files that read model shows (readable channels, no policy-hidden file)."""
     from .matching import facts_for
 
     store = cve_store(services)
@@ -83,8 +85,9 @@ def affected_files(services: Core, cve_id: str) -> list[str]:
     names = {r["name"] for r in store.affected(cve_id=cve["id"])}
     catalog = services.catalog()
     out = []
-    for channel in catalog.list_channels():
-        records = list(catalog.packages(channel.name))
+    # offline (no read model) every stored file counts, as it always did
+    for channel in (reads.channels() if reads else catalog.list_channels()):
+        records = reads.packages(channel) if reads else list(catalog.packages(channel.name))
         for (subdir, filename), facts in facts_for(store, records).items():
             if any(f["id"] == cve["id"] for f in facts):
                 out.append(f"{channel.name}/{subdir}/{filename}")

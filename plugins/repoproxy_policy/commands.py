@@ -1,8 +1,11 @@
-"""``repoproxy policy``: seed 002's policy command, run offline on the server root.
+"""``repoproxy policy``: seed 002's policy command, offline on the server root or through the
+API.
 
-Like ``repoproxy token create``, it opens the root (``--root``/``-c``) itself rather than
-calling a server: the catalog is the source of truth and the subdir rebuilds it triggers take
-the same file locks as the server's, so it is safe while ``repoproxy serve`` runs.
+Like ``repoproxy token create``, it opens the root (``--root``/``-c``) itself unless ``--url``
+(or ``REPOPROXY_URL``) names a server: the catalog is the source of truth and the subdir
+rebuilds it triggers take the same file locks as the server's, so it is safe while
+``repoproxy serve`` runs. With ``--url`` it calls ``/api/v1/policies`` (admins) with the same
+body, so both ways give the same answers.
 """
 
 from __future__ import annotations
@@ -69,14 +72,19 @@ def _filter_options(func: Any) -> Any:
 @click.option("--channel-name", default=None, help="Channel to assign the policy to.")
 @click.option("--description", default=None)
 @_filter_options
+@click.option("--url", envvar="REPOPROXY_URL", default=None,
+              help="Server URL: work through the API instead of on the root.")
+@click.option("--token", "auth", envvar="REPOPROXY_TOKEN", default=None,
+              help="Your token (API mode).")
 @root_option
 @config_option
 def policy(do_create: bool, do_list: bool, show_id: str | None, edit_id: str | None,
            delete_id: str | None, assign_id: str | None, unassign_id: str | None,
            channel: str | None, explain: tuple[str, str] | None, name: str | None,
-           channel_name: str | None, description: str | None, root: Path | None,
-           config: Path | None, **filters: Any) -> None:
-    """Create, list, show, edit, delete, assign and explain channel policies (offline)."""
+           channel_name: str | None, description: str | None, url: str | None,
+           auth: str | None, root: Path | None, config: Path | None, **filters: Any) -> None:
+    """Create, list, show, edit, delete, assign and explain channel policies (offline on the
+    root, or through the API with --url)."""
     from . import ops
     from .service import policy_store
 
@@ -91,6 +99,14 @@ def policy(do_create: bool, do_list: bool, show_id: str | None, edit_id: str | N
                        ("channel_name", channel_name)):
         if value is not None:
             body[key] = value
+    if (assign_id or unassign_id) and not channel:
+        raise click.ClickException("--assign and --unassign need --channel")
+    if url is not None and root is None and config is None:
+        click.echo(json.dumps(_through_api(url, auth, body, do_list=do_list, show_id=show_id,
+                                           edit_id=edit_id, delete_id=delete_id,
+                                           assign_id=assign_id, unassign_id=unassign_id,
+                                           channel=channel, explain=explain), indent=2))
+        return
     services = open_services(root, config)
     try:
         if do_create:
@@ -104,8 +120,7 @@ def policy(do_create: bool, do_list: bool, show_id: str | None, edit_id: str | N
         elif delete_id:
             out = ops.delete(services, delete_id)
         elif assign_id or unassign_id:
-            if not channel:
-                raise click.ClickException("--assign and --unassign need --channel")
+            assert channel is not None
             out = (ops.assign(services, assign_id, channel) if assign_id
                    else ops.unassign(services, str(unassign_id), channel))
         else:
@@ -116,3 +131,35 @@ def policy(do_create: bool, do_list: bool, show_id: str | None, edit_id: str | N
     finally:
         services.close()
     click.echo(json.dumps(out, indent=2))
+
+
+def _through_api(url: str, auth: str | None, body: dict[str, Any], *, do_list: bool,
+                 show_id: str | None, edit_id: str | None, delete_id: str | None,
+                 assign_id: str | None, unassign_id: str | None, channel: str | None,
+                 explain: tuple[str, str] | None) -> Any:
+    """The same modes over ``/api/v1/policies`` (policy ids are URL path segments)."""
+    from urllib.parse import quote
+
+    from repoproxy.cli.http import Client
+
+    client = Client(url, auth)
+    base = "/api/v1/policies"
+    try:
+        if do_list:
+            return client.request("GET", base)["policies"]
+        if show_id:
+            return client.request("GET", f"{base}/{quote(show_id)}")
+        if edit_id:
+            return client.request("PATCH", f"{base}/{quote(edit_id)}", json=body)
+        if delete_id:
+            return client.request("DELETE", f"{base}/{quote(delete_id)}")
+        if assign_id or unassign_id:
+            action, pid = ("assign", assign_id) if assign_id else ("unassign", unassign_id)
+            return client.request("POST", f"{base}/{quote(str(pid))}/{action}",
+                                  json={"channel": channel})
+        if explain:
+            return client.request("GET", f"{base}/explain/{quote(explain[0])}/"
+                                         f"{quote(explain[1])}")
+        return client.request("POST", base, json=body)
+    except RepoproxyError as e:
+        raise click.ClickException(e.message) from None

@@ -26,6 +26,12 @@ def build_cli() -> click.Group:
     client.register(cli)
     access.register(cli)
     transfers_cli.register(cli)
+    # issue 15 (client side): artifacts download, login/logout/config, wizard
+    from repoproxy.cli import artifacts, login, wizard
+
+    for command in (artifacts.download, login.login, login.logout, login.config_cmd,
+                    wizard.wizard):
+        cli.add_command(command)
     try:
         pm = get_plugin_manager(raw_settings())
         pm.hook.repoproxy_register_commands(cli=cli)

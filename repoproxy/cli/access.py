@@ -45,6 +45,7 @@ def _password(stdin: bool) -> str:
 @config_option
 def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
              config: Path | None) -> None:
+    """Add a local user (password prompted, or read with --password-stdin)."""
     from repoproxy.domain.users import add_user
 
     services = open_services(root, config)
@@ -57,6 +58,7 @@ def user_add(name: str, role: str, password_stdin: bool, root: Path | None,
 @root_option
 @config_option
 def user_list(root: Path | None, config: Path | None) -> None:
+    """List local users: name, role, creation time."""
     from repoproxy.domain.users import list_users
 
     for u in list_users(open_services(root, config, must_exist=True)):
@@ -68,6 +70,7 @@ def user_list(root: Path | None, config: Path | None) -> None:
 @root_option
 @config_option
 def user_remove(name: str, root: Path | None, config: Path | None) -> None:
+    """Remove a local user; their tokens are revoked."""
     from repoproxy.domain.users import remove_user
 
     services = open_services(root, config)
@@ -82,6 +85,7 @@ def user_remove(name: str, root: Path | None, config: Path | None) -> None:
 @config_option
 def user_passwd(name: str, password_stdin: bool, root: Path | None,
                 config: Path | None) -> None:
+    """Change a local user's password."""
     from repoproxy.domain.users import set_password
 
     services = open_services(root, config)
@@ -136,6 +140,7 @@ def member() -> None:
               show_default=True)
 @client_options
 def member_add(client: Client, channel_name: str, user_name: str, role: str) -> None:
+    """Add a user to a channel as member (reads) or owner (manages)."""
     client.request("POST", f"/api/v1/channels/{channel_name}/members",
                    json={"user": user_name, "role": role})
     click.echo(f"{user_name} is {role} of {channel_name}")
@@ -146,6 +151,7 @@ def member_add(client: Client, channel_name: str, user_name: str, role: str) -> 
 @click.argument("user_name")
 @client_options
 def member_remove(client: Client, channel_name: str, user_name: str) -> None:
+    """Remove a user from a channel (a channel keeps at least one owner)."""
     client.request("DELETE", f"/api/v1/channels/{channel_name}/members/{user_name}")
     click.echo(f"{user_name} removed from {channel_name}")
 
@@ -154,14 +160,42 @@ def member_remove(client: Client, channel_name: str, user_name: str) -> None:
 @click.argument("channel_name")
 @client_options
 def member_list(client: Client, channel_name: str) -> None:
+    """List a channel's members and their roles."""
     for m in client.request("GET", f"/api/v1/channels/{channel_name}/members")["members"]:
         click.echo(f"{m['user']}\t{m['role']}")
 
 
 # --- tokens ------------------------------------------------------------------------------
-@click.group()
-def token() -> None:
+@click.group(invoke_without_command=True)
+@click.option("--list-user-ids", is_flag=True,
+              help="With --channel: the user ids holding service tokens of the channel.")
+@click.option("--channel", "channel_name", default=None, help="The channel (--list-user-ids).")
+@click.pass_context
+def token(ctx: click.Context, list_user_ids: bool, channel_name: str | None) -> None:
     """API tokens: offline on the root with --root/-c, else through the API (--url)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not list_user_ids:
+        click.echo(ctx.get_help())
+        return
+    if not channel_name:
+        raise click.UsageError("--list-user-ids needs --channel")
+    ctx.invoke(token_user_ids, channel_name=channel_name, url=None, token=None)
+
+
+@token.command("list-user-ids")
+@click.option("--channel", "channel_name", required=True)
+@client_options
+def token_user_ids(client: Client, channel_name: str) -> None:
+    """The user ids holding service tokens of a channel (channel managers), with counts."""
+    rows = client.request("GET", "/api/v1/tokens", params={"channel": channel_name})["tokens"]
+    counts: dict[str, int] = {}
+    for row in rows:
+        if not row["revoked"]:
+            key = row["owner"] or "(none)"
+            counts[key] = counts.get(key, 0) + 1
+    for user_id, n in sorted(counts.items()):
+        click.echo(json.dumps({"user_id": user_id, "tokens": n}))
 
 
 @token.command("create")
@@ -205,21 +239,26 @@ def token_create(name: str, admin: bool, channels: tuple[str, ...], token_channe
 
 
 @token.command("list")
+@click.option("--channel", "channel_name", default=None,
+              help="Only service tokens covering this channel.")
+@click.option("--user-id", default=None, help="Only tokens of this user id.")
 @click.option("--url", envvar="REPOPROXY_URL", default=None)
 @click.option("--token", "auth", envvar="REPOPROXY_TOKEN", default=None)
 @root_option
 @config_option
-def token_list(url: str | None, auth: str | None, root: Path | None,
-               config: Path | None) -> None:
+def token_list(channel_name: str | None, user_id: str | None, url: str | None,
+               auth: str | None, root: Path | None, config: Path | None) -> None:
     """List tokens (never their secrets)."""
     from repoproxy.domain.tokens import visible_tokens
 
     if root is not None or config is not None or url is None:
-        rows = [r.as_json() for r in visible_tokens(open_services(root, config, must_exist=True),
-                                                    "cli")]
+        rows = [r.as_json() for r in visible_tokens(
+            open_services(root, config, must_exist=True), "cli", channel=channel_name,
+            owner=user_id)]
     else:
+        params = {k: v for k, v in (("channel", channel_name), ("user_id", user_id)) if v}
         try:
-            rows = Client(url, auth).request("GET", "/api/v1/tokens")["tokens"]
+            rows = Client(url, auth).request("GET", "/api/v1/tokens", params=params)["tokens"]
         except RepoproxyError as e:
             raise click.ClickException(e.message) from None
     for row in rows:
@@ -228,17 +267,24 @@ def token_list(url: str | None, auth: str | None, root: Path | None,
 
 @token.command("edit")
 @click.argument("token_id")
-@click.option("--permission", type=click.Choice(["read", "write", "manage"]), required=True)
+@click.option("--permission", type=click.Choice(["read", "write", "manage"]), default=None)
+@click.option("--name", default=None, help="A new name.")
 @client_options
-def token_edit(client: Client, token_id: str, permission: str) -> None:
-    client.request("PATCH", f"/api/v1/tokens/{token_id}", json={"permission": permission})
-    click.echo(f"token {token_id} now has {permission}")
+def token_edit(client: Client, token_id: str, permission: str | None,
+               name: str | None) -> None:
+    """Change a token's permission and/or name."""
+    if permission is None and name is None:
+        raise click.UsageError("give --permission and/or --name")
+    body = {k: v for k, v in (("permission", permission), ("name", name)) if v is not None}
+    row = client.request("PATCH", f"/api/v1/tokens/{token_id}", json=body)
+    click.echo(f"token {token_id}: {row['name']}, {row['permission']}")
 
 
 @token.command("delete")
 @click.argument("token_id")
 @client_options
 def token_delete(client: Client, token_id: str) -> None:
+    """Revoke a token."""
     client.request("DELETE", f"/api/v1/tokens/{token_id}")
     click.echo(f"token {token_id} revoked")
 

@@ -16,19 +16,50 @@ from repoproxy.cli.http import Client
 from repoproxy.errors import RepoproxyError
 
 
+def from_env(name: str) -> bool:
+    """Whether click took this parameter's value from its environment variable."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT
+
+
 def client_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--url", envvar="REPOPROXY_URL", default="http://127.0.0.1:8080",
-                  show_default=True, help="Server URL (REPOPROXY_URL).")
+    @click.option("--url", envvar="REPOPROXY_URL", default=None,
+                  help="Server URL (REPOPROXY_URL; else the config file's, else "
+                       "http://127.0.0.1:8080).")
     @click.option("--token", envvar="REPOPROXY_TOKEN", default=None,
-                  help="API token (REPOPROXY_TOKEN).")
+                  help="API token (REPOPROXY_TOKEN; else the config file's, for its server).")
     @wraps(func)
-    def wrapper(url: str, token: str | None, **kwargs: Any) -> Any:
+    def wrapper(url: str | None, token: str | None, **kwargs: Any) -> Any:
+        from repoproxy.cli.userconfig import ConfigFileError, client_settings
+
         try:
-            return func(Client(url, token), **kwargs)
+            r_url, r_token = client_settings(url, from_env("url"), token, from_env("token"))
+        except ConfigFileError as e:
+            raise click.ClickException(str(e)) from None
+        try:
+            return func(Client(r_url.value or "", r_token.value), **kwargs)
         except RepoproxyError as e:
             raise click.ClickException(e.message) from None
 
     return wrapper
+
+
+def default_channel(given: str | None) -> str:
+    """``--channel`` (or REPOPROXY_CHANNEL), else the config file's default channel."""
+    from repoproxy.cli.userconfig import ConfigFileError, load
+
+    if given:
+        return given
+    try:
+        found = load().get("default_channel")
+    except ConfigFileError as e:
+        raise click.ClickException(str(e)) from None
+    if not found:
+        raise click.ClickException("give --channel, or set a default channel: repoproxy login "
+                                   "--channel C, or repoproxy config --set default_channel C")
+    return str(found)
 
 
 def _print(data: Any) -> None:
@@ -55,7 +86,7 @@ def channel() -> None:
               help="A subchannel's privacy is its parent's.")
 @client_options
 def channel_create(client: Client, name: str, description: str, privacy: str) -> None:
-    """Create channel NAME, or subchannel C/SUB of channel C."""
+    """Create a channel (public by default), or subchannel C/SUB of channel C."""
     parent, sep, sub = name.partition("/")
     if sep:
         _print(client.request("POST", f"/api/v1/channels/{parent}/subchannels",
@@ -69,7 +100,8 @@ def channel_create(client: Client, name: str, description: str, privacy: str) ->
 @click.argument("parent", required=False)
 @client_options
 def channel_list(client: Client, parent: str | None) -> None:
-    """The channels you may read (subchannels included), or PARENT's subchannels."""
+    """List the channels you may read (subchannels included), or PARENT's subchannels:
+    name, privacy, description."""
     if parent:
         found = client.request("GET", f"/api/v1/channels/{parent}/subchannels")["subchannels"]
     else:
@@ -82,6 +114,8 @@ def channel_list(client: Client, parent: str | None) -> None:
 @click.argument("name")
 @client_options
 def channel_show(client: Client, name: str) -> None:
+    """A channel's details (JSON): privacy, owners, created and last-updated dates, counts of
+    package files, artifacts, subchannels and mirrors, downloads; NAME may be C/SUB."""
     _print(client.request("GET", channel_path(name)))
 
 
@@ -90,6 +124,7 @@ def channel_show(client: Client, name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @client_options
 def channel_remove(client: Client, name: str, yes: bool) -> None:
+    """Remove a channel with all its files, members and token grants."""
     if not yes:
         click.confirm(f"remove channel {name} and all its packages?", abort=True)
     _print(client.request("DELETE", channel_path(name)))
@@ -98,19 +133,41 @@ def channel_remove(client: Client, name: str, yes: bool) -> None:
 @click.command()
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--channel", "channel_name", required=True)
+@click.option("--channel", "channel_name", envvar="REPOPROXY_CHANNEL", default=None,
+              help="Channel (REPOPROXY_CHANNEL; default: the config file's default channel).")
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 @click.option("--skip-existing", is_flag=True, help="Treat 'already exists' as success.")
+@click.option("--package-type", type=click.Choice(["conda", "gra"]), default=None,
+              help="conda packages (default), or gra: generic artifacts (any file, "
+                   "notebooks), stored under --name and --version. .ipynb files are gra.")
+@click.option("--name", "artifact_name", default=None,
+              help="Artifact name (gra; default for a notebook: its file name's stem).")
+@click.option("--version", "artifact_version", default=None, help="Artifact version (gra).")
+@click.option("--description", default="", help="Artifact description (gra).")
 @client_options
-def upload(client: Client, files: tuple[Path, ...], channel_name: str, force: bool,
-           skip_existing: bool) -> None:
-    """Upload package files to a channel."""
+def upload(client: Client, files: tuple[Path, ...], channel_name: str | None, force: bool,
+           skip_existing: bool, package_type: str | None, artifact_name: str | None,
+           artifact_version: str | None, description: str) -> None:
+    """Upload package files, generic artifacts or notebooks to a channel."""
+    channel_name = default_channel(channel_name)
+
+    def send(path: Path) -> None:
+        kind = package_type or ("gra" if path.suffix.lower() == ".ipynb" else "conda")
+        if kind == "conda":
+            client.upload(channel_name, path, force=force)
+            return
+        name = artifact_name or (path.stem if path.suffix.lower() == ".ipynb" else None)
+        if not name or not artifact_version:
+            raise click.UsageError("a generic artifact needs --name and --version")
+        client.upload_artifact(channel_name, name, artifact_version, path, force=force,
+                               description=description)
+
     failed = 0
     with click.progressbar(files, label=f"uploading to {channel_name}", file=sys.stderr,
                            item_show_func=lambda p: p.name if p else "") as bar:
         for path in bar:
             try:
-                client.upload(channel_name, path, force=force)
+                send(path)
             except RepoproxyError as e:
                 if skip_existing and e.status == 409:
                     continue

@@ -26,20 +26,26 @@ def list_packages(client: Client, channel_name: str) -> None:
 @click.command("list-files")
 @click.argument("channel_name")
 @click.option("--full-details", is_flag=True, help="Every field, plugins' ones included.")
+@click.option("-f", "--family", type=click.Choice(["conda", "gra"]), default=None,
+              help="Only this artifact family (default: all).")
 @client_options
-def list_files(client: Client, channel_name: str, full_details: bool) -> None:
+def list_files(client: Client, channel_name: str, full_details: bool,
+               family: str | None) -> None:
     """List every file of a channel (JSON): file name, name, version, platform, ckey."""
     out: list[dict[str, Any]] = []
     packages = client.request("GET", f"/api/channels/{channel_name}/artifacts")["packages"]
     for pkg in packages:
+        kind = pkg.get("family", "conda")
+        if family and kind != family:
+            continue
         offset = 0
         while True:
             page = client.request(
-                "GET", f"/api/channels/{channel_name}/artifacts/conda/{pkg['name']}/files",
+                "GET", f"/api/channels/{channel_name}/artifacts/{kind}/{pkg['name']}/files",
                 params={"offset": offset, "limit": 1000})
             for f in page["files"]:
                 # CVE fields appear once a plugin provides them (repoproxy_package_extra)
-                keep = f if full_details else {
+                keep = f if full_details or kind != "conda" else {
                     k: v for k, v in f.items() if k in BRIEF or k.startswith("cve")}
                 out.append(keep)
             offset += len(page["files"])
@@ -50,11 +56,13 @@ def list_files(client: Client, channel_name: str, full_details: bool) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--family", default="conda", show_default=True, type=click.Choice(["conda"]))
+@click.option("-f", "--family", default="conda", show_default=True,
+              type=click.Choice(["conda", "gra"]),
+              help="conda packages, or gra: generic artifacts and notebooks.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @client_options
 def search(client: Client, name: str, family: str, as_json: bool) -> None:
-    """Find a package in every channel you may read."""
+    """Find a package (or a generic artifact) in every channel you may read."""
     data = client.request("GET", "/api/v1/search", params={"q": name, "family": family})
     if as_json:
         click.echo(json.dumps(data, indent=2))

@@ -7,6 +7,7 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
+from repoproxy.domain.artifacts import remove_orphan_blobs
 from repoproxy.domain.core import Core
 from repoproxy.errors import RepoproxyError
 from repoproxy.names import check_channel_name, is_subdir
@@ -42,8 +43,10 @@ def _recover_channel(services: Core, channel: str) -> None:
     # a subchannel's tree lies inside its parent's (channels/C/SUB): not a subdir of C
     subchannels = {c.name.partition("/")[2] for c in catalog.subchannels(channel)}
     if directory.is_dir():
+        # dot-directories are not subdirs (.artifacts: generic artifacts' blobs)
         subdirs |= {p.name for p in directory.iterdir()
-                    if p.is_dir() and p.name != "shards" and p.name not in subchannels}
+                    if p.is_dir() and p.name != "shards" and not p.name.startswith(".")
+                    and p.name not in subchannels}
     bad = sorted(s for s in subdirs if not is_subdir(s))
     if bad:
         log.error("recovery skipped subdirs %s of channel %r: not valid subdir names",
@@ -61,6 +64,9 @@ def _recover_channel(services: Core, channel: str) -> None:
         except Exception:
             log.exception("recovery of %s/%s failed", channel, subdir)
     services.indexer.build_channeldata(channel)
+    orphans = remove_orphan_blobs(services, channel)
+    if orphans:
+        log.info("removed %d unreferenced artifact files in %s", orphans, channel)
 
 
 def _remove_partial_writes(services: Core, channel: str, directory: Path,

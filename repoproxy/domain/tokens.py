@@ -233,9 +233,14 @@ def may_manage_token(actor: Actor, row: TokenRow) -> bool:
         (actor.access(ch) or Access.READ).rank >= Access.MANAGE.rank for ch in row.channels)
 
 
-def visible_tokens(core: Core, actor: Actor) -> list[TokenRow]:
+def visible_tokens(core: Core, actor: Actor, *, channel: str | None = None,
+                   owner: str | None = None) -> list[TokenRow]:
+    """Tokens the actor may manage; ``channel``: only service tokens covering it; ``owner``:
+    only tokens of that user id."""
     rows = [TokenRow.from_row(r) for r in core.catalog().list_tokens()]
-    return [r for r in rows if may_manage_token(actor, r)]
+    return [r for r in rows if may_manage_token(actor, r)
+            and (channel is None or channel in r.channels)
+            and (owner is None or r.owner == owner)]
 
 
 def _managed(catalog: Catalog, actor: Actor, token_id: str) -> TokenRow:
@@ -246,16 +251,27 @@ def _managed(catalog: Catalog, actor: Actor, token_id: str) -> TokenRow:
     return token
 
 
-def edit_token(core: Core, token_id: str, access: Access | str, *,
-               actor: Actor = CLI) -> TokenRow:
-    level = parse_access(access)
+def edit_token(core: Core, token_id: str, access: Access | str | None = None, *,
+               name: str | None = None, actor: Actor = CLI) -> TokenRow:
+    """Change a token's permission and/or name (one ``token.edit`` audit row)."""
+    fields: dict[str, str] = {}
+    if access is not None:
+        fields["access"] = str(parse_access(access))
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise RepoproxyError("'name' must be 1 to 200 characters")
+        fields["name"] = name.strip()
+    if not fields:
+        raise RepoproxyError("nothing to change: give permission and/or name")
     db = core.db()
     with write_transaction(db):
         catalog = Catalog(db)
         token = _managed(catalog, actor, token_id)
-        catalog.update_token(token.id, access=str(level))
-        audit(db, actor, "token.edit", ",".join(token.channels) or None, token.id,
-              permission=str(level))
+        catalog.update_token(token.id, **fields)
+        details = {"permission": fields["access"]} if "access" in fields else {}
+        if "name" in fields:
+            details["name"] = fields["name"]
+        audit(db, actor, "token.edit", ",".join(token.channels) or None, token.id, **details)
         return TokenRow.from_row(catalog.get_token(token.id) or {})
 
 

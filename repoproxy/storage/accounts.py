@@ -85,6 +85,11 @@ class Accounts:
         return list(self.db.table("members").rows_where("channel = ?", [channel],
                                                         order_by="user"))
 
+    def last_change(self, channel: str) -> str | None:
+        """When the channel last changed: its newest audit row (every write leaves one)."""
+        row = self.db.execute("SELECT MAX(at) FROM audit WHERE channel = ?", [channel]).fetchone()
+        return str(row[0]) if row and row[0] else None
+
     def grants_of(self, user: str) -> dict[str, Access]:
         return {ch: MEMBER_ROLES[role] for ch, role in self.db.execute(
             "SELECT channel, role FROM members WHERE user = ?", [user])}

@@ -117,7 +117,7 @@ class Catalog:
 
     def delete_channel(self, name: str) -> None:
         for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards",
-                      "members"):
+                      "members", "artifacts"):
             self.db.execute(f"DELETE FROM {table} WHERE channel = ?", [name])  # noqa: S608
         self.db.execute("DELETE FROM channels WHERE name = ?", [name])
 

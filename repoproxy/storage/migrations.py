@@ -103,3 +103,20 @@ def m002_access(db: Database) -> None:
         pk="id",
     )
     db.table("audit").create_index(["at"])
+
+
+@migrations()
+def m003_artifacts(db: Database) -> None:
+    # generic artifacts (family "gra": any file, notebooks included) stored beside a channel's
+    # conda packages but never indexed into its repodata; bytes live in a content-addressed
+    # blob (<channel>/.artifacts/<sha256>) so that a forced replacement is one row update
+    db.table("artifacts").create(
+        {"channel": str, "name": str, "version": str, "filename": str, "kind": str,
+         "size": int, "sha256": str, "md5": str, "description": str, "uploader": str,
+         "uploaded_at": str},
+        pk=("channel", "name", "version", "filename"),
+        foreign_keys=[("channel", "channels", "name")],
+    )
+    db.table("artifacts").create_index(["channel", "sha256"])
+    # a channel's last change (`channel show`): the newest audit row of the channel
+    db.table("audit").create_index(["channel", "at"])

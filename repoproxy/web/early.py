@@ -44,6 +44,7 @@ UPLOAD_ROUTES = frozenset({
     ("api.upload", "POST"),
     ("api.quetz_upload", "POST"),
     ("channel.file", "PUT"),
+    ("artifacts.file", "POST"),
 })
 
 WWW_AUTHENTICATE = 'Bearer realm="repoproxy", Basic realm="repoproxy"'

@@ -117,7 +117,8 @@ def op(summary: str, tag: str, responses: dict[str, Any], *,
 CHANNEL = path_param("channel", "Channel name (CEP-26)", "main")
 NAME_CHANNEL = path_param("name", "Channel name (CEP-26)", "main")
 PACKAGE = path_param("name", "Package name", "fuzzpkg")
-FAMILY = path_param("family", "Artifact family: only `conda` exists", "conda")
+FAMILY = path_param("family", "Artifact family: `conda`, or `gra` (generic artifacts and "
+                    "notebooks)", "conda")
 SUBDIR = path_param("subdir", "Subdir (`noarch` or `<os>-<arch>`)", "noarch")
 FILENAME = path_param("filename", "Package file name (`<name>-<version>-<build>.conda` or "
                       "`.tar.bz2`)")
@@ -134,7 +135,10 @@ SCHEMAS: dict[str, Any] = {
     "ChannelDetails": obj({
         "name": STR, "description": STR, "privacy": PRIVACY, "created": STR,
         "subdirs": STR_LIST, "package_files": string_map(INT), "url": STR,
-    }, {"subchannels": INT, "parent": STR}),
+    }, {
+        "owners": STR_LIST, "last_updated": STR, "package_count": INT, "artifact_count": INT,
+        "subchannel_count": INT, "mirror_count": INT, "parent": STR,
+    }),
     "FileItem": obj({
         "subdir": STR, "filename": STR, "name": STR, "version": STR, "build": STR,
         "size": INT, "sha256": STR, "md5": STR, "indexed_timestamp": INT,
@@ -224,6 +228,8 @@ CORE_PATHS: dict[str, Any] = {
     "/api/v1/tokens": {
         "get": op("Tokens the caller may manage (never their secrets)", "access",
                   {"200": ok(obj({"tokens": array(ref("Token"))}))},
+                  parameters=[query("channel", "Only service tokens covering this channel"),
+                              query("user_id", "Only tokens of this user id")],
                   operation_id="listTokens"),
         "post": op("Create a token; the secret is in this answer only", "access",
                    {"201": ok({"allOf": [ref("Token"), obj({"token": STR})]}, "Created")},
@@ -238,8 +244,10 @@ CORE_PATHS: dict[str, Any] = {
     },
     "/api/v1/tokens/{id}": {
         "parameters": [path_param("id", "Token id")],
-        "patch": op("Change a token's permission", "access", {"200": ok(ref("Token"))},
-                    body=json_body(obj({"permission": PERMISSION}, closed=True)),
+        "patch": op("Change a token's permission and/or name", "access",
+                    {"200": ok(ref("Token"))},
+                    body=json_body(obj({}, {"permission": PERMISSION, "name": STR},
+                                       closed=True)),
                     operation_id="patchToken"),
         "delete": op("Revoke a token", "access", {"200": ok(obj({"revoked": STR}))},
                      operation_id="revokeToken"),
@@ -306,7 +314,8 @@ CORE_PATHS: dict[str, Any] = {
                                       "family": STR, "build": STR, "license": STR,
                                       "platforms": STR_LIST, "exact": BOOL}))}))},
                   parameters=[query("q", "Part of a package name", required=True),
-                              query("family", "Artifact family (only `conda`)")],
+                              query("family", "Artifact family: `conda` (default) or `gra`",
+                                    {"type": "string", "enum": ["conda", "gra"]})],
                   operation_id="search"),
     },
     "/api/channels/{channel}/artifacts": {
@@ -372,6 +381,45 @@ CORE_PATHS: dict[str, Any] = {
                        "enum": ["description", "summary", None]}}))},
             operation_id="getReadme"),
     },
+}
+
+# --- generic artifacts and notebooks (family gra) ---------------------------------------------
+ARTIFACT_FILE = [CHANNEL, path_param("name", "Artifact name", "fuzzart"),
+                 path_param("version", "Artifact version", "1.0"),
+                 path_param("filename", "File name", "data.txt")]
+SCHEMAS["GenericArtifact"] = obj({
+    "channel": STR, "name": STR, "version": STR, "filename": STR, "family": STR,
+    "kind": {"type": "string", "enum": ["file", "notebook"]}, "size": INT, "sha256": STR,
+    "md5": STR, "description": STR, "uploader": STR, "uploaded_at": STR, "url": STR,
+})
+CORE_PATHS["/api/channels/{channel}/artifacts/gra/{name}/{version}/{filename}"] = {
+    "parameters": ARTIFACT_FILE,
+    "get": op("Download a generic artifact or notebook", "artifacts",
+              {"200": ok({"type": "string", "format": "binary"}, "The file's bytes",
+                         "application/octet-stream")},
+              operation_id="downloadArtifact"),
+    "post": op("Upload a generic artifact (any file; `.ipynb` files must be notebooks): raw "
+               "body or multipart `file` part; 409 when it exists unless `force`", "artifacts",
+               {"201": ok(ref("GenericArtifact"), "Created")},
+               parameters=[
+                   header("X-File-SHA256", "Expected sha256 of the bytes"),
+                   query("force", "Replace a file of the same name and version",
+                         {"type": "string", "enum": ["true", "false", "1", "0"]}),
+                   query("description", "A short description"),
+               ],
+               body={"required": True, "content": {
+                   "application/octet-stream": {"schema": {"type": "string",
+                                                           "format": "binary"}},
+                   "multipart/form-data": {"schema": obj({
+                       "file": {"type": "string", "format": "binary"}})},
+               }},
+               operation_id="uploadArtifact"),
+    "delete": op("Delete one generic artifact file", "artifacts",
+                 {"200": ok(obj({"deleted": STR}))},
+                 parameters=[CHANNEL, path_param("name", "Artifact name", "scratchart"),
+                             path_param("version", "Artifact version", "1.0"),
+                             path_param("filename", "File name", "data.txt")],
+                 operation_id="deleteArtifact"),
 }
 
 # first-party plugins' routes, by plugin name
@@ -543,6 +591,29 @@ PLUGIN_PATHS: dict[str, dict[str, Any]] = {
         "/api/v1/cves": {
             "get": op("Every known CVE", "cve", {"200": ok(obj({"cves": array(ref("Cve"))}))},
                       operation_id="listCves"),
+        },
+        "/api/v1/cves/import": {
+            "post": op("Import CVE data: one OSV record, a curated file, or a zip of OSV "
+                       "records (admins)", "cve",
+                       {"200": ok(obj({"records": INT, "new": INT, "updated": INT}))},
+                       body={"required": True, "content": {"application/octet-stream": {
+                           "schema": {"type": "string", "format": "binary"}}}},
+                       operation_id="importCves"),
+        },
+        "/api/v1/cves/{id}": {
+            "parameters": [path_param("id", "CVE id", "CVE-2024-0001")],
+            "get": op("One CVE", "cve", {"200": ok(ref("Cve"))}, operation_id="getCve"),
+            "patch": op("Set a CVE's curation status (admins)", "cve", {"200": ok(ref("Cve"))},
+                        body=json_body(obj({"status": {"type": "string", "enum": [
+                            "active", "reported", "mitigated", "cleared", "disputed",
+                            "uncurated"]}}, closed=True)),
+                        operation_id="patchCve"),
+        },
+        "/api/v1/cves/{id}/files": {
+            "parameters": [path_param("id", "CVE id", "CVE-2024-0001")],
+            "get": op("Files the CVE affects, in channels the caller may read", "cve",
+                      {"200": ok(obj({"id": STR, "files": STR_LIST}))},
+                      operation_id="cveFiles"),
         },
     },
     "repoproxy_watch": {

@@ -57,6 +57,7 @@ def includeme(config: Configurator) -> None:
 
     config.include(".views.details")  # package details API (its own includeme)
     config.include(".views.search")  # cross-channel search
+    config.include(".views.artifacts")  # generic artifacts and notebooks (family gra)
 
     # conda-facing routes last: they match almost anything of their shape
     channel("channel.root", f"/{CHANNEL}/")

@@ -140,5 +140,5 @@ def test_copy_move_remove(served: Any, tmp_path: Path) -> None:
     assert r.status_code == 404
     # the subchannel CLI: list and show count it
     assert "prod/rc" in cli(env, "channel", "list", "prod")
-    assert cli(env, "channel", "show", "prod")["subchannels"] == 1
+    assert cli(env, "channel", "show", "prod")["subchannel_count"] == 1
     assert cli(env, "channel", "show", "prod/rc")["parent"] == "prod"

@@ -79,7 +79,7 @@ def test_subchannel_is_a_channel_of_its_own(testapp: Any, make_channel: Callable
     # the parent's shard route and the subchannel's file route never meet
     testapp.get("/main/linux-64/shards/" + "0" * 64 + ".msgpack.zst", status=404)
     # channel show counts subchannels; the list and the subchannel API name it
-    assert testapp.get("/api/v1/channels/main", headers=admin_headers).json["subchannels"] == 1
+    assert testapp.get("/api/v1/channels/main", headers=admin_headers).json["subchannel_count"] == 1
     listed = testapp.get("/api/v1/channels/main/subchannels", headers=admin_headers).json
     assert [c["name"] for c in listed["subchannels"]] == ["main/dev"]
     shown = testapp.get("/api/v1/channels/main/subchannels/dev", headers=admin_headers).json

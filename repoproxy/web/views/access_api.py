@@ -110,16 +110,22 @@ def post_token(request: Request) -> Any:
 @view_config(route_name="api.tokens", request_method="GET", renderer="json",
              permission=Permissions.SERVER_USE)
 def list_tokens(request: Request) -> Any:
-    return {"tokens": [r.as_json() for r in tokens.visible_tokens(request.services,
-                                                                   request.identity)]}
+    rows = tokens.visible_tokens(request.services, request.identity,
+                                 channel=request.GET.get("channel") or None,
+                                 owner=request.GET.get("user_id") or None)
+    return {"tokens": [r.as_json() for r in rows]}
 
 
 @view_config(route_name="api.token", request_method="PATCH", renderer="json",
              permission=Permissions.SERVER_USE)
 def patch_token(request: Request) -> Any:
     body = json_body(request)
-    row = tokens.edit_token(request.services, request.matchdict["id"],
-                            str(body.get("permission")), actor=request.identity)
+    if "permission" not in body and "name" not in body:
+        raise BadRequest("nothing to change: give permission and/or name")
+    permission = str_field(body, "permission") if "permission" in body else None
+    name = str_field(body, "name") if "name" in body else None
+    row = tokens.edit_token(request.services, request.matchdict["id"], permission,
+                            name=None if name is None else str(name), actor=request.identity)
     return row.as_json()
 
 

@@ -18,6 +18,8 @@ from repoproxy.web.resources import channel_url
 
 def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
     """The channel as the API shows it; ``channel`` is one the caller was admitted to."""
+    from repoproxy.domain.channel_info import channel_overview
+
     counts = request.reads.subdir_counts(channel)  # policy-hidden files are not counted
     details = dict(
         channel.as_json(),
@@ -25,10 +27,11 @@ def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
         package_files=counts,
         url=channel_url(request, "channel.root", channel=channel.name),
     )
+    # owners, dates and counts; plugins (subchannels, mirrors) override their counts below
+    details.update(channel_overview(request.reads, channel,
+                                    show_owners=request.identity.kind != "anonymous"))
     if "/" in channel.name:  # a subchannel: access follows its parent
         details["parent"] = channel.name.partition("/")[0]
-    else:
-        details["subchannels"] = len(request.services.catalog().subchannels(channel.name))
     for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
             request=request, channel=channel)):
         details.update(extra)

@@ -24,6 +24,7 @@ from repoproxy.plugins import collect
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory, channel_url
 from repoproxy.web.routes import CHANNEL_PATH
+from repoproxy.web.views import artifacts as gra
 
 # a subchannel's packages too: ``{channel}`` matches ``C`` or ``C/SUB``
 ARTIFACT = f"/api/channels/{CHANNEL_PATH}/artifacts/{{family}}/{{name}}"
@@ -64,6 +65,11 @@ def file_json(request: Request, channel: Channel, rec: PackageRecord) -> dict[st
             request=request, channel=channel, record=rec)):
         item.update(extra)
     return item
+
+
+def _gra(request: Request) -> bool:
+    """Whether the route asks for generic artifacts (views/artifacts.py answers those)."""
+    return bool(request.matchdict["family"] == "gra")
 
 
 def _family(request: Request) -> None:
@@ -120,18 +126,23 @@ def list_packages(request: Request) -> Any:
             "summary": newest.about.get("summary") or "",
             "platforms": package.platforms, "file_count": len(package.records),
         })
+    packages.extend(gra.package_entries(request, channel))
     return {"channel": channel.name, "packages": packages}
 
 
 @view_config(route_name="details.package", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
 def get_package(request: Request) -> Any:
+    if _gra(request):
+        return gra.summary(request, request.context.channel, request.matchdict["name"])
     return summary(request, _package(request))
 
 
 @view_config(route_name="details.package", request_method="DELETE", renderer="json",
              permission=Permissions.CHANNEL_DELETE)
 def delete_package(request: Request) -> Any:
+    if _gra(request):
+        return gra.delete_name(request, request.context.channel, request.matchdict["name"])
     _family(request)
     removed = packages.delete_package(request.services, request.context.channel.name,
                                       request.matchdict["name"], actor=request.identity)
@@ -154,8 +165,12 @@ def _int(request: Request, key: str, default: int, low: int, high: int) -> int:
 @view_config(route_name="details.files", request_method="GET", renderer="json",
              permission=Permissions.CHANNEL_READ)
 def get_files(request: Request) -> Any:
-    _family(request)
     channel = request.context.channel
+    if _gra(request):
+        return gra.files(request, channel, request.matchdict["name"],
+                         _int(request, "offset", 0, 0, 10**9),
+                         _int(request, "limit", 100, 1, 1000))
+    _family(request)
     records = request.reads.files(
         channel, request.matchdict["name"],
         **{key: request.GET.get(key) for key in ("subdir", "version", "build", "filename")})

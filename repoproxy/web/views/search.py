@@ -1,4 +1,5 @@
-"""Search across every channel the caller may read: ``GET /api/v1/search?q=&family=conda``."""
+"""Search across every channel the caller may read:
+``GET /api/v1/search?q=&family=conda|gra``."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def search(request: Request) -> Any:
     family = request.GET.get("family") or "conda"
     if not q:
         raise BadSearch("'q' is required")
-    if family != "conda":
-        raise BadSearch(f"unknown family {family!r}: only 'conda' is served here")
-    results = request.reads.search(q, family)
+    if family == "gra":  # generic artifacts and notebooks
+        from repoproxy.domain.artifacts import search_artifacts
+
+        results = search_artifacts(request.reads, q)
+    elif family == "conda":
+        results = request.reads.search(q, family)
+    else:
+        raise BadSearch(f"unknown family {family!r}: use 'conda' or 'gra'")
     return {"query": q, "family": family, "count": len(results), "results": results}
