@@ -103,7 +103,10 @@ class Identity:
     def access(self, channel: str) -> Access | None:
         if self.is_admin:
             return Access.MANAGE
-        return self.grants.get(channel) or self.grants.get("*")
+        # a subchannel's access follows its parent: a grant on "C" covers "C/SUB"
+        parent = channel.partition("/")[0]
+        return (self.grants.get(channel) or self.grants.get(parent)
+                or self.grants.get("*"))
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,53 @@ TOKEN_RE = re.compile(r"\A[A-Za-z0-9-]{1,200}\Z")
 
 #: Top-level path words the server's own routes use: a channel may not take them.
 RESERVED_CHANNELS = frozenset({"api", "t", "-", "static", "label"})
+#: Words that follow a channel in the server's own paths (``/<channel>/channeldata.json``,
+#: ``/api/channels/<channel>/artifacts/...``): a subchannel may not take them, so that
+#: ``<channel>/<sub>`` is never read as a channel followed by one of these paths.
+RESERVED_SUBCHANNELS = RESERVED_CHANNELS | frozenset({
+    "shards", "channeldata.json", "artifacts", "subchannels", "files", "members", "upload",
+    "badges", "sbom", "downloads", "cves", "sbom.json",
+})
 EXTENSIONS = (".conda", ".tar.bz2")
 
 
+def split_channel(name: str) -> tuple[str, str | None]:
+    """``"C/SUB"`` -> ``("C", "SUB")``; ``"C"`` -> ``("C", None)`` (no check)."""
+    parent, sep, sub = name.partition("/")
+    return parent, (sub if sep else None)
+
+
+def parent_channel(name: str) -> str:
+    """The channel whose access governs ``name``: itself, or a subchannel's parent."""
+    return name.partition("/")[0]
+
+
+def check_subchannel_name(sub: str) -> str:
+    """A subchannel's own name: a channel name that no subdir and no server path word takes.
+
+    ``/<channel>/<sub>/<subdir>/...`` and ``/<channel>/<subdir>/shards/...`` must never be
+    confused, so a name shaped like a subdir (``noarch``, ``<os>-<arch>``, whatever its
+    length: the server accepts any such subdir) is refused.
+    """
+    if not sub or len(sub) > 128 or not CHANNEL_RE.fullmatch(sub):
+        raise InvalidName(
+            f"invalid subchannel name {sub!r}: use lowercase letters, digits, '_', '.', '-', "
+            "at most 128 characters, not starting with '.' or '-'")
+    if sub == "noarch" or SUBDIR_RE.fullmatch(sub):
+        raise InvalidName(f"subchannel name {sub!r} is shaped like a subdir (noarch or "
+                          "<os>-<arch>) and would be confused with one")
+    if sub in RESERVED_SUBCHANNELS:
+        raise InvalidName(f"subchannel name {sub!r} is reserved")
+    return sub
+
+
 def check_channel_name(name: str) -> str:
+    """A channel name, or ``<channel>/<subchannel>`` (one level of subchannels)."""
+    if isinstance(name, str) and "/" in name:
+        parent, sub = split_channel(name)
+        check_channel_name(parent)
+        check_subchannel_name(sub or "")
+        return name
     if not isinstance(name, str) or not name or len(name) > 128 or not CHANNEL_RE.fullmatch(name):
         raise InvalidName(
             f"invalid channel name {name!r}: use lowercase letters, digits, '_', '.', '-' "

@@ -27,12 +27,13 @@ def repoproxy_configure(config: Any) -> None:
 @hookimpl
 def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str, Any]:
     from repoproxy.models import Privacy
+    from repoproxy.web.resources import channel_url
 
     suffix = "" if channel.privacy == Privacy.PUBLIC else "?token=<READ_TOKEN>"
     badges = {}
     for kind in KINDS:
-        url = request.route_url("badges.badge", channel=channel.name, name=record.name,
-                                kind=kind) + suffix
+        url = channel_url(request, "badges.badge", channel=channel.name, name=record.name,
+                          kind=kind) + suffix
         alt = f"{record.name} {kind.replace('_', ' ')}"
         badges[kind] = {
             "url": url,

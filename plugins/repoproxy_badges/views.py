@@ -23,6 +23,7 @@ from repoproxy.models import Access
 from repoproxy.plugins import collect
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 from . import KINDS
 from .render import render
@@ -31,7 +32,7 @@ MAX_AGE = 300
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("badges.badge", "/api/channels/{channel}/badges/{name}/{kind}.svg",
+    config.add_route("badges.badge", f"/api/channels/{CHANNEL_PATH}/badges/{{name}}/{{kind}}.svg",
                      factory=channel_factory)
     config.scan(".views")
 

@@ -14,6 +14,7 @@ from repoproxy.errors import TooLarge
 from repoproxy.web.bodies import BadRequest, json_body, str_field
 from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 from .matching import facts_for
 from .plugin import affected_files, cve_store, import_path, set_status
@@ -22,7 +23,7 @@ STATUSES = ("active", "reported", "mitigated", "cleared", "disputed", "uncurated
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("cve.package", "/api/channels/{channel}/artifacts/conda/{name}/cves",
+    config.add_route("cve.package", f"/api/channels/{CHANNEL_PATH}/artifacts/conda/{{name}}/cves",
                      factory=channel_factory)
     config.add_route("cve.list", "/api/v1/cves", factory=ServerResource)
     # before cve.one: "import" is not a CVE id

@@ -13,6 +13,7 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.web.bodies import MAX_TEXT, BadRequest, json_body, str_field
 from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 from . import ops
 from .service import policy_store
@@ -20,7 +21,7 @@ from .service import policy_store
 
 def includeme(config: Configurator) -> None:
     config.add_route("policy.list", "/api/v1/policies", factory=ServerResource)
-    config.add_route("policy.explain", "/api/v1/policies/explain/{channel}/*filename",
+    config.add_route("policy.explain", f"/api/v1/policies/explain/{CHANNEL_PATH}/*filename",
                      factory=channel_factory)
     config.add_route("policy.item", "/api/v1/policies/{id}", factory=ServerResource)
     config.add_route("policy.assign", "/api/v1/policies/{id}/assign", factory=ServerResource)

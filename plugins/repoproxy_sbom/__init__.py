@@ -96,8 +96,10 @@ def repoproxy_configure(config: Any) -> None:
 
 @hookimpl
 def repoproxy_package_extra(request: Any, channel: Any, record: Any) -> dict[str, Any]:
-    return {"sbom_url": request.route_url("sbom.file", channel=channel.name,
-                                          subdir=record.subdir, filename=record.filename)}
+    from repoproxy.web.resources import channel_url
+
+    return {"sbom_url": channel_url(request, "sbom.file", channel=channel.name,
+                                    subdir=record.subdir, filename=record.filename)}
 
 
 @hookimpl

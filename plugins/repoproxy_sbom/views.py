@@ -17,14 +17,15 @@ from repoproxy.errors import NotFound
 from repoproxy.names import is_subdir
 from repoproxy.web.files import file_response
 from repoproxy.web.resources import channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 CONTENT_TYPE = "application/vnd.cyclonedx+json"
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("sbom.subdir", "/api/channels/{channel}/sbom/{subdir}",
+    config.add_route("sbom.subdir", f"/api/channels/{CHANNEL_PATH}/sbom/{{subdir}}",
                      factory=channel_factory)
-    config.add_route("sbom.file", "/api/channels/{channel}/sbom/{subdir}/{filename}",
+    config.add_route("sbom.file", f"/api/channels/{CHANNEL_PATH}/sbom/{{subdir}}/{{filename}}",
                      factory=channel_factory)
     config.scan(".views")
 

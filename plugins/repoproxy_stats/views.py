@@ -16,6 +16,7 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import RepoproxyError
 from repoproxy.web.request import Request
 from repoproxy.web.resources import ServerResource, channel_factory
+from repoproxy.web.routes import CHANNEL_PATH
 
 from .counter import REPORT_COLUMNS, channel_totals, report_rows
 
@@ -26,7 +27,7 @@ class BadReport(RepoproxyError):
 
 
 def includeme(config: Configurator) -> None:
-    config.add_route("stats.channel", "/api/channels/{channel}/downloads",
+    config.add_route("stats.channel", f"/api/channels/{CHANNEL_PATH}/downloads",
                      factory=channel_factory)
     config.add_route("stats.report", "/api/v1/reports/downloads", factory=ServerResource)
     config.scan(".views")

@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from repoproxy.domain.packages import upload_audit
-from repoproxy.errors import RepoproxyError
+from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
 
@@ -212,8 +212,11 @@ class Batcher:
         if channel is None and self.config.create_channels:
             from repoproxy.domain.channels import create_channel
 
-            channel = create_channel(self.services, name, privacy=self.config.create_privacy,
-                                     actor="watch")
+            try:
+                channel = create_channel(self.services, name,
+                                         privacy=self.config.create_privacy, actor="watch")
+            except NotFound:  # a subchannel of a channel that does not exist
+                return None
             log.info("watch: created channel %s (%s)", name, self.config.create_privacy)
         return channel
 

@@ -4,6 +4,7 @@ Layout::
 
     <root>/<channel>/<file>              the subdir comes from the package's index.json
     <root>/<channel>/<subdir>/<file>     index.json must name this subdir
+    <root>/<channel>/<sub>/[<subdir>/]<file>  the same for subchannel <channel>/<sub>
     <root>/.rejected/<channel>/<file>    refused files, each with <file>.reason.json
     <root>/.lock                         held by the one worker that processes the root
 
@@ -64,7 +65,8 @@ def _layout_problem(channel: str | None, subdir_dir: str | None, depth: int, nam
     except InvalidName as e:
         return f"folder {channel!r} cannot be a channel: {e.message}"
     if depth > 3:
-        return f"{name} is nested too deep: use <channel>/<file> or <channel>/<subdir>/<file>"
+        return (f"{name} is nested too deep: use <channel>[/<sub>]/<file> or "
+                "<channel>[/<sub>]/<subdir>/<file>")
     if subdir_dir is not None and not is_subdir(subdir_dir):
         return (f"folder {subdir_dir!r} is not a conda subdir (noarch, linux-64, osx-arm64, "
                 "win-64, ...)")
@@ -98,10 +100,14 @@ def scan(config: WatchConfig) -> Iterator[Candidate]:
             if not (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
                 continue  # sockets, fifos: nothing a package could be
             channel = parts[0] if parts else None
-            subdir_dir = parts[1] if len(parts) >= 2 else None
-            problem = _layout_problem(channel, subdir_dir, len(parts) + 1, entry.name,
+            rest = parts[1:]
+            if rest and not is_subdir(rest[0]):
+                # <channel>/<sub>/...: a subchannel (its name is never a subdir's)
+                channel, rest = f"{channel}/{rest[0]}", rest[1:]
+            subdir_dir = rest[0] if rest else None
+            problem = _layout_problem(channel, subdir_dir, len(rest) + 2, entry.name,
                                       entry.is_symlink())
-            subdir = subdir_dir if len(parts) == 2 and problem is None else None
+            subdir = subdir_dir if len(rest) == 1 and problem is None else None
             yield Candidate(path, "/".join((*parts, entry.name)), channel, subdir, problem)
 
     yield from walk(root, ())

@@ -17,6 +17,7 @@ def cli() -> None:
 def build_cli() -> click.Group:
     """The group with the core's commands and every plugin's."""
     from repoproxy.cli import access, client, server
+    from repoproxy.cli import transfers as transfers_cli
     from repoproxy.plugins import get_plugin_manager
     from repoproxy.settings import raw_settings
 
@@ -24,6 +25,7 @@ def build_cli() -> click.Group:
         cli.add_command(command)
     client.register(cli)
     access.register(cli)
+    transfers_cli.register(cli)
     # issue 15 (client side): artifacts download, login/logout/config, wizard
     from repoproxy.cli import artifacts, login, wizard
 

@@ -66,28 +66,47 @@ def _print(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+def channel_path(name: str) -> str:
+    """The API path of a channel, or of a subchannel ``C/SUB``."""
+    parent, sep, sub = name.partition("/")
+    return (f"/api/v1/channels/{parent}/subchannels/{sub}" if sep
+            else f"/api/v1/channels/{name}")
+
+
 @click.group()
 def channel() -> None:
-    """Create, list, show and remove channels."""
+    """Create, list, show and remove channels and subchannels (``C/SUB``)."""
 
 
 @channel.command("create")
 @click.argument("name")
 @click.option("--description", default="")
 @click.option("--privacy", default="public", show_default=True,
-              type=click.Choice(["public", "authenticated", "private"]))
+              type=click.Choice(["public", "authenticated", "private"]),
+              help="A subchannel's privacy is its parent's.")
 @client_options
 def channel_create(client: Client, name: str, description: str, privacy: str) -> None:
-    """Create a channel (public by default)."""
+    """Create a channel (public by default), or subchannel C/SUB of channel C."""
+    parent, sep, sub = name.partition("/")
+    if sep:
+        _print(client.request("POST", f"/api/v1/channels/{parent}/subchannels",
+                              json={"name": sub, "description": description}))
+        return
     _print(client.request("POST", "/api/v1/channels",
                           json={"name": name, "description": description, "privacy": privacy}))
 
 
 @channel.command("list")
+@click.argument("parent", required=False)
 @client_options
-def channel_list(client: Client) -> None:
-    """List the channels you may read: name, privacy, description."""
-    for ch in client.request("GET", "/api/v1/channels")["channels"]:
+def channel_list(client: Client, parent: str | None) -> None:
+    """List the channels you may read (subchannels included), or PARENT's subchannels:
+    name, privacy, description."""
+    if parent:
+        found = client.request("GET", f"/api/v1/channels/{parent}/subchannels")["subchannels"]
+    else:
+        found = client.request("GET", "/api/v1/channels")["channels"]
+    for ch in found:
         click.echo(f"{ch['name']}\t{ch['privacy']}\t{ch['description']}")
 
 
@@ -96,8 +115,8 @@ def channel_list(client: Client) -> None:
 @client_options
 def channel_show(client: Client, name: str) -> None:
     """A channel's details (JSON): privacy, owners, created and last-updated dates, counts of
-    package files, artifacts, subchannels and mirrors, downloads."""
-    _print(client.request("GET", f"/api/v1/channels/{name}"))
+    package files, artifacts, subchannels and mirrors, downloads; NAME may be C/SUB."""
+    _print(client.request("GET", channel_path(name)))
 
 
 @channel.command("remove")
@@ -108,7 +127,7 @@ def channel_remove(client: Client, name: str, yes: bool) -> None:
     """Remove a channel with all its files, members and token grants."""
     if not yes:
         click.confirm(f"remove channel {name} and all its packages?", abort=True)
-    _print(client.request("DELETE", f"/api/v1/channels/{name}"))
+    _print(client.request("DELETE", channel_path(name)))
 
 
 @click.command()
@@ -168,7 +187,7 @@ def upload(client: Client, files: tuple[Path, ...], channel_name: str | None, fo
 def reindex(client: Client, channel_name: str, subdirs: tuple[str, ...]) -> None:
     """Re-read a channel's files from disk and rebuild its repodata."""
     if not subdirs:
-        subdirs = tuple(client.request("GET", f"/api/v1/channels/{channel_name}")["subdirs"])
+        subdirs = tuple(client.request("GET", channel_path(channel_name))["subdirs"])
     for subdir in subdirs:
         _print(client.request("POST", f"/api/v1/reindex/{channel_name}/{subdir}"))
 

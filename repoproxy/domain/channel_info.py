@@ -2,9 +2,9 @@
 creation and last-change dates, and counts (package files, generic artifacts, subchannels,
 mirrors).
 
-``subchannel_count`` and ``mirror_count`` are 0 here: the features that own subchannels and
-mirrors set the real numbers through ``repoproxy_channel_extra`` (merged after this), so a
-server without them still answers with the field.
+``mirror_count`` is 0 here: the feature that owns mirrors sets the real number through
+``repoproxy_channel_extra`` (merged after this), so a server without it still answers with the
+field. Subchannels are the core's (a subchannel has none of its own).
 """
 
 from __future__ import annotations
@@ -30,6 +30,6 @@ def channel_overview(reads: ReadModel, ref: ChannelRef, *, show_owners: bool
         "last_updated": accounts.last_change(channel.name) or channel.created,
         "package_count": sum(reads.subdir_counts(channel).values()),
         "artifact_count": artifact_count(reads, channel),
-        "subchannel_count": 0,
+        "subchannel_count": len(reads.catalog.subchannels(channel.name)),
         "mirror_count": 0,
     }

@@ -1,4 +1,8 @@
-"""Channel operations: create, update (privacy, description), remove.
+"""Channel operations: create, update (privacy, description), remove; subchannels.
+
+A subchannel ``C/SUB`` is a channel row of its own (its own files, repodata and shards, served
+at ``/C/SUB/<subdir>/...``) whose access follows its parent's: its privacy is kept equal to
+the parent's, grants on ``C`` cover it, and it goes when ``C`` goes.
 
 Each runs one write transaction that also writes its audit row, then rebuilds what changed and
 fires the channel's event hook after commit.
@@ -19,9 +23,9 @@ import shutil
 from typing import TYPE_CHECKING
 
 from repoproxy.domain.audit import CLI, Actor, audit
-from repoproxy.errors import ChannelExists, Forbidden, InvalidName, RepoproxyError
-from repoproxy.models import Channel, Identity, Privacy
-from repoproxy.names import check_channel_name
+from repoproxy.errors import ChannelExists, Forbidden, InvalidName, NotFound, RepoproxyError
+from repoproxy.models import Access, Channel, Identity, Privacy
+from repoproxy.names import check_channel_name, split_channel
 from repoproxy.plugins import notify
 from repoproxy.storage.accounts import Accounts
 from repoproxy.storage.catalog import Catalog, utcnow
@@ -47,6 +51,8 @@ def create_channel(core: Core, name: str, description: str = "", privacy: str = 
     becomes its first owner. Any other identity is refused.
     """
     check_channel_name(name)
+    if "/" in name:
+        return create_subchannel(core, name, description, actor=actor)
     priv = parse_privacy(privacy)
     channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
     db = core.db()
@@ -70,6 +76,56 @@ def create_channel(core: Core, name: str, description: str = "", privacy: str = 
     return channel
 
 
+def _may_manage(actor: Actor, channel: str) -> bool:
+    if not isinstance(actor, Identity) or actor.is_admin:
+        return True
+    level = actor.access(channel)
+    return level is not None and level.rank >= Access.MANAGE.rank
+
+
+def _may_read(actor: Actor, channel: Channel) -> bool:
+    if not isinstance(actor, Identity) or channel.privacy == Privacy.PUBLIC:
+        return True
+    if channel.privacy == Privacy.AUTHENTICATED and actor.kind != "anonymous":
+        return True
+    return actor.access(channel.name) is not None
+
+
+def create_subchannel(core: Core, name: str, description: str = "", *,
+                      actor: Actor = CLI) -> Channel:
+    """Create ``C/SUB`` under an existing channel ``C``: who manages ``C`` may.
+
+    Its privacy is the parent's (access follows the parent). A parent the caller may not
+    manage answers like an absent one, so the call tells nothing about hidden channels.
+    """
+    check_channel_name(name)
+    parent_name, _ = split_channel(name)
+    db = core.db()
+    with write_transaction(db):
+        catalog = Catalog(db)
+        parent = catalog.get_channel(parent_name)
+        if parent is None or not _may_read(actor, parent):
+            raise NotFound("channel not found")
+        if not _may_manage(actor, parent_name):
+            raise Forbidden(f"you may not manage channel {parent_name!r}")
+        if catalog.get_channel(name) is not None:
+            raise ChannelExists(f"subchannel {name!r} already exists")
+        channel = Channel(name=name, description=description, privacy=parent.privacy,
+                          created=utcnow())
+        catalog.insert_channel(channel)
+        audit(db, actor, "subchannel.create", parent_name, name)
+    core.indexer.build(name, "noarch")
+    core.indexer.build_channeldata(name)
+    notify(core.pm, "repoproxy_channel_created", services=core, channel=channel)
+    return channel
+
+
+def list_subchannels(core: Core, parent: str) -> list[Channel]:
+    catalog = core.catalog()
+    catalog.require_channel(parent)
+    return catalog.subchannels(parent)
+
+
 def update_channel(core: Core, name: str, *, actor: Actor = CLI, privacy: str | None = None,
                    description: str | None = None) -> Channel:
     """Change a channel's privacy and/or description (one audit row either way)."""
@@ -80,11 +136,16 @@ def update_channel(core: Core, name: str, *, actor: Actor = CLI, privacy: str | 
         fields["description"] = str(description)
     if not fields:
         raise RepoproxyError("nothing to change: give privacy and/or description")
+    if "privacy" in fields and "/" in name:
+        raise RepoproxyError("a subchannel's privacy follows its parent channel: change the "
+                             "parent's")
     db = core.db()
     with write_transaction(db):
         catalog = Catalog(db)
         old = catalog.require_channel(name)
         catalog.update_channel(name, **fields)
+        if "privacy" in fields:
+            catalog.set_subchannels_privacy(name, str(fields["privacy"]))
         if "privacy" in fields and fields["privacy"] != old.privacy:
             audit(db, actor, "channel.privacy", name, None, old=str(old.privacy),
                   new=str(fields["privacy"]),
@@ -99,25 +160,33 @@ def update_channel(core: Core, name: str, *, actor: Actor = CLI, privacy: str | 
 
 
 def remove_channel(core: Core, name: str, *, actor: Actor = CLI) -> Channel:
-    """Remove a channel with its files, catalog rows, members and token grants."""
+    """Remove a channel (and its subchannels) with files, catalog rows, members and token
+    grants."""
     db = core.db()
     with write_transaction(db):
         catalog = Catalog(db)
         channel = catalog.require_channel(name)
-        files = len(list(catalog.packages(name)))
-        catalog.delete_channel(name)  # packages, subdirs, shards, members
-        revoked, narrowed = _forget_in_tokens(catalog, name)
+        subchannels = catalog.subchannels(name) if "/" not in name else []
+        files, revoked, narrowed = 0, [], []
+        for ch in [channel, *subchannels]:
+            files += len(list(catalog.packages(ch.name)))
+            catalog.delete_channel(ch.name)  # packages, subdirs, shards, members
+            gone, fewer = _forget_in_tokens(catalog, ch.name)
+            revoked += gone
+            narrowed += fewer
+        extra = {"subchannels": [c.name for c in subchannels]} if subchannels else {}
         audit(db, actor, "channel.delete", name, None, files=files, revoked_tokens=revoked,
-              narrowed_tokens=narrowed)
+              narrowed_tokens=narrowed, **extra)
     directory = core.store.channel_dir(name)
     if directory.exists():
         # out of the served tree in one rename, then deleted at leisure
-        trash = core.store.tmp_dir / f".removed-{os.getpid()}-{name}"
+        trash = core.store.tmp_dir / f".removed-{os.getpid()}-{name.replace('/', '+')}"
         shutil.rmtree(trash, ignore_errors=True)
         trash.parent.mkdir(parents=True, exist_ok=True)
         os.replace(directory, trash)
         shutil.rmtree(trash, ignore_errors=True)
-    notify(core.pm, "repoproxy_channel_removed", services=core, channel=channel)
+    for ch in [*subchannels, channel]:
+        notify(core.pm, "repoproxy_channel_removed", services=core, channel=ch)
     return channel
 
 

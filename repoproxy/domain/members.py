@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from repoproxy.domain.audit import CLI, Actor, audit
+from repoproxy.errors import RepoproxyError
 from repoproxy.storage.accounts import Accounts
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
@@ -20,6 +21,9 @@ def list_members(core: Core, channel: str) -> list[dict[str, Any]]:
 def add_member(core: Core, channel: str, user: str, role: str = "member", *,
                actor: Actor = CLI) -> None:
     """Make ``user`` a member (or owner) of ``channel``; a channel keeps at least one owner."""
+    if "/" in channel:
+        raise RepoproxyError("a subchannel's access follows its parent: add the member to "
+                             f"{channel.partition('/')[0]!r}")
     db = core.db()
     with write_transaction(db):
         Catalog(db).require_channel(channel)

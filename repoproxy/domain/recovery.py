@@ -40,10 +40,13 @@ def _recover_channel(services: Core, channel: str) -> None:
     catalog = services.catalog()
     subdirs = set(catalog.subdirs(channel))
     directory = services.store.channel_dir(channel)
+    # a subchannel's tree lies inside its parent's (channels/C/SUB): not a subdir of C
+    subchannels = {c.name.partition("/")[2] for c in catalog.subchannels(channel)}
     if directory.is_dir():
         # dot-directories are not subdirs (.artifacts: generic artifacts' blobs)
         subdirs |= {p.name for p in directory.iterdir()
-                    if p.is_dir() and p.name != "shards" and not p.name.startswith(".")}
+                    if p.is_dir() and p.name != "shards" and not p.name.startswith(".")
+                    and p.name not in subchannels}
     bad = sorted(s for s in subdirs if not is_subdir(s))
     if bad:
         log.error("recovery skipped subdirs %s of channel %r: not valid subdir names",

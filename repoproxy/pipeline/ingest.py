@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -37,6 +38,7 @@ from repoproxy.errors import (
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
 from repoproxy.names import is_subdir, package_name_problem, split_filename
 from repoproxy.pipeline.archive import Limits, read_metadata
+from repoproxy.pipeline.faults import fault_point
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
@@ -294,6 +296,45 @@ class Ingestor:
             with suppress(OSError):
                 tmp.unlink()
 
+    @contextmanager
+    def receive_stored(self, rec: PackageRecord) -> Iterator[Prepared]:
+        """A file the server already stores, prepared like an upload (copy and move).
+
+        The file is hard-linked into ``tmp/`` (same filesystem as the channels): no byte is
+        copied unless the filesystem refuses links. Its hashes are the catalog's (the bytes
+        are immutable once committed); its size is checked and its info part read again, so
+        the destination's plugins see what an upload would show them.
+        """
+        store = self.runtime.store
+        src = store.package_path(rec.channel, rec.subdir, rec.filename)
+        fd, name = _mkstemp(store.tmp_dir, rec.filename)
+        os.close(fd)
+        tmp = Path(name)
+        link = tmp.with_name(tmp.name + ".link")
+        try:
+            try:
+                os.link(src, link)
+                os.replace(link, tmp)
+            except FileNotFoundError:
+                raise NotFound(f"{rec.path}: the file is missing (reindex the subdir)") from None
+            except OSError:  # another filesystem, or links not allowed: copy the bytes
+                shutil.copyfile(src, tmp)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            if tmp.stat().st_size != rec.size:
+                raise InvalidPackage(f"{rec.path}: the file's size differs from the catalog's "
+                                     "(reindex the subdir)")
+            prepared = _finish(rec.filename, rec.subdir, tmp, rec.size, rec.sha256, rec.md5,
+                               self.rules)
+            attestation = attestation_path(src)
+            if attestation.is_file():
+                prepared.attestation = attestation.read_bytes()
+            yield prepared
+        finally:
+            for p in (link, tmp):
+                with suppress(OSError):
+                    p.unlink()
+
     # --- 2. plugins -------------------------------------------------------------------------
     def check(self, channel: Channel, prepared: Prepared) -> None:
         results = self.runtime.pm.hook.repoproxy_validate_package(
@@ -334,6 +375,7 @@ class Ingestor:
         uploader: str | None = None,
         in_place: bool = False,
         audit: AuditHook | None = None,
+        inside: Callable[[Database, list[PackageRecord]], None] | None = None,
     ) -> tuple[list[PackageRecord], list[tuple[Prepared, RepoproxyError]]]:
         """Commit a batch in one short write transaction (bulk import, watch folder).
 
@@ -342,6 +384,10 @@ class Ingestor:
         so a committed row never points at a rename that a crash could undo. A crash between
         rename and COMMIT leaves a file whose inode/mtime the catalog does not know, which
         start-up recovery indexes. Duplicates are returned as errors, not raised.
+
+        ``inside(db, records)`` runs last in the transaction, once the files are in place and
+        their directories synced: an operation that commits more with the files (a move
+        removing them from their origin) does it there, and its exception undoes all.
         """
         store = self.runtime.store
         db = self.runtime.db()
@@ -385,6 +431,9 @@ class Ingestor:
                     records.append(rec)
                 for directory in {dest.parent for dest, _ in moved}:
                     fsync_dir(directory)
+                fault_point("commit:placed")
+                if inside is not None:
+                    inside(db, records)
             except BaseException:
                 for dest, backup in reversed(moved):
                     self._undo_move(dest, backup)
@@ -524,13 +573,17 @@ class Ingestor:
             for p in (attestation_path(path), path):
                 with suppress(FileNotFoundError):
                     p.unlink()
+        self.unpublish(channel, removed)
+        return removed
+
+    def unpublish(self, channel: Channel, removed: list[PackageRecord]) -> None:
+        """After removals committed: rebuild what changed, then fire the removal events."""
         for subdir in sorted({r.subdir for r in removed}):
-            self.indexer.build(channel_name, subdir)
-        self.indexer.build_channeldata(channel_name)
+            self.indexer.build(channel.name, subdir)
+        self.indexer.build_channeldata(channel.name)
         for rec in removed:
             notify(self.runtime.pm, "repoproxy_package_removed",
                    services=self.runtime, channel=channel, record=rec)
-        return removed
 
     # --- reconciliation (reindex and crash recovery) --------------------------------------
     def reconcile(self, channel_name: str, subdir: str, *,

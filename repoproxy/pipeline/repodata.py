@@ -119,7 +119,7 @@ class Indexer:
     def _lock(self, channel: str, subdir: str) -> Iterator[None]:
         locks = self.runtime.store.root / "locks"
         locks.mkdir(exist_ok=True)
-        with open(locks / f"{channel}.{subdir}.lock", "a+b") as f:
+        with open(locks / f"{channel.replace('/', '+')}.{subdir}.lock", "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield

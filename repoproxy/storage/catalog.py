@@ -93,6 +93,19 @@ class Catalog:
     def list_channels(self) -> list[Channel]:
         return [_channel(r) for r in self.db.table("channels").rows_where(order_by="name")]
 
+    def subchannels(self, parent: str) -> list[Channel]:
+        """The subchannels of ``parent`` (rows named ``parent/SUB``), by name."""
+        prefix = parent + "/"
+        # substr, not LIKE: '_' in a channel name is a LIKE wildcard
+        return [_channel(r) for r in self.db.table("channels").rows_where(
+            "substr(name, 1, ?) = ?", [len(prefix), prefix], order_by="name")]
+
+    def set_subchannels_privacy(self, parent: str, privacy: str) -> None:
+        """A subchannel's privacy follows its parent's (served with the same headers)."""
+        prefix = parent + "/"
+        self.db.execute("UPDATE channels SET privacy = ? WHERE substr(name, 1, ?) = ?",
+                        [privacy, len(prefix), prefix])
+
     def insert_channel(self, channel: Channel) -> None:
         self.db.table("channels").insert(channel.as_json())
         self.db.table("subdirs").insert(

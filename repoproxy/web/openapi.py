@@ -137,7 +137,7 @@ SCHEMAS: dict[str, Any] = {
         "subdirs": STR_LIST, "package_files": string_map(INT), "url": STR,
     }, {
         "owners": STR_LIST, "last_updated": STR, "package_count": INT, "artifact_count": INT,
-        "subchannel_count": INT, "mirror_count": INT,
+        "subchannel_count": INT, "mirror_count": INT, "parent": STR,
     }),
     "FileItem": obj({
         "subdir": STR, "filename": STR, "name": STR, "version": STR, "build": STR,
@@ -423,6 +423,66 @@ CORE_PATHS["/api/channels/{channel}/artifacts/gra/{name}/{version}/{filename}"] 
 }
 
 # first-party plugins' routes, by plugin name
+# --- subchannels; copy, move, remove (issue 15) ---------------------------------------------
+SUB = path_param("sub", "Subchannel name (not a subdir's shape)", "dev")
+ORIGIN = path_param("channel", "Origin channel, `C` or `C/SUB`", "main")
+TRANSFER_BODY = {"package": STR, "version": STR, "subdir": STR, "file": STR}
+TRANSFER_RESULT = obj({"action": STR, "source": STR, "files": STR_LIST,
+                       "duplicates": STR_LIST}, {"destination": STR})
+TRANSFER_PATHS: dict[str, Any] = {
+    "/api/v1/channels/{name}/subchannels": {
+        "parameters": [NAME_CHANNEL],
+        "get": op("A channel's subchannels", "channels",
+                  {"200": ok(obj({"channel": STR, "subchannels": array(ref("Channel"))}))},
+                  operation_id="listSubchannels"),
+        "post": op("Create a subchannel `C/SUB` (who manages C); served at /C/SUB/", "channels",
+                   {"201": ok(ref("ChannelDetails"), "Created")},
+                   body=json_body(obj({"name": STR}, {"description": STR}, closed=True)),
+                   operation_id="createSubchannel"),
+    },
+    "/api/v1/channels/{name}/subchannels/{sub}": {
+        "get": op("A subchannel's details (access follows its parent)", "channels",
+                  {"200": ok(ref("ChannelDetails"))}, parameters=[NAME_CHANNEL, SUB],
+                  operation_id="getSubchannel"),
+        "delete": op("Delete a subchannel and its files", "channels",
+                     {"200": ok(obj({"deleted": STR}))},
+                     parameters=[NAME_CHANNEL, path_param("sub", "Subchannel name", "scratch")],
+                     operation_id="deleteSubchannel"),
+    },
+    "/api/v1/channels/{name}/subchannels/{sub}/files": {
+        "parameters": [NAME_CHANNEL, SUB],
+        "get": op("Every package file of a subchannel", "channels",
+                  {"200": ok(obj({"channel": STR, "files": array(ref("FileItem"))}))},
+                  parameters=[query("subdir", "Only this subdir")],
+                  operation_id="listSubchannelFiles"),
+    },
+    "/api/v1/copy/{channel}": {
+        "parameters": [ORIGIN],
+        "post": op("Copy a package's files to another channel or subchannel (hard links; "
+                   "the destination's policy may refuse: 422 with reasons)", "packages",
+                   {"200": ok(TRANSFER_RESULT)},
+                   body=json_body(obj({"package": STR, "destination": STR}, TRANSFER_BODY,
+                                      closed=True)),
+                   operation_id="copyPackage"),
+    },
+    "/api/v1/move/{channel}": {
+        "parameters": [ORIGIN],
+        "post": op("Move a package's files to another channel or subchannel (one commit)",
+                   "packages", {"200": ok(TRANSFER_RESULT)},
+                   body=json_body(obj({"package": STR, "destination": STR}, TRANSFER_BODY,
+                                      closed=True)),
+                   operation_id="movePackage"),
+    },
+    "/api/v1/remove/{channel}": {
+        "parameters": [path_param("channel", "Channel, `C` or `C/SUB`", "scratch")],
+        "post": op("Remove a package's files (all, one version, one subdir or one file)",
+                   "packages", {"200": ok(TRANSFER_RESULT)},
+                   body=json_body(obj({"package": STR}, TRANSFER_BODY, closed=True)),
+                   operation_id="removePackage"),
+    },
+}
+CORE_PATHS.update(TRANSFER_PATHS)
+
 PLUGIN_PATHS: dict[str, dict[str, Any]] = {
     "repoproxy_badges": {
         "/api/channels/{channel}/badges/{name}/{kind}.svg": {

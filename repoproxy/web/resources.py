@@ -1,10 +1,10 @@
 """Resources with ``__acl__``: what the one security policy checks permissions against.
 
 Routes name their resource with ``factory=``: :func:`channel_factory` for everything under a
-channel (the channel's name is the ``channel`` or ``name`` match), :class:`ServerResource` for
-the rest. A channel that does not exist gets a resource too, with the ACL of a private channel
-and nothing granted: the same work as a hidden channel, then the same refusal (no existence
-oracle in bytes or in timing).
+channel (the channel's name is the ``channel`` or ``name`` match, ``C/SUB`` for a
+subchannel), :class:`ServerResource` for the rest. A channel that does not exist gets a
+resource too, with the ACL of a private channel and nothing granted: the same work as a
+hidden channel, then the same refusal (no existence oracle in bytes or in timing).
 """
 
 from __future__ import annotations
@@ -46,8 +46,13 @@ class ChannelResource:
             acl.append((Allow, Everyone, ACCESS_PERMISSIONS["read"]))
         elif self.channel.privacy == Privacy.AUTHENTICATED:
             acl.append((Allow, Authenticated, ACCESS_PERMISSIONS["read"]))
+        # a subchannel's access follows its parent's: grants on the parent cover it (its
+        # privacy is kept equal to the parent's by the channel operations)
+        parent = name.partition("/")[0]
         for level, perms in ACCESS_PERMISSIONS.items():
             acl.append((Allow, f"channel:{name}:{level}" if exists else NOBODY, perms))
+            if parent != name:
+                acl.append((Allow, f"channel:{parent}:{level}" if exists else NOBODY, perms))
             acl.append((Allow, f"channel:*:{level}" if exists else NOBODY, perms))
         # the last entry refuses everybody an absent channel; for a real one it matches nobody
         acl.append((Deny, NOBODY if exists else Everyone, ALL_PERMISSIONS))
@@ -58,6 +63,8 @@ def channel_factory(request: Any) -> ChannelResource:
     """The channel named by the route (``{channel}`` or ``{name}``), existing or not."""
     md = request.matchdict or {}
     name = md.get("channel") or md.get("name") or ""
+    if md.get("sub"):  # /api/v1/channels/<channel>/subchannels/<sub>
+        name = f"{name}/{md['sub']}"
     # find_channel costs the same for a present and an absent channel (no timing oracle)
     return ChannelResource(request, request.services.catalog().find_channel(name), name)
 
@@ -73,3 +80,13 @@ class ServerResource:
 
     def __init__(self, request: Any = None) -> None:
         self.request = request
+
+
+def channel_url(request: Any, route_name: str, **kw: Any) -> str:
+    """``request.route_url`` for a route under a channel, with a subchannel's ``/`` kept.
+
+    Pyramid quotes a match value as one path segment (``C%2FSUB``); a subchannel is two.
+    Channel names hold no ``%``, so the only ``%2F`` is the one Pyramid made.
+    """
+    url: str = request.route_url(route_name, **kw)
+    return url.replace("%2F", "/")

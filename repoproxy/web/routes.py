@@ -11,7 +11,13 @@ from repoproxy.web.resources import ServerResource, channel_factory
 
 # a channel segment is never a reserved word, so plugin routes under /-/ or /api/ are not
 # swallowed by the conda-facing catch-all routes (which match almost any short path)
-CHANNEL = "{channel:(?!(?:" + "|".join(sorted(RESERVED_CHANNELS)) + ")/)[^/]+}"
+# A subchannel follows its channel as a second segment (``C/SUB``, the ``channel`` match);
+# a segment shaped like a subdir (``noarch``, ``<os>-<arch>``) is never one (subchannel names
+# may not take that shape), so ``/C/linux-64/...`` stays channel C's subdir.
+SUB = r"(?:/(?!(?:noarch|[a-z0-9]+-[a-z0-9]+)(?:/|$))[^/]+)?"
+CHANNEL = "{channel:(?!(?:" + "|".join(sorted(RESERVED_CHANNELS)) + ")/)[^/]+" + SUB + "}"
+#: a channel or a subchannel in an /api/ path
+CHANNEL_PATH = "{channel:[^/]+" + SUB + "}"
 
 
 def includeme(config: Configurator) -> None:
@@ -33,10 +39,18 @@ def includeme(config: Configurator) -> None:
     server("api.token", "/api/v1/tokens/{id}")
     server("api.whoami", "/api/v1/whoami")
     server("api.audit", "/api/v1/audit")
-    channel("api.upload", "/api/v1/upload/{channel}")
-    channel("api.delete", "/api/v1/delete/{channel}/{subdir}/{filename}")
-    channel("api.reindex", "/api/v1/reindex/{channel}/{subdir}")
-    channel("api.quetz_upload", "/api/channels/{channel}/upload/{filename}")
+    channel("api.upload", f"/api/v1/upload/{CHANNEL_PATH}")
+    channel("api.delete", f"/api/v1/delete/{CHANNEL_PATH}/{{subdir}}/{{filename}}")
+    channel("api.reindex", f"/api/v1/reindex/{CHANNEL_PATH}/{{subdir}}")
+    channel("api.quetz_upload", f"/api/channels/{CHANNEL_PATH}/upload/{{filename}}")
+    # --- subchannels; copy, move, remove (issue 15) ---
+    channel("api.subchannels", "/api/v1/channels/{name}/subchannels")
+    channel("api.subchannel", "/api/v1/channels/{name}/subchannels/{sub}")
+    channel("api.subchannel_files", "/api/v1/channels/{name}/subchannels/{sub}/files")
+    channel("api.copy", f"/api/v1/copy/{CHANNEL_PATH}")
+    channel("api.move", f"/api/v1/move/{CHANNEL_PATH}")
+    channel("api.remove", f"/api/v1/remove/{CHANNEL_PATH}")
+    # --- end of issue 15's block ---
     server("api.openapi", "/api/openapi.json")
     config.add_view("repoproxy.web.openapi.openapi_view", route_name="api.openapi",
                     request_method="GET", renderer="json", permission=NO_PERMISSION_REQUIRED)

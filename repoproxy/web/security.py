@@ -129,11 +129,14 @@ def principals(identity: Identity, context: Any = None) -> list[str]:
         out += [Authenticated, f"identity:{identity.name}", f"role:{identity.role}",
                 f"kind:{identity.kind}"]
     channel = getattr(getattr(context, "channel", None), "name", None)
+    # a subchannel's access follows its parent: globs are matched against both names
+    names = [] if channel is None else list(dict.fromkeys((channel, channel.partition("/")[0])))
     for pattern, access in identity.grants.items():
         if pattern == "*" or not any(c in pattern for c in "*?["):
             out.append(f"channel:{pattern}:{access}")
-        elif channel is not None and fnmatch.fnmatchcase(channel, pattern):
-            out.append(f"channel:{channel}:{access}")
+        else:
+            out.extend(f"channel:{n}:{access}" for n in names
+                       if fnmatch.fnmatchcase(n, pattern))
     return out
 
 

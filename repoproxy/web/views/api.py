@@ -13,6 +13,7 @@ from repoproxy.models import Channel
 from repoproxy.plugins import collect
 from repoproxy.web.bodies import MAX_TEXT, json_body, str_field
 from repoproxy.web.request import Request
+from repoproxy.web.resources import channel_url
 
 
 def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
@@ -24,11 +25,13 @@ def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
         channel.as_json(),
         subdirs=list(counts),
         package_files=counts,
-        url=request.route_url("channel.root", channel=channel.name),
+        url=channel_url(request, "channel.root", channel=channel.name),
     )
     # owners, dates and counts; plugins (subchannels, mirrors) override their counts below
     details.update(channel_overview(request.reads, channel,
                                     show_owners=request.identity.kind != "anonymous"))
+    if "/" in channel.name:  # a subchannel: access follows its parent
+        details["parent"] = channel.name.partition("/")[0]
     for extra in collect(request.services.pm.hook.repoproxy_channel_extra(
             request=request, channel=channel)):
         details.update(extra)

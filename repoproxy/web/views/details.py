@@ -22,10 +22,12 @@ from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
 from repoproxy.web.request import Request
-from repoproxy.web.resources import channel_factory
+from repoproxy.web.resources import channel_factory, channel_url
+from repoproxy.web.routes import CHANNEL_PATH
 from repoproxy.web.views import artifacts as gra
 
-ARTIFACT = "/api/channels/{channel}/artifacts/{family}/{name}"
+# a subchannel's packages too: ``{channel}`` matches ``C`` or ``C/SUB``
+ARTIFACT = f"/api/channels/{CHANNEL_PATH}/artifacts/{{family}}/{{name}}"
 FILE_FIELDS = ("subdir", "filename", "name", "version", "build", "build_number", "size",
                "sha256", "md5", "indexed_timestamp", "uploader", "uploaded_at")
 
@@ -42,7 +44,7 @@ def includeme(config: Configurator) -> None:
         ("details.dependencies", ARTIFACT + "/dependencies"),
         ("details.dependents", ARTIFACT + "/dependents"),
         ("details.readme", ARTIFACT + "/readme"),
-        ("details.packages", "/api/channels/{channel}/artifacts"),
+        ("details.packages", f"/api/channels/{CHANNEL_PATH}/artifacts"),
     ):
         config.add_route(name, pattern, factory=channel_factory)
 
@@ -57,8 +59,8 @@ def file_json(request: Request, channel: Channel, rec: PackageRecord) -> dict[st
     item["platform"] = rec.subdir
     item["ckey"] = ckey(rec)
     item["license"] = rec.record.get("license") or rec.about.get("license") or ""
-    item["url"] = request.route_url("channel.file", channel=channel.name, subdir=rec.subdir,
-                                    filename=rec.filename)
+    item["url"] = channel_url(request, "channel.file", channel=channel.name,
+                              subdir=rec.subdir, filename=rec.filename)
     for extra in collect(request.services.pm.hook.repoproxy_package_extra(
             request=request, channel=channel, record=rec)):
         item.update(extra)
