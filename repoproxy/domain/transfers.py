@@ -20,6 +20,7 @@ neither. ``REPOPROXY_FAULT_AT`` (see :mod:`repoproxy.pipeline.faults`) names the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,14 +88,21 @@ class TransferResult:
 
 
 def select(catalog: Catalog, spec: Spec, subdir: str | None = None,
-           filename: str | None = None) -> list[PackageRecord]:
-    """The origin's files the spec and the narrowing options name (NotFound if none)."""
+           filename: str | None = None,
+           visible: Callable[[PackageRecord], bool] | None = None) -> list[PackageRecord]:
+    """The origin's files the spec and the narrowing options name (NotFound if none).
+
+    ``visible`` is the caller's read model filter: a policy-hidden file is, for a caller of the
+    API, exactly as absent as a file that does not exist (same NotFound), so nobody can copy it
+    out into a channel that serves it, nor learn that it exists.
+    """
     if subdir is not None:
         check_subdir(subdir)
     catalog.require_channel(spec.channel)
     records = [r for r in catalog.packages(spec.channel, subdir=subdir, name=spec.package)
                if (spec.version is None or r.version == spec.version)
-               and (filename is None or r.filename == filename)]
+               and (filename is None or r.filename == filename)
+               and (visible is None or visible(r))]
     if not records:
         what = spec.package + (f"=={spec.version}" if spec.version else "")
         narrow = "".join(f" {k} {v!r}" for k, v in (("in subdir", subdir), ("file", filename))
@@ -104,24 +112,27 @@ def select(catalog: Catalog, spec: Spec, subdir: str | None = None,
 
 
 def copy_package(core: Core, spec: Spec, destination: str, *, subdir: str | None = None,
-                 filename: str | None = None, actor: Actor = CLI) -> TransferResult:
+                 filename: str | None = None, actor: Actor = CLI,
+                 visible: Callable[[PackageRecord], bool] | None = None) -> TransferResult:
     """Copy files of a package into another channel (or subchannel); the origin keeps them."""
-    return _transfer(core, "copy", spec, destination, subdir, filename, actor)
+    return _transfer(core, "copy", spec, destination, subdir, filename, actor, visible)
 
 
 def move_package(core: Core, spec: Spec, destination: str, *, subdir: str | None = None,
-                 filename: str | None = None, actor: Actor = CLI) -> TransferResult:
+                 filename: str | None = None, actor: Actor = CLI,
+                 visible: Callable[[PackageRecord], bool] | None = None) -> TransferResult:
     """Move files of a package: in the destination and out of the origin, in one commit.
 
     A file the destination already holds is reported as a duplicate and stays in the origin.
     """
-    return _transfer(core, "move", spec, destination, subdir, filename, actor)
+    return _transfer(core, "move", spec, destination, subdir, filename, actor, visible)
 
 
 def remove_package(core: Core, spec: Spec, *, subdir: str | None = None,
-                   filename: str | None = None, actor: Actor = CLI) -> TransferResult:
+                   filename: str | None = None, actor: Actor = CLI,
+                   visible: Callable[[PackageRecord], bool] | None = None) -> TransferResult:
     """Remove files of a package (all of them, one version, one subdir or one file)."""
-    records = select(core.catalog(), spec, subdir, filename)
+    records = select(core.catalog(), spec, subdir, filename, visible)
 
     def record(db: Database, removed: list[PackageRecord]) -> None:
         audit(db, actor, "package.remove", spec.channel, spec.package,
@@ -133,12 +144,13 @@ def remove_package(core: Core, spec: Spec, *, subdir: str | None = None,
 
 
 def _transfer(core: Core, action: str, spec: Spec, destination: str, subdir: str | None,
-              filename: str | None, actor: Actor) -> TransferResult:
+              filename: str | None, actor: Actor,
+              visible: Callable[[PackageRecord], bool] | None) -> TransferResult:
     check_channel_name(destination)
     if destination == spec.channel:
         raise RepoproxyError(f"the destination is the origin ({destination!r})")
     catalog = core.catalog()
-    records = select(catalog, spec, subdir, filename)
+    records = select(catalog, spec, subdir, filename, visible)
     dest = catalog.require_channel(destination)
     origin = catalog.require_channel(spec.channel)
     ingestor = core.ingestor

@@ -123,3 +123,30 @@ def test_plugin_routes_take_a_subchannel(testapp: Any, make_channel: Any,
     explained = testapp.get(f"/api/v1/policies/explain/main/dev/noarch/{pkg.name}",
                             headers=admin_headers).json
     assert explained
+
+
+def test_a_policy_hidden_file_cannot_be_copied_or_moved_out(
+        testapp: Any, services: Any, make_channel: Any, admin_headers: dict[str, str],
+        pkgdir: Path) -> None:
+    """A file the origin's policy hides is as absent to copy/move/remove as one never uploaded:
+    the same 404, and nothing lands in the destination (else a copy would publish it)."""
+    make_channel("main")
+    make_channel("prod")
+    hidden = build_package(PackageSpec("secret", "1.0", license="GPL-3.0"), pkgdir)
+    upload_raw(testapp, "main", hidden, admin_headers)
+    testapp.post_json("/api/v1/policies", {"name": "mit-only", "channel_name": "main",
+                                           "license": "MIT"},
+                      headers=admin_headers, status=201)
+    assert served(testapp, "main", "noarch") == set()
+
+    def refused(action: str, package: str) -> tuple[int, Any]:
+        body = {"package": package, **({"destination": "prod"} if action != "remove" else {})}
+        r = testapp.post_json(f"/api/v1/{action}/main", body, headers=admin_headers,
+                              expect_errors=True)
+        return r.status_int, r.json["error"]
+
+    for action in ("copy", "move", "remove"):
+        assert refused(action, "secret") == refused(action, "never-uploaded") == (404,
+                                                                                  "not-found")
+    assert services.catalog().get_package("prod", "noarch", hidden.name) is None
+    assert services.catalog().get_package("main", "noarch", hidden.name) is not None

@@ -91,7 +91,8 @@ def copy_package(request: Request) -> Any:
     body = json_body(request)
     spec = _spec(request, body)
     result = transfers.copy_package(request.services, spec, _destination(request, body),
-                                    actor=request.identity, **_narrowing(body))
+                                    actor=request.identity, visible=request.reads.visible,
+                                    **_narrowing(body))
     return result.as_json()
 
 
@@ -101,7 +102,8 @@ def move_package(request: Request) -> Any:
     body = json_body(request)
     spec = _spec(request, body)
     result = transfers.move_package(request.services, spec, _destination(request, body),
-                                    actor=request.identity, **_narrowing(body))
+                                    actor=request.identity, visible=request.reads.visible,
+                                    **_narrowing(body))
     return result.as_json()
 
 
@@ -110,5 +112,6 @@ def move_package(request: Request) -> Any:
 def remove_package(request: Request) -> Any:
     body = json_body(request)
     result = transfers.remove_package(request.services, _spec(request, body),
-                                      actor=request.identity, **_narrowing(body))
+                                      actor=request.identity, visible=request.reads.visible,
+                                      **_narrowing(body))
     return result.as_json()
