@@ -67,6 +67,12 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.auth.cache_seconds": 60.0,
     # JSON request bodies of the API (a body is read into memory to be parsed)
     "repoproxy.max_json_body": MiB,
+    # the web UI's signed session cookie: its signing secret (empty: derived from the root's
+    # generated secret file, var/secret), lifetime in seconds, and whether it is sent over
+    # HTTPS only (set true behind TLS)
+    "repoproxy.ui.session_secret": "",
+    "repoproxy.ui.session_max_age": 43200,
+    "repoproxy.ui.secure_cookie": False,
 }
 
 #: Environment variables that are not settings (client side, or switches read elsewhere).

@@ -118,6 +118,25 @@ class Package:
         return max(r.indexed_timestamp for r in self.records)
 
 
+@dataclass(frozen=True)
+class PackageSummary:
+    """One package name of a channel as a listing shows it (no file metadata decoded)."""
+
+    name: str
+    latest_version: str
+    platforms: tuple[str, ...]
+    file_count: int
+    latest_release: int
+
+
+@dataclass(frozen=True)
+class ChannelOverview:
+    channel: Channel
+    package_count: int
+    file_count: int
+    last_update: int  # the newest visible file's indexing time (ms), 0 when empty
+
+
 class ReadModel:
     def __init__(self, core: Core, may_read: Callable[[Channel], bool]) -> None:
         self.core = core
@@ -162,6 +181,38 @@ class ReadModel:
         # from them, under the subdir's lock, after every change
         return {sd: max(0, counts.get(sd, 0) - len(self.hidden(channel.name, sd)))
                 for sd in self.catalog.subdirs(channel.name)}
+
+    def package_summaries(self, ref: ChannelRef) -> list[PackageSummary]:
+        """Every package name with a visible file, by name, from the catalog's light columns:
+        a listing of thousands of files decodes no JSON."""
+        by_name: dict[str, list[tuple[str, str, str, str, int, int]]] = {}
+        for row in self._visible_rows(self.channel(ref)):
+            by_name.setdefault(row[2], []).append(row)
+        out = []
+        for name, rows in by_name.items():
+            # conda's version order; the build number breaks ties
+            newest = max(rows, key=lambda r: (version_key(r[3]), r[4], r[5]))
+            out.append(PackageSummary(name=name, latest_version=newest[3],
+                                      platforms=tuple(sorted({r[0] for r in rows})),
+                                      file_count=len(rows),
+                                      latest_release=max(r[5] for r in rows)))
+        return out
+
+    def overview(self, ref: ChannelRef) -> ChannelOverview:
+        """Package and file counts and the last update of a channel the caller may read."""
+        channel = self.channel(ref)
+        rows = self._visible_rows(channel)
+        return ChannelOverview(channel=channel, package_count=len({r[2] for r in rows}),
+                               file_count=len(rows),
+                               last_update=max((r[5] for r in rows), default=0))
+
+    def package_names(self, ref: ChannelRef) -> set[str]:
+        """The names of the channel's packages that have a visible file."""
+        return {row[2] for row in self._visible_rows(self.channel(ref))}
+
+    def _visible_rows(self, channel: Channel) -> list[tuple[str, str, str, str, int, int]]:
+        return [row for row in self.catalog.file_summaries(channel.name)
+                if row[1] not in self.hidden(channel.name, row[0])]
 
     # --- policy-hidden files ----------------------------------------------------------------
     def hidden(self, channel: str, subdir: str) -> frozenset[str]:

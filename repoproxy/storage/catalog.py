@@ -140,6 +140,14 @@ class Catalog:
         ):
             yield _record(row)
 
+    def file_summaries(self, channel: str) -> list[tuple[str, str, str, str, int, int]]:
+        """(subdir, filename, name, version, build_number, indexed_timestamp) of every file:
+        the light columns a channel's listing needs, without decoding any JSON."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT subdir, filename, name, version, build_number, indexed_timestamp "
+            "FROM packages WHERE channel = ? ORDER BY name, subdir, filename", [channel]
+        ).fetchall()]
+
     def file_counts(self, channel: str) -> dict[str, int]:
         """Stored package files per subdir (subdirs without files are absent)."""
         return dict(self.db.execute(
