@@ -61,10 +61,7 @@ def channel_page(request: Request) -> dict[str, Any]:
         listing = [p for p in listing if subdir in p.platforms]
     shown, page, pages = helpers.paginate(listing, helpers.page_number(request.GET.get("page")),
                                           PACKAGES_PER_PAGE)
-    summaries = {}
-    for pkg in shown:  # the summary line needs the newest file's metadata: this page's only
-        newest = reads.package(channel, pkg.name).newest
-        summaries[pkg.name] = newest.about.get("summary") or ""
+    summaries = reads.summaries(channel, shown)  # this page's packages only
     manage = _may(request, Permissions.CHANNEL_MANAGE)
     return {
         "channel": channel, "overview": reads.overview(channel), "counts": counts,
@@ -92,8 +89,8 @@ def package_page(request: Request) -> dict[str, Any]:
     channel = request.context.channel
     reads = request.reads
     package = reads.package(channel, request.matchdict["name"])
-    info = summary(request, package)
     files = [file_json(request, channel, r) for r in reads.files(channel, package.name)]
+    info = summary(request, package, files)
     tabs = list(CORE_TABS)
     for tab_id, title, key in PLUGIN_TABS:
         if any(key in f for f in files):  # the plugin that provides it is enabled
