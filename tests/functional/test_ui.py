@@ -485,3 +485,16 @@ def test_admin_pages_are_for_admins_only(services: Any, testapp: TestApp, site: 
     actions = [td.get_text() for td in audit.select("#audit tbody td:nth-of-type(3)")]
     assert actions[0] == "user.add"
     assert "channel.create" in actions
+
+
+def test_the_channel_page_follows_uploads_and_deletions(services: Any, testapp: TestApp,
+                                                        tmp_path: Path) -> None:
+    # the listing is kept between requests: every change of the channel's files must show
+    channels.create_channel(services, "churn")
+    first = packages.upload_file(services, "churn", build_package(PackageSpec("one"), tmp_path))
+    names = soup(testapp.get("/ui/channels/churn/", headers=HTML)).select("#packages tbody a")
+    assert [a.get_text() for a in names] == ["one"]
+    packages.upload_file(services, "churn", build_package(PackageSpec("two"), tmp_path))
+    packages.delete_file(services, "churn", first.subdir, first.filename)
+    names = soup(testapp.get("/ui/channels/churn/", headers=HTML)).select("#packages tbody a")
+    assert [a.get_text() for a in names] == ["two"]
