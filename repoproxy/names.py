@@ -20,7 +20,7 @@ SUBDIR_RE = re.compile(r"\A[a-z0-9]+-[a-z0-9]+\Z")
 TOKEN_RE = re.compile(r"\A[A-Za-z0-9-]{1,200}\Z")
 
 #: Top-level path words the server's own routes use: a channel may not take them.
-RESERVED_CHANNELS = frozenset({"api", "t", "-", "static", "label"})
+RESERVED_CHANNELS = frozenset({"api", "t", "-", "static", "label", "ui"})
 #: Words that follow a channel in the server's own paths (``/<channel>/channeldata.json``,
 #: ``/api/channels/<channel>/artifacts/...``): a subchannel may not take them, so that
 #: ``<channel>/<sub>`` is never read as a channel followed by one of these paths.

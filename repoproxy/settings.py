@@ -69,6 +69,12 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.max_json_body": MiB,
     # a notebook (.ipynb artifact) is parsed as JSON before it is kept: bound that
     "repoproxy.max_notebook_size": 64 * MiB,
+    # the web UI's signed session cookie: its signing secret (empty: derived from the root's
+    # generated secret file, var/secret), lifetime in seconds, and whether it is sent over
+    # HTTPS only (set true behind TLS)
+    "repoproxy.ui.session_secret": "",
+    "repoproxy.ui.session_max_age": 43200,
+    "repoproxy.ui.secure_cookie": False,
 }
 
 #: Environment variables that are not settings (client side, or switches read elsewhere).

@@ -21,6 +21,8 @@ one returned by :meth:`ReadModel.channel`).
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     from repoproxy.domain.core import Core
 
 ChannelRef = Channel | str
+FileRow = tuple[str, str, str, str, int, int]
+#: channels whose light listing (one row per file) is kept between requests
+LISTINGS_KEPT = 32
 
 
 def channel_not_found() -> NotFound:
@@ -39,8 +44,10 @@ def channel_not_found() -> NotFound:
     return NotFound("channel not found")
 
 
+@functools.lru_cache(maxsize=65536)
 def version_key(version: str) -> Any:
-    """A sort key in conda's version order (py-rattler's ``Version``)."""
+    """A sort key in conda's version order (py-rattler's ``Version``); remembered, as pages
+    sort the same thousands of versions on every request."""
     from rattler import Version
 
     try:
@@ -118,12 +125,71 @@ class Package:
         return max(r.indexed_timestamp for r in self.records)
 
 
+@dataclass(frozen=True)
+class PackageSummary:
+    """One package name of a channel as a listing shows it (no file metadata decoded)."""
+
+    name: str
+    latest_version: str
+    platforms: tuple[str, ...]
+    file_count: int
+    latest_release: int
+    newest: tuple[str, str]  # (subdir, filename) of the newest file
+
+
+@dataclass(frozen=True)
+class ChannelOverview:
+    channel: Channel
+    package_count: int
+    file_count: int
+    last_update: int  # the newest visible file's indexing time (ms), 0 when empty
+
+
+def _summarise(rows: list[FileRow]) -> tuple[PackageSummary, ...]:
+    by_name: dict[str, list[FileRow]] = {}
+    for row in rows:
+        by_name.setdefault(row[2], []).append(row)
+    out = []
+    for name, group in sorted(by_name.items()):
+        # conda's version order; the build number breaks ties
+        newest = max(group, key=lambda r: (version_key(r[3]), r[4], r[5]))
+        out.append(PackageSummary(name=name, latest_version=newest[3],
+                                  platforms=tuple(sorted({r[0] for r in group})),
+                                  file_count=len(group),
+                                  latest_release=max(r[5] for r in group),
+                                  newest=(newest[0], newest[1])))
+    return tuple(out)
+
+
+class ListingCache:
+    """Channels' file rows (``Catalog.file_summaries``) kept between requests, keyed by the
+    channel's identity and its subdirs' generations: any added or removed file changes the
+    key, so a stale listing is never served. Policy-hidden files are filtered per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._rows.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            while len(self._rows) >= LISTINGS_KEPT:
+                del self._rows[next(iter(self._rows))]  # the oldest entry goes first
+            self._rows[key] = value
+
+
 class ReadModel:
     def __init__(self, core: Core, may_read: Callable[[Channel], bool]) -> None:
         self.core = core
         self.may_read = may_read
         self._catalog: Any = None
         self._hidden: dict[tuple[str, str], frozenset[str]] = {}
+        self._visible: dict[str, list[FileRow]] = {}
+        self._keys: dict[str, tuple[Any, ...]] = {}
+        self._packages: dict[tuple[str, str], Package] = {}
 
     @classmethod
     def unrestricted(cls, core: Core) -> ReadModel:
@@ -163,6 +229,57 @@ class ReadModel:
         return {sd: max(0, counts.get(sd, 0) - len(self.hidden(channel.name, sd)))
                 for sd in self.catalog.subdirs(channel.name)}
 
+    def package_summaries(self, ref: ChannelRef) -> list[PackageSummary]:
+        """Every package name with a visible file, by name, from the catalog's light columns:
+        a listing of thousands of files decodes no JSON (and is computed once per change of
+        the channel's files or hidden sets, then kept)."""
+        channel = self.channel(ref)
+        key = ("summaries", self._listing_key(channel),
+               tuple(self.hidden(channel.name, sd) for sd, _ in self._listing_key(channel)[2]))
+        cache = self.core.plugin_state("repoproxy.reads.listings", ListingCache)
+        found = cache.get(key)
+        if found is None:
+            found = _summarise(self._visible_rows(channel))
+            cache.put(key, found)
+        return list(found)
+
+    def summaries(self, ref: ChannelRef, listed: Iterable[PackageSummary]) -> dict[str, str]:
+        """name -> the newest file's one-line summary, for the packages a page lists."""
+        channel = self.channel(ref)
+        listed = list(listed)
+        abouts = self.catalog.abouts(channel.name, [p.newest for p in listed])
+        return {p.name: str(abouts.get(p.newest, {}).get("summary") or "") for p in listed}
+
+    def overview(self, ref: ChannelRef) -> ChannelOverview:
+        """Package and file counts and the last update of a channel the caller may read."""
+        channel = self.channel(ref)
+        rows = self._visible_rows(channel)
+        return ChannelOverview(channel=channel, package_count=len({r[2] for r in rows}),
+                               file_count=len(rows),
+                               last_update=max((r[5] for r in rows), default=0))
+
+    def package_names(self, ref: ChannelRef) -> set[str]:
+        """The names of the channel's packages that have a visible file."""
+        return {row[2] for row in self._visible_rows(self.channel(ref))}
+
+    def _listing_key(self, channel: Channel) -> tuple[Any, ...]:
+        if channel.name not in self._keys:
+            self._keys[channel.name] = (channel.name, channel.created,
+                                        self.catalog.generations(channel.name))
+        return self._keys[channel.name]
+
+    def _visible_rows(self, channel: Channel) -> list[FileRow]:
+        if channel.name not in self._visible:
+            key = self._listing_key(channel)
+            cache = self.core.plugin_state("repoproxy.reads.listings", ListingCache)
+            rows = cache.get(key)
+            if rows is None:
+                rows = self.catalog.file_summaries(channel.name)
+                cache.put(key, rows)
+            self._visible[channel.name] = [
+                row for row in rows if row[1] not in self.hidden(channel.name, row[0])]
+        return self._visible[channel.name]
+
     # --- policy-hidden files ----------------------------------------------------------------
     def hidden(self, channel: str, subdir: str) -> frozenset[str]:
         """The subdir's policy-hidden files: the very set its served repodata leaves out."""
@@ -190,10 +307,13 @@ class ReadModel:
 
     def package(self, ref: ChannelRef, name: str) -> Package:
         channel = self.channel(ref)
-        records = self.packages(channel, name=name)
-        if not records:
-            raise NotFound(f"package {name!r} not found in channel {channel.name!r}")
-        return Package(channel=channel, name=name, records=tuple(records))
+        key = (channel.name, name)
+        if key not in self._packages:  # a page asks several questions about one package
+            records = self.packages(channel, name=name)
+            if not records:
+                raise NotFound(f"package {name!r} not found in channel {channel.name!r}")
+            self._packages[key] = Package(channel=channel, name=name, records=tuple(records))
+        return self._packages[key]
 
     def package_list(self, ref: ChannelRef) -> list[Package]:
         """Every package name with at least one visible file, by name."""
@@ -253,7 +373,10 @@ class ReadModel:
         package = self.package(ref, name)
         wanted = name.lower()  # MatchSpec names are normalised to lower case
         found: dict[str, set[str]] = {}
-        for rec in self.packages(package.channel):
+        # only files whose record names it at all are parsed (MatchSpec is the slow part)
+        candidates = (r for r in self.catalog.packages_mentioning(package.channel.name, wanted)
+                      if self.visible(r))
+        for rec in candidates:
             if any(parse_dependency(s).name == wanted for s in rec.record.get("depends") or []):
                 found.setdefault(rec.name, set()).add(rec.version)
         return [{"name": n, "versions": sorted(v, key=version_key, reverse=True)}

@@ -153,6 +153,37 @@ class Catalog:
         ):
             yield _record(row)
 
+    def file_summaries(self, channel: str) -> list[tuple[str, str, str, str, int, int]]:
+        """(subdir, filename, name, version, build_number, indexed_timestamp) of every file:
+        the light columns a channel's listing needs, without decoding any JSON."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT subdir, filename, name, version, build_number, indexed_timestamp "
+            "FROM packages WHERE channel = ?", [channel]
+        ).fetchall()]
+
+    def abouts(self, channel: str, files: Iterable[tuple[str, str]]
+               ) -> dict[tuple[str, str], dict[str, Any]]:
+        """(subdir, filename) -> about.json of the given files, in one query (a listing
+        page's summary lines)."""
+        wanted = sorted(set(files))
+        if not wanted:
+            return {}
+        marks = ",".join("(?, ?)" for _ in wanted)
+        rows = self.db.execute(
+            f"SELECT subdir, filename, about FROM packages WHERE channel = ? "  # noqa: S608
+            f"AND (subdir, filename) IN (VALUES {marks})",
+            [channel, *(part for pair in wanted for part in pair)]).fetchall()
+        return {(sd, fn): json.loads(about or "{}") for sd, fn, about in rows}
+
+    def packages_mentioning(self, channel: str, text: str) -> Iterator[PackageRecord]:
+        """Files whose repodata record contains ``text`` (lower case), a cheap superset of
+        the files that depend on a package of that name."""
+        for row in self.db.table("packages").rows_where(
+            "channel = ? AND instr(lower(record), ?) > 0", [channel, text.lower()],
+            order_by="subdir, filename",
+        ):
+            yield _record(row)
+
     def file_counts(self, channel: str) -> dict[str, int]:
         """Stored package files per subdir (subdirs without files are absent)."""
         return dict(self.db.execute(
@@ -249,6 +280,13 @@ class Catalog:
                 "SELECT subdir FROM subdirs WHERE channel = ? ORDER BY subdir", [channel]
             )
         ]
+
+    def generations(self, channel: str) -> tuple[tuple[str, int], ...]:
+        """(subdir, generation) of every subdir: changes whenever a file is added or removed
+        (what caches of a channel's listing are keyed on)."""
+        return tuple((sd, gen) for sd, gen in self.db.execute(
+            "SELECT subdir, generation FROM subdirs WHERE channel = ? ORDER BY subdir",
+            [channel]).fetchall())
 
     def subdir_state(self, channel: str, subdir: str) -> tuple[int, int]:
         row = self.db.execute(

@@ -59,8 +59,12 @@ def includeme(config: Configurator) -> None:
     config.include(".views.search")  # cross-channel search
     config.include(".views.artifacts")  # generic artifacts and notebooks (family gra)
 
+    config.include(".ui")  # the web UI's pages under /ui/ (and redirects for browsers)
+
     # conda-facing routes last: they match almost anything of their shape
     channel("channel.root", f"/{CHANNEL}/")
     channel("channel.root_file", f"/{CHANNEL}/{{filename}}")
+    # a subdir opened in a browser (only the UI answers it: a redirect to the channel page)
+    channel("channel.subdir", f"/{CHANNEL}/{{subdir}}/")
     channel("channel.shard", f"/{CHANNEL}/{{subdir}}/shards/{{filename}}")
     channel("channel.file", f"/{CHANNEL}/{{subdir}}/{{filename}}")

@@ -92,16 +92,22 @@ def identify(request: Any) -> Identity:
     creds = extract_credentials(request)
     settings = request.registry.services.settings
     if creds.empty:
-        key = "repoproxy.auth.unauthenticated_role_bindings"
-        grants = parse_bindings(settings[key], key)
-        return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
-    identity = request.registry.services.pm.hook.repoproxy_identify(
-        request=request, credentials=creds
-    )
-    if identity is None:
-        raise CredentialsInvalid()
-    if creds.source == "query":
-        _check_query_token(request, identity)
+        # the web UI's signed session cookie (browsers): no credentials sent, a signed-in user
+        from repoproxy.web.ui.session import session_identity
+
+        identity = session_identity(request)
+        if identity is None:
+            key = "repoproxy.auth.unauthenticated_role_bindings"
+            grants = parse_bindings(settings[key], key)
+            return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
+    else:
+        identity = request.registry.services.pm.hook.repoproxy_identify(
+            request=request, credentials=creds
+        )
+        if identity is None:
+            raise CredentialsInvalid()
+        if creds.source == "query":
+            _check_query_token(request, identity)
     key = "repoproxy.auth.authenticated_role_bindings"
     bindings = parse_bindings(settings[key], key)
     if bindings:

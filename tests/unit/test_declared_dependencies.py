@@ -27,6 +27,7 @@ NOT_IMPORTED = {
     "pytest-timeout": "a pytest plugin: the `timeout` setting and marks",
     "ruff": "a tool CI runs", "mypy": "a tool CI runs", "import-linter": "a tool CI runs",
     "types-requests": "type stubs for mypy", "types-cachetools": "type stubs for mypy",
+    "Jinja2": "the UI's templates are written in its language; pyramid_jinja2 runs it",
 }
 
 

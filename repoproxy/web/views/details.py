@@ -82,9 +82,12 @@ def _package(request: Request) -> Package:
     return request.reads.package(request.context.channel, request.matchdict["name"])
 
 
-def summary(request: Request, package: Package) -> dict[str, Any]:
+def summary(request: Request, package: Package,
+            files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The package's details; ``files`` are its files' JSON when the caller has them."""
     channel, records, newest = package.channel, list(package.records), package.newest
-    files = [file_json(request, channel, r) for r in records]
+    if files is None:
+        files = [file_json(request, channel, r) for r in records]
     about = newest.about
     out: dict[str, Any] = {
         "channel": channel.name,
