@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -48,9 +49,22 @@ def fsync_files(paths: Iterable[Path]) -> None:
         for p in paths:
             _fsync_path(p)
         return
-    with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(paths))) as pool:
-        for _ in pool.map(_fsync_path, paths):
-            pass
+    for _ in _fsync_pool().map(_fsync_path, paths):
+        pass
+
+
+_FSYNC_POOL: ThreadPoolExecutor | None = None
+_FSYNC_POOL_LOCK = threading.Lock()
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    # kept for the process's life: starting threads per batch cost more than the fsyncs
+    global _FSYNC_POOL
+    with _FSYNC_POOL_LOCK:
+        if _FSYNC_POOL is None:
+            _FSYNC_POOL = ThreadPoolExecutor(max_workers=FSYNC_THREADS,
+                                             thread_name_prefix="fsync")
+        return _FSYNC_POOL
 
 
 def _fsync_path(path: Path) -> None:

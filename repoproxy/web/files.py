@@ -23,18 +23,24 @@ CONTENT_TYPES = {
 def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool,
                   etag: str | None = None) -> Any:
     accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
-    encoding = None
+    # a gzip twin may vanish at any moment (a publish removes it before replacing its file,
+    # see Indexer._write_json): then the file itself is answered, plain
+    candidates: list[tuple[Path, str | None]] = []
     if path.name in GZIP_TWINS and accepts_gzip:
-        gz = path.with_name(path.name + ".gz")
-        if gz.exists():
-            path, encoding = gz, "gzip"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise NotFound(f"{path.name} not found") from None
-    suffix = ".json" if encoding else path.suffix
-    response = FileResponse(str(path), request=request,
-                            content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        candidates.append((path.with_name(path.name + ".gz"), "gzip"))
+    candidates.append((path, None))
+    for path, encoding in candidates:
+        try:
+            st = path.stat()
+            suffix = ".json" if encoding else path.suffix
+            response = FileResponse(
+                str(path), request=request,
+                content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        except FileNotFoundError:
+            continue
+        break
+    else:
+        raise NotFound(f"{path.name} not found")
     # strong validator: files are only ever replaced by rename, never changed in place, so
     # inode + mtime + size change whenever the bytes do
     response.etag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
