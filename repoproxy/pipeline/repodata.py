@@ -20,7 +20,7 @@ import threading
 import time
 from collections import UserList, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,7 +35,7 @@ from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
-from repoproxy.storage.store import atomic_write, atomic_write_many
+from repoproxy.storage.store import atomic_write_many
 
 if TYPE_CHECKING:
     from repoproxy.storage.runtime import Runtime
@@ -240,10 +240,11 @@ class Indexer:
     def build(self, channel: str, subdir: str, *, force: bool = False) -> bool:
         """Bring the subdir's files up to the catalog's generation; True if anything was built.
 
-        Order of the writes: the changed shards, the shard index, repodata.json with its .zst
-        (renamed together), the hidden list, run_exports.json; gzip twins last. A stale gzip
-        twin is removed before its file is replaced (the file is then served plain until
-        the new twin lands), so no encoding of a file ever answers older contents.
+        Order of the renames: the changed shards, the shard index, repodata.json.zst,
+        repodata.json, the hidden list, run_exports.json (+ .zst), all fsynced together
+        beforehand; gzip twins last. A stale gzip twin is removed before its file is replaced
+        (the file is then served plain until the new twin lands), so no encoding of a file
+        ever answers older contents.
         """
         store = self.runtime.store
         directory = store.subdir_dir(channel, subdir)
@@ -275,18 +276,26 @@ class Indexer:
             left_out = hidden | parts.unreadable
 
             # what clients read first comes first: the changed shards, then the index naming
-            # them (a reader never sees an index naming a shard that is not there yet)
-            shards = self._write_shards(channel, subdir, parts, dirty, left_out)
+            # them (a reader never sees an index naming a shard that is not there yet), then
+            # repodata.json.zst, repodata.json, the hidden list and run_exports.json. All are
+            # fsynced at once and renamed in that order (a crash before mark_built below is
+            # repaired by the rebuild at start-up: the generation is still unbuilt).
+            writes, shards = self._shard_writes(channel, subdir, parts, dirty, left_out)
             current = catalog.shard_hashes(channel, subdir)
             current.update({k: v for k, v in shards.items() if v is not None})
             for name, digest in shards.items():
                 if digest is None:
                     current.pop(name, None)
-            self._write_shard_index(channel, subdir, current)
-            twins = self._write_json_indexes(channel, subdir, parts, left_out)
-            atomic_write(directory / HIDDEN, json.dumps(sorted(hidden)).encode())
-            for finish in twins:
-                finish()
+            files = [(path, data, False) for path, data in writes]
+            files.append((directory / SHARD_INDEX, self._shard_index(channel, subdir, current),
+                          False))
+            repodata, run_exports = self._json_indexes(channel, subdir, parts, left_out)
+            files.append((directory / "repodata.json", repodata, True))
+            if hidden != previous_hidden or not (directory / HIDDEN).exists():
+                files.append((directory / HIDDEN, json.dumps(sorted(hidden)).encode(), False))
+            files.append((directory / "run_exports.json", run_exports, True))
+            finish = self._write_indexes(files)
+            finish()
             with write_transaction(db):
                 catalog.mark_built(channel, subdir, generation, last_dirty, shards)
             parts.built = generation  # only now: a failed build leaves parts a reload
@@ -324,9 +333,10 @@ class Indexer:
         return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
                                                   services=self.runtime))}
 
-    def _write_shards(
+    def _shard_writes(
         self, channel: str, subdir: str, parts: _Parts, dirty: set[str], left_out: set[str]
-    ) -> dict[str, str | None]:
+    ) -> tuple[list[tuple[Path, bytes]], dict[str, str | None]]:
+        """The new shard files of the dirty names, and each dirty name's digest (or None)."""
         out: dict[str, str | None] = {}
         new: list[tuple[Path, bytes]] = []
         for name in dirty:
@@ -341,11 +351,9 @@ class Indexer:
             if not path.exists():  # content-addressed: an existing file is already right
                 new.append((path, data))
             out[name] = digest
-        # synced together, before the index that names them
-        atomic_write_many(new)
-        return out
+        return new, out
 
-    def _write_shard_index(self, channel: str, subdir: str, shards: dict[str, str]) -> None:
+    def _shard_index(self, channel: str, subdir: str, shards: dict[str, str]) -> bytes:
         base_url = self.runtime.settings["repoproxy.base_url"]
         info: dict[str, Any] = {
             "subdir": subdir,
@@ -358,14 +366,12 @@ class Indexer:
             "info": info,
             "shards": {name: bytes.fromhex(d) for name, d in sorted(shards.items())},
         }
-        data = self._zst.compress(msgpack.packb(index, use_bin_type=True))
-        atomic_write(self.runtime.store.subdir_dir(channel, subdir) / SHARD_INDEX, data)
+        return bytes(self._zst.compress(msgpack.packb(index, use_bin_type=True)))
 
-    def _write_json_indexes(
+    def _json_indexes(
         self, channel: str, subdir: str, parts: _Parts, left_out: set[str]
-    ) -> list[Callable[[], None]]:
-        """Write repodata.json and run_exports.json (+ .zst); returns their gzip twins' writes."""
-        directory = self.runtime.store.subdir_dir(channel, subdir)
+    ) -> tuple[bytes, bytes]:
+        """repodata.json and run_exports.json of the subdir."""
         base_url = self.runtime.settings["repoproxy.base_url"]
         info: dict[str, Any] = {"subdir": subdir}
         if base_url:
@@ -380,7 +386,6 @@ class Indexer:
             f'"packages.conda":{{{conda_members}}},"removed":[],'
             f'"repodata_version":{2 if base_url else 1}}}'
         )
-        twins = [self._write_json(directory / "repodata.json", text.encode(), zst=True)]
 
         tar_rx = ",".join(parts.files[fn].run_exports for fn in names
                           if not fn.endswith(".conda"))
@@ -388,25 +393,33 @@ class Indexer:
         # the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"))
         run_exports = (f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{{tar_rx}}},'
                        f'"packages.conda":{{{conda_rx}}}}}')
-        twins.append(self._write_json(directory / "run_exports.json", run_exports.encode(),
-                                      zst=True))
-        return twins
+        return text.encode(), run_exports.encode()
 
-    def _write_json(self, path: Path, data: bytes, *, zst: bool) -> Callable[[], None]:
-        """Write ``path`` (and its .zst) now; returns the write of its gzip twin.
+    def _write_indexes(self, files: list[tuple[Path, bytes, bool]], *,
+                       zst: bool = True) -> Callable[[], None]:
+        """Write ``(path, bytes, is_json_index)`` in the order given; returns the write of the
+        JSON indexes' gzip twins.
 
-        The twin (what the server answers to Accept-Encoding: gzip without compressing per
-        request) is compressed in a thread meanwhile (zlib releases the GIL) and removed
-        before the new file lands: until the caller writes it, the file is served plain.
+        A JSON index gets its .zst (if ``zst``, renamed just before it) and a gzip twin (what
+        the server answers to Accept-Encoding: gzip without compressing per request).
+        Everything is fsynced at once (:func:`atomic_write_many`). The twins compress in a
+        thread meanwhile (zlib releases the GIL); a stale twin is removed before its file is
+        replaced, so until the returned callable runs the file is served plain, never older.
         """
-        gz = path.with_name(path.name + ".gz")
-        future = _compressor().submit(gzip.compress, data, GZIP_LEVEL, mtime=0)
-        items = [(path.with_name(path.name + ".zst"), self._zst.compress(data))] if zst else []
-        items.append((path, data))
-        with suppress(FileNotFoundError):
-            gz.unlink()  # made durable by the directory fsync of the writes just below
+        items: list[tuple[Path, bytes]] = []
+        twins: list[tuple[Path, Future[bytes]]] = []
+        for path, data, is_json in files:
+            if is_json:
+                gz = path.with_name(path.name + ".gz")
+                twins.append((gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL,
+                                                       mtime=0)))
+                if zst:
+                    items.append((path.with_name(path.name + ".zst"), self._zst.compress(data)))
+                with suppress(FileNotFoundError):
+                    gz.unlink()  # made durable by the directory fsync of the writes below
+            items.append((path, data))
         atomic_write_many(items)
-        return lambda: atomic_write(gz, future.result())
+        return lambda: atomic_write_many([(gz, f.result()) for gz, f in twins])
 
     def _collect_garbage(self, channel: str, subdir: str, catalog: Catalog) -> None:
         days = self.runtime.settings["repoproxy.shard_retention_days"]
@@ -456,8 +469,8 @@ class Indexer:
             data = {"channeldata_version": 1,
                     "packages": dict(sorted(packages.items())), "subdirs": subdirs}
             # compact: json's indent switches to its pure-Python encoder (seconds at 50k files)
-            self._write_json(path, json.dumps(data, sort_keys=True,
-                                              separators=(",", ":")).encode(), zst=False)()
+            encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+            self._write_indexes([(path, encoded, True)], zst=False)()
             st = path.stat()
             self._channeldata[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), packages)
 

@@ -98,8 +98,7 @@ def atomic_write_many(items: Iterable[tuple[Path, bytes]]) -> None:
             with suppress(OSError):
                 tmp.unlink()
         raise
-    for directory in {path.parent for _, path in staged}:
-        fsync_dir(directory)
+    fsync_files({path.parent for _, path in staged})  # directories too, at once
 
 
 def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
