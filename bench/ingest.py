@@ -38,6 +38,7 @@ from repoproxy.testing.server import RunningServer, free_port
 from repoproxy.testing.visibility import Reader, View
 
 ENV: dict[str, str] = {}
+SBOM_BACKLOG = False
 
 
 def import_cmd(src: Path, root: Path, workers: int | None = None) -> list[str]:
@@ -120,8 +121,12 @@ def visible_on_disk(root: Path, filename: str, stop: threading.Event) -> float |
 def serve(src: Path, work: Path, tag: str) -> tuple[RunningServer, str, Path]:
     root = work / f"served-{tag}"
     run(import_cmd(src, root), env={**clean_env(), **ENV})
-    srv = RunningServer(root, free_port(), work / f"server-{tag}.log",
-                        {**clean_env(), **ENV, "REPOPROXY_LOG_REQUESTS": "false"}).start()
+    env = {**clean_env(), **ENV, "REPOPROXY_LOG_REQUESTS": "false"}
+    if not SBOM_BACKLOG:
+        # the import queued one SBOM per file; the server's SBOM thread would build them all
+        # during the measurement, competing with the publishes for the GIL
+        env["REPOPROXY_SBOM__WORKER_INTERVAL"] = "86400"
+    srv = RunningServer(root, free_port(), work / f"server-{tag}.log", env).start()
     return srv, srv.token("--admin", "--name", "bench"), root
 
 
@@ -214,9 +219,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--visible-repeat", type=int, default=9)
     ap.add_argument("--burst", type=int, default=500, help="uploads in the burst (0: skip)")
+    ap.add_argument("--sbom-backlog", action="store_true",
+                    help="let the server build the imported files' SBOMs while measuring "
+                         "uploads (by default its SBOM worker waits)")
+    ap.add_argument("--src", type=Path, default=None,
+                    help="reuse generated packages: DIR/src-N/noarch (made if absent)")
     ap.add_argument("--block", default="",
                     help="plugins to disable for repoproxy, e.g. 'repoproxy_sbom' (core only)")
     args = ap.parse_args()
+    global SBOM_BACKLOG
+    SBOM_BACKLOG = args.sbom_backlog
     sizes = sorted(set(args.sizes + ([50_000] if args.big else [])))
     if args.block:
         ENV["REPOPROXY_PLUGINS__BLOCK"] = args.block
@@ -228,9 +240,10 @@ def main() -> None:
         work = Path(tmp)
         sources: dict[int, Path] = {}
         for n in sizes:
-            src = work / f"src-{n}" / "noarch"
-            src.mkdir(parents=True)
-            build_many(src, n)
+            src = (args.src or work) / f"src-{n}" / "noarch"
+            if not (src.is_dir() and len(list(src.iterdir())) == n):
+                src.mkdir(parents=True, exist_ok=True)
+                build_many(src, n)
             sources[n] = src.parent
             ours = bench_import(src.parent, work, args.repeat)
             theirs = bench_rattler(src.parent, work, args.repeat)
