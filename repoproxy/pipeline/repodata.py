@@ -45,10 +45,11 @@ log = logging.getLogger(__name__)
 SHARD_INDEX = "repodata_shards.msgpack.zst"
 HIDDEN = ".hidden.json"
 #: zstd level of repodata.json.zst, run_exports.json.zst and the shard index. Measured on a
-#: 5,000-file repodata.json (1.8 MB): level 16 (conda-index's) 72 kB in ~0.4-1.9 s, level 3
-#: 85 kB in ~5-17 ms; at 50,000 files (18 MB) level 3 takes ~60 ms. zstd's multithreaded mode
-#: was slower at both sizes on two busy cores. The first publish of a change must be fast.
-ZST_LEVEL = 3
+#: 5,000-file repodata.json (1.8 MB) on two busy cores: level 16 (conda-index's) 72 kB in
+#: 0.4-1.9 s, level 3 85 kB in 5-17 ms, level 1 96 kB in 2 ms; at 50,000 files (18 MB) level 3
+#: takes ~60 ms, level 1 ~16 ms. zstd's multithreaded mode was slower at every size here. A
+#: publish must be fast: level 1 (a hash-heavy shard index hardly compresses at any level).
+ZST_LEVEL = 1
 SHARD_ZST_LEVEL = 12  # a shard is small: the level costs nothing here
 #: gzip twins are written after the files they compress (off the visible path); level 1 is
 #: about twice as fast as 6 for ~12% more bytes
@@ -376,10 +377,15 @@ class Indexer:
         info: dict[str, Any] = {"subdir": subdir}
         if base_url:
             info["base_url"] = f"{base_url.rstrip('/')}/{channel}/{subdir}/"
-        names = [fn for fn in parts.order if fn not in left_out]
-        tar_members = ",".join(parts.files[fn].member for fn in names if fn.endswith(".tar.bz2"))
-        conda_members = ",".join(parts.files[fn].member for fn in names
-                                 if fn.endswith(".conda"))
+        tar: list[_File] = []
+        conda: list[_File] = []
+        files = parts.files
+        for fn in parts.order:  # one pass: it runs over the whole subdir at every publish
+            if left_out and fn in left_out:
+                continue
+            (conda if fn.endswith(".conda") else tar).append(files[fn])
+        tar_members = ",".join([f.member for f in tar])
+        conda_members = ",".join([f.member for f in conda])
         # assembled from serialized members: only the changed files were encoded
         text = (
             f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{{tar_members}}},'
@@ -387,9 +393,8 @@ class Indexer:
             f'"repodata_version":{2 if base_url else 1}}}'
         )
 
-        tar_rx = ",".join(parts.files[fn].run_exports for fn in names
-                          if not fn.endswith(".conda"))
-        conda_rx = ",".join(parts.files[fn].run_exports for fn in names if fn.endswith(".conda"))
+        tar_rx = ",".join([f.run_exports for f in tar])
+        conda_rx = ",".join([f.run_exports for f in conda])
         # the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"))
         run_exports = (f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{{tar_rx}}},'
                        f'"packages.conda":{{{conda_rx}}}}}')
