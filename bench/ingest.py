@@ -1,10 +1,18 @@
 """Bulk ingest: `repoproxy import` vs py-rattler's `rattler.index` (and conda-index where it
-imports) on the same generated packages; and upload-to-visible latency in a big channel.
+imports) on the same generated packages; upload-to-visible in a big channel; and a burst of
+uploads read by a poller that checks repodata.json, its .zst and the shard index agree.
 
-    python bench/ingest.py [--sizes 1000 5000] [--repeat 3]
+    python bench/ingest.py [--sizes 1000 5000] [--big] [--repeat 3] [--burst 500]
 
-Prints medians and ratios (ours / theirs; below 1 means repoproxy is faster). Both indexers
-run as subprocesses and write repodata.json, .zst and shards.
+``--big`` adds 50,000 files to the import comparison and to upload-to-visible (building the
+files alone takes minutes). Prints medians and ratios (ours / theirs; below 1 means repoproxy
+is faster). Both indexers run as subprocesses and write repodata.json, .zst and shards.
+Needs no test tooling: only repoproxy (with its ``repoproxy.testing`` helpers) and requests.
+
+Upload-to-visible: from the start of an upload POST until both repodata.json and the shard
+index (through the name's shard) on disk name the new file; a thread polls the served files
+on disk while the upload runs (over HTTP an 18 MB repodata.json would take longer to fetch
+than the publish).
 """
 
 from __future__ import annotations
@@ -12,9 +20,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -24,8 +35,16 @@ from _common import RATTLER_INDEX, clean_env, fmt_ratio, median, python, run
 
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
+from repoproxy.testing.visibility import Reader, View
 
 ENV: dict[str, str] = {}
+SBOM_BACKLOG = False
+
+
+def import_cmd(src: Path, root: Path, workers: int | None = None) -> list[str]:
+    cmd = [python(), "-m", "repoproxy", "import", str(src), "--channel", "bench", "--create",
+           "--root", str(root)]
+    return cmd + (["--workers", str(workers)] if workers else [])
 
 
 def bench_import(src: Path, work: Path, repeat: int) -> float:
@@ -33,8 +52,7 @@ def bench_import(src: Path, work: Path, repeat: int) -> float:
     for i in range(repeat):
         root = work / f"root-{i}"
         start = time.perf_counter()
-        run([python(), "-m", "repoproxy", "import", str(src), "--channel", "bench", "--create",
-             "--root", str(root)], env={**clean_env(), **ENV})
+        run(import_cmd(src, root), env={**clean_env(), **ENV})
         times.append(time.perf_counter() - start)
         shutil.rmtree(root)
     return median(times)
@@ -52,11 +70,15 @@ def bench_rattler(src: Path, work: Path, repeat: int) -> float:
     return median(times)
 
 
-def bench_conda_index(src: Path, work: Path, repeat: int) -> float | None:
+def conda_index_available() -> bool:
     try:
-        import conda_index  # noqa: F401
-    except ImportError:
-        return None
+        run([python(), "-c", "import conda_index"])
+    except Exception:
+        return False
+    return True
+
+
+def bench_conda_index(src: Path, work: Path, repeat: int) -> float:
     times = []
     for i in range(repeat):
         copy = work / f"ci-{i}"
@@ -68,65 +90,178 @@ def bench_conda_index(src: Path, work: Path, repeat: int) -> float | None:
     return median(times)
 
 
-def bench_visible(src: Path, work: Path, repeat: int) -> float:
-    """Seconds from starting an upload to seeing the file in repodata.json, channel of N."""
-    root = work / "served"
-    run([python(), "-m", "repoproxy", "import", str(src), "--channel", "bench", "--create",
-         "--root", str(root)], env={**clean_env(), **ENV})
-    srv = RunningServer(root, free_port(), work / "server.log", {**clean_env(), **ENV}).start()
+def disk_reader(root: Path, channel: str = "bench", subdir: str = "noarch") -> Reader:
+    directory = root / "channels" / channel / subdir
+
+    def fetch(name: str) -> bytes | None:
+        try:
+            return (directory / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return Reader(fetch)
+
+
+def visible_on_disk(root: Path, filename: str, stop: threading.Event) -> float | None:
+    """perf_counter time when repodata.json and the shard index on disk both name the file."""
+    directory = root / "channels" / "bench" / "noarch"
+    needle = f'"{filename}"'.encode()
+    reader = disk_reader(root)
+    while not stop.is_set():
+        try:
+            in_json = needle in (directory / "repodata.json").read_bytes()
+        except FileNotFoundError:
+            in_json = False
+        if in_json and filename in reader.shard_files():
+            return time.perf_counter()
+        time.sleep(0.0005)
+    return None
+
+
+def serve(src: Path, work: Path, tag: str) -> tuple[RunningServer, str, Path]:
+    root = work / f"served-{tag}"
+    run(import_cmd(src, root), env={**clean_env(), **ENV})
+    env = {**clean_env(), **ENV, "REPOPROXY_LOG_REQUESTS": "false"}
+    if not SBOM_BACKLOG:
+        # the import queued one SBOM per file; the server's SBOM thread would build them all
+        # during the measurement, competing with the publishes for the GIL
+        env["REPOPROXY_SBOM__WORKER_INTERVAL"] = "86400"
+    srv = RunningServer(root, free_port(), work / f"server-{tag}.log", env).start()
+    return srv, srv.token("--admin", "--name", "bench"), root
+
+
+def post(srv: RunningServer, token: str, path: Path,
+         session: requests.Session | None = None) -> float:
+    data = path.read_bytes()
+    start = time.perf_counter()
+    r = (session or requests).post(
+        f"{srv.url}/api/v1/upload/bench", data=data, timeout=300,
+        headers={"Authorization": f"Bearer {token}", "X-File-Name": path.name,
+                 "X-File-SHA256": hashlib.sha256(data).hexdigest(),
+                 "Content-Type": "application/octet-stream"})
+    r.raise_for_status()
+    return time.perf_counter() - start
+
+
+def bench_visible(src: Path, work: Path, n: int, repeat: int) -> tuple[float, float, float]:
+    """Medians (s): upload-to-visible, the upload's answer, and visible at its slowest."""
+    srv, token, root = serve(src, work, f"visible-{n}")
     try:
-        token = srv.token("--admin", "--name", "bench")
-        times = []
+        session = requests.Session()
+        post(srv, token, build_package(PackageSpec("warm", "1.0"), work / "fresh"), session)
+        visible, answered = [], []
         for i in range(repeat):
-            path = build_package(PackageSpec("fresh", f"9.{i}"), work)
-            data = path.read_bytes()
-            start = time.perf_counter()
-            r = requests.post(
-                f"{srv.url}/api/v1/upload/bench", data=data, timeout=120,
-                headers={"Authorization": f"Bearer {token}", "X-File-Name": path.name,
-                         "X-File-SHA256": hashlib.sha256(data).hexdigest()})
-            r.raise_for_status()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                rd = requests.get(f"{srv.url}/bench/noarch/repodata.json", timeout=30).json()
-                if path.name in rd["packages.conda"]:
-                    break
-            times.append(time.perf_counter() - start)
-        return median(times)
+            path = build_package(PackageSpec(f"fresh{i}", "9.0"), work / "fresh")
+            stop = threading.Event()
+            with ThreadPoolExecutor(1) as pool:
+                seen = pool.submit(visible_on_disk, root, path.name, stop)
+                time.sleep(0.01)  # the poller is running
+                start = time.perf_counter()
+                answered.append(post(srv, token, path, session))
+                try:
+                    at = seen.result(timeout=60)
+                finally:
+                    stop.set()
+            assert at is not None, f"{path.name} never became visible"
+            visible.append(max(0.0, at - start))
+        return median(visible), median(answered), max(visible)
     finally:
         srv.stop()
 
 
+def bench_burst(src: Path, work: Path, uploads: int, uploaders: int = 4) -> None:
+    """A burst of uploads while a reader polls the three indexes on disk."""
+    srv, token, root = serve(src, work, "burst")
+    paths = [build_package(PackageSpec(f"burst{i // 5}", f"1.{i % 5}"), work / "burst")
+             for i in range(uploads)]
+    done = threading.Event()
+    polls: list[tuple[float, View]] = []
+    answers: list[float] = []
+
+    def read() -> None:
+        reader = disk_reader(root)
+        while not done.is_set():
+            polls.append((time.perf_counter(), reader.view()))
+
+    poller = threading.Thread(target=read)
+    poller.start()
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(uploaders) as pool:
+            answers = list(pool.map(lambda p: post(srv, token, p), paths))
+    finally:
+        done.set()
+        poller.join()
+        srv.stop()
+    elapsed = time.perf_counter() - start
+    # how long the views disagreed, each time they did
+    windows, since = [], None
+    for at, view in polls:
+        if not view.agree() and since is None:
+            since = at
+        elif view.agree() and since is not None:
+            windows.append(at - since)
+            since = None
+    back = sum(1 for _, v in polls if not v.ordered())
+    print(f"burst of {uploads} uploads ({uploaders} clients) into {src.name}: {elapsed:.1f} s, "
+          f"answer median {statistics.median(answers) * 1000:.0f} ms, "
+          f"max {max(answers) * 1000:.0f} ms; {len(polls)} polls, "
+          f"{sum(1 for _, v in polls if not v.agree())} saw the views differ "
+          f"(longest {max(windows, default=0) * 1000:.0f} ms, one publish is at most the "
+          f"slowest answer); {back} saw a view go back in time")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument("--big", action="store_true", help="add 50,000 files (takes long)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--visible-repeat", type=int, default=9)
+    ap.add_argument("--burst", type=int, default=500, help="uploads in the burst (0: skip)")
+    ap.add_argument("--sbom-backlog", action="store_true",
+                    help="let the server build the imported files' SBOMs while measuring "
+                         "uploads (by default its SBOM worker waits)")
+    ap.add_argument("--src", type=Path, default=None,
+                    help="reuse generated packages: DIR/src-N/noarch (made if absent)")
     ap.add_argument("--block", default="",
                     help="plugins to disable for repoproxy, e.g. 'repoproxy_sbom' (core only)")
     args = ap.parse_args()
+    global SBOM_BACKLOG
+    SBOM_BACKLOG = args.sbom_backlog
+    sizes = sorted(set(args.sizes + ([50_000] if args.big else [])))
     if args.block:
         ENV["REPOPROXY_PLUGINS__BLOCK"] = args.block
         print(f"plugins blocked: {args.block}")
+    ci = conda_index_available()
+    if not ci:
+        print("conda-index not importable here: not compared")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         work = Path(tmp)
-        for n in args.sizes:
-            src = work / f"src-{n}" / "noarch"
-            src.mkdir(parents=True)
-            build_many(src, n)
+        sources: dict[int, Path] = {}
+        for n in sizes:
+            src = (args.src or work) / f"src-{n}" / "noarch"
+            if not (src.is_dir() and len(list(src.iterdir())) == n):
+                src.mkdir(parents=True, exist_ok=True)
+                build_many(src, n)
+            sources[n] = src.parent
             ours = bench_import(src.parent, work, args.repeat)
             theirs = bench_rattler(src.parent, work, args.repeat)
-            ci = bench_conda_index(src.parent, work, args.repeat)
             print(f"N={n}: repoproxy import {ours:.2f}s ({n / ours:.0f} files/s), "
                   f"rattler.index {theirs:.2f}s ({n / theirs:.0f} files/s), "
-                  f"ratio ours/rattler {fmt_ratio(ours, theirs, higher_is_better=False)}")
-            if ci is None:
-                print(f"N={n}: conda-index not importable here; skipped")
-            else:
-                print(f"N={n}: conda-index {ci:.2f}s, ratio ours/conda-index "
-                      f"{fmt_ratio(ours, ci, higher_is_better=False)}")
-        n = max(args.sizes)
-        latency = bench_visible(work / f"src-{n}", work, max(args.repeat, 5))
-        print(f"upload-to-visible in a channel of {n}: median {latency * 1000:.0f} ms")
+                  f"ratio ours/rattler {fmt_ratio(ours, theirs, higher_is_better=False)}",
+                  flush=True)
+            if ci:
+                c = bench_conda_index(src.parent, work, args.repeat)
+                print(f"N={n}: conda-index {c:.2f}s, ratio ours/conda-index "
+                      f"{fmt_ratio(ours, c, higher_is_better=False)}", flush=True)
+        for n in [s for s in sizes if s >= 5000] or [max(sizes)]:
+            vis, answer, worst = bench_visible(sources[n], work, n, args.visible_repeat)
+            print(f"upload-to-visible in a channel of {n}: median {vis * 1000:.0f} ms "
+                  f"(slowest {worst * 1000:.0f} ms); upload answer median "
+                  f"{answer * 1000:.0f} ms", flush=True)
+        if args.burst:
+            bench_burst(sources[min(sizes)], work, args.burst)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from repoproxy.domain.packages import upload_audit
 from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
+from repoproxy.storage.store import fsync_files
 
 from . import folder, state
 from .config import PREFIX, WatchConfig
@@ -84,8 +85,10 @@ class Batcher:
                               "= true", code="no-channel")
             return
         seen.busy = True
+        # sync=False (positional: the expected sha256 and file name are None): a batch's
+        # temporary files are fsynced together in _commit
         future = self._executor().submit(prepare_file, cand.path, self.services.store.tmp_dir,
-                                         self.rules, cand.subdir)
+                                         self.rules, cand.subdir, None, None, False)
         self.in_flight[future] = seen
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -238,6 +241,7 @@ class Batcher:
             todo.append((seen, prepared))
         if not todo:
             return []
+        fsync_files(p.tmp_path for _, p in todo)  # the workers wrote without fsync
         records, errors = ingestor.commit_many(
             channel, [p for _, p in todo], force=self.config.duplicates == "replace",
             uploader="watch", audit=upload_audit("watch"))

@@ -18,6 +18,7 @@ from repoproxy.errors import RepoproxyError
 from repoproxy.models import PackageRecord
 from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.pipeline.ingest import AuditHook, Prepared, Rules, prepare_file
+from repoproxy.storage.store import fsync_files
 
 if TYPE_CHECKING:
     from repoproxy.pipeline.ingest import Ingestor
@@ -66,6 +67,9 @@ def import_packages(
     def _flush() -> None:
         """Plugin checks, then one short transaction for the whole batch."""
         ready = []
+        # the workers wrote without fsync: the whole batch is synced here at once, before
+        # any file is renamed into the channel and committed
+        fsync_files(prepared.tmp_path for prepared, _ in batch)
         for prepared, src in batch:
             try:
                 ingestor.check(channel, prepared)
@@ -91,7 +95,8 @@ def import_packages(
         while queue or pending:
             while queue and len(pending) < workers * 8:
                 src, hint = queue.pop()
-                pending[pool.submit(prepare_file, src, tmp_dir, rules, hint)] = src
+                pending[pool.submit(prepare_file, src, tmp_dir, rules, hint,
+                                    sync=False)] = src
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 src = pending.pop(fut)

@@ -114,9 +114,12 @@ class Rules:
 
 
 def copy_hashed(
-    read: Callable[[int], bytes], out: IO[bytes], max_size: int
+    read: Callable[[int], bytes], out: IO[bytes], max_size: int, *, sync: bool = True
 ) -> tuple[int, str, str]:
-    """Copy a stream to ``out`` in chunks, hashing it; never holds the whole file in memory."""
+    """Copy a stream to ``out`` in chunks, hashing it; never holds the whole file in memory.
+
+    ``sync=False`` leaves the fsync to the caller (bulk import syncs a batch at once).
+    """
     sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     while True:
         chunk = read(CHUNK)
@@ -129,7 +132,8 @@ def copy_hashed(
         md5.update(chunk)
         out.write(chunk)
     out.flush()
-    os.fsync(out.fileno())
+    if sync:
+        os.fsync(out.fileno())
     return size, sha.hexdigest(), md5.hexdigest()
 
 
@@ -230,11 +234,14 @@ def prepare_file(
     target_subdir: str | None = None,
     expected_sha256: str | None = None,
     filename: str | None = None,
+    sync: bool = True,
 ) -> Prepared:
     """Copy a local file into ``tmp_dir`` and prepare it (runs in worker processes).
 
     The copy is what lets a crash or a concurrent change of ``src`` never reach the channel.
-    On error the temporary file is removed.
+    On error the temporary file is removed. ``sync=False``: the caller fsyncs the temporary
+    file before committing it (bulk import does a whole batch at once, see
+    :func:`repoproxy.storage.store.fsync_files`).
     """
     filename = filename or src.name
     split_filename(filename)
@@ -242,7 +249,7 @@ def prepare_file(
     tmp = Path(name)
     try:
         with open(src, "rb") as f_in, os.fdopen(fd, "wb") as f_out:
-            size, sha, md5 = copy_hashed(f_in.read, f_out, rules.max_size)
+            size, sha, md5 = copy_hashed(f_in.read, f_out, rules.max_size, sync=sync)
         _check_sha(expected_sha256, sha)
         return _finish(filename, target_subdir, tmp, size, sha, md5, rules)
     except BaseException:
@@ -401,8 +408,8 @@ class Ingestor:
             try:
                 for prepared in items:
                     dest = store.package_path(channel.name, prepared.subdir, prepared.filename)
-                    existing = catalog.get_package(channel.name, prepared.subdir,
-                                                   prepared.filename)
+                    existing = catalog.indexed_timestamp(channel.name, prepared.subdir,
+                                                         prepared.filename)
                     if existing is not None and not force:
                         errors.append((prepared, PackageExists(
                             f"{channel.name}/{prepared.subdir}/{prepared.filename} already "
@@ -445,10 +452,10 @@ class Ingestor:
         return records, errors
 
     @staticmethod
-    def _record(channel: Channel, prepared: Prepared, existing: PackageRecord | None,
+    def _record(channel: Channel, prepared: Prepared, existing: int | None,
                 uploader: str | None) -> PackageRecord:
         # CEP-47: the first time a file entered the index, kept across replacements
-        indexed = existing.indexed_timestamp if existing else int(time.time() * 1000)
+        indexed = existing if existing is not None else int(time.time() * 1000)
         index = prepared.metadata.index
         return PackageRecord(
             channel=channel.name,
@@ -492,7 +499,7 @@ class Ingestor:
         records = list(records)
         for subdir in sorted({r.subdir for r in records}):
             self.indexer.build(channel.name, subdir)
-        self.indexer.build_channeldata(channel.name)
+        self.indexer.build_channeldata(channel.name, {r.name for r in records})
         for rec in records:
             path = self.runtime.store.package_path(rec.channel, rec.subdir, rec.filename)
             notify(self.runtime.pm, "repoproxy_package_added",
@@ -580,7 +587,7 @@ class Ingestor:
         """After removals committed: rebuild what changed, then fire the removal events."""
         for subdir in sorted({r.subdir for r in removed}):
             self.indexer.build(channel.name, subdir)
-        self.indexer.build_channeldata(channel.name)
+        self.indexer.build_channeldata(channel.name, {r.name for r in removed})
         for rec in removed:
             notify(self.runtime.pm, "repoproxy_package_removed",
                    services=self.runtime, channel=channel, record=rec)

@@ -126,9 +126,12 @@ class Accounts:
     # --- audit ----------------------------------------------------------------------------
     def audit(self, actor: str, action: str, channel: str | None = None,
               target: str | None = None, **details: Any) -> None:
-        self.db.table("audit").insert({"at": utcnow(), "actor": actor, "action": action,
-                                       "channel": channel, "target": target,
-                                       "details": json.dumps(details, sort_keys=True)})
+        # plain SQL: sqlite_utils' insert introspects the table each time (one row per
+        # imported file makes that count)
+        self.db.execute(
+            "INSERT INTO audit (at, actor, action, channel, target, details) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [utcnow(), actor, action, channel, target, json.dumps(details, sort_keys=True)])
 
     def audit_entries(self, since: str | None = None,
                       channel: str | None = None) -> list[dict[str, Any]]:

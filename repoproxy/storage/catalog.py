@@ -48,6 +48,23 @@ def _record(row: dict[str, Any]) -> PackageRecord:
     )
 
 
+_UPSERT_PACKAGE = """
+INSERT INTO packages (channel, subdir, filename, name, version, build, build_number, size,
+    sha256, md5, indexed_timestamp, record, about, run_exports, uploader, uploaded_at,
+    file_ino, file_mtime_ns)
+VALUES (:channel, :subdir, :filename, :name, :version, :build, :build_number, :size,
+    :sha256, :md5, :indexed_timestamp, :record, :about, :run_exports, :uploader, :uploaded_at,
+    :file_ino, :file_mtime_ns)
+ON CONFLICT (channel, subdir, filename) DO UPDATE SET
+    name = excluded.name, version = excluded.version, build = excluded.build,
+    build_number = excluded.build_number, size = excluded.size, sha256 = excluded.sha256,
+    md5 = excluded.md5, indexed_timestamp = excluded.indexed_timestamp, record = excluded.record,
+    about = excluded.about, run_exports = excluded.run_exports, uploader = excluded.uploader,
+    uploaded_at = excluded.uploaded_at, file_ino = excluded.file_ino,
+    file_mtime_ns = excluded.file_mtime_ns
+"""
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -198,6 +215,27 @@ class Catalog:
             [channel, subdir],
         )
 
+    def raw_parts(
+        self, channel: str, subdir: str, names: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, str, str, str | None]]:
+        """(filename, name, record JSON, run_exports JSON or None) of a subdir, or of the
+        files of some package names only: what the indexer caches between builds."""
+        sql = ("SELECT filename, name, record, run_exports FROM packages "
+               "WHERE channel = ? AND subdir = ?")
+        if names is None:
+            yield from self.db.execute(sql, [channel, subdir])
+            return
+        wanted = sorted(set(names))
+        for i in range(0, len(wanted), 500):  # well under SQLite's bound on parameters
+            chunk = wanted[i:i + 500]
+            yield from self.db.execute(
+                f"{sql} AND name IN ({', '.join('?' * len(chunk))})", [channel, subdir, *chunk])
+
+    def count_files(self, channel: str, subdir: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM packages WHERE channel = ? AND subdir = ?",
+                              [channel, subdir]).fetchone()
+        return int(row[0])
+
     def raw_run_exports(self, channel: str, subdir: str) -> Iterator[tuple[str, str | None]]:
         """(filename, run_exports JSON text or None) of a subdir, by file name."""
         yield from self.db.execute(
@@ -206,30 +244,37 @@ class Catalog:
             [channel, subdir],
         )
 
+    def indexed_timestamp(self, channel: str, subdir: str, filename: str) -> int | None:
+        """The stored file's indexed_timestamp (CEP-47), or None if the file is not stored."""
+        row = self.db.execute(
+            "SELECT indexed_timestamp FROM packages WHERE channel = ? AND subdir = ? "
+            "AND filename = ?", [channel, subdir, filename]).fetchone()
+        return None if row is None else int(row[0] or 0)
+
     def upsert_package(self, rec: PackageRecord, file_ino: int, file_mtime_ns: int) -> None:
-        self.db.table("packages").upsert(
-            {
-                "channel": rec.channel,
-                "subdir": rec.subdir,
-                "filename": rec.filename,
-                "name": rec.name,
-                "version": rec.version,
-                "build": rec.build,
-                "build_number": rec.build_number,
-                "size": rec.size,
-                "sha256": rec.sha256,
-                "md5": rec.md5,
-                "indexed_timestamp": rec.indexed_timestamp,
-                "record": json.dumps(rec.record, sort_keys=True, separators=(",", ":")),
-                "about": json.dumps(rec.about, sort_keys=True),
-                "run_exports": json.dumps(rec.run_exports) if rec.run_exports else None,
-                "uploader": rec.uploader,
-                "uploaded_at": rec.uploaded_at,
-                "file_ino": file_ino,
-                "file_mtime_ns": file_mtime_ns,
-            },
-            pk=("channel", "subdir", "filename"),
-        )
+        # plain SQL, not sqlite_utils' upsert: that one introspects the table on every call,
+        # which was a third of a bulk import's commit time
+        row = {
+            "channel": rec.channel,
+            "subdir": rec.subdir,
+            "filename": rec.filename,
+            "name": rec.name,
+            "version": rec.version,
+            "build": rec.build,
+            "build_number": rec.build_number,
+            "size": rec.size,
+            "sha256": rec.sha256,
+            "md5": rec.md5,
+            "indexed_timestamp": rec.indexed_timestamp,
+            "record": json.dumps(rec.record, sort_keys=True, separators=(",", ":")),
+            "about": json.dumps(rec.about, sort_keys=True),
+            "run_exports": json.dumps(rec.run_exports) if rec.run_exports else None,
+            "uploader": rec.uploader,
+            "uploaded_at": rec.uploaded_at,
+            "file_ino": file_ino,
+            "file_mtime_ns": file_mtime_ns,
+        }
+        self.db.execute(_UPSERT_PACKAGE, row)
         self.touch_subdir(rec.channel, rec.subdir, [rec.name])
 
     def delete_package(self, rec: PackageRecord) -> None:

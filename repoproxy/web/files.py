@@ -3,14 +3,16 @@ cache policy of its channel. Shared by the conda file views and plugins' views."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from pyramid.response import FileResponse
+from pyramid.response import FileIter, Response
 
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
 
+_BLOCK = 64 * 1024
 GZIP_TWINS = frozenset({"repodata.json", "run_exports.json", "channeldata.json"})
 CONTENT_TYPES = {
     ".json": "application/json",
@@ -23,18 +25,31 @@ CONTENT_TYPES = {
 def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool,
                   etag: str | None = None) -> Any:
     accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
-    encoding = None
+    # a gzip twin may vanish at any moment (a publish removes it before replacing its file,
+    # see Indexer._write_json): then the file itself is answered, plain
+    candidates: list[tuple[Path, str | None]] = []
     if path.name in GZIP_TWINS and accepts_gzip:
-        gz = path.with_name(path.name + ".gz")
-        if gz.exists():
-            path, encoding = gz, "gzip"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise NotFound(f"{path.name} not found") from None
+        candidates.append((path.with_name(path.name + ".gz"), "gzip"))
+    candidates.append((path, None))
+    for path, encoding in candidates:  # noqa: B007 - the pair the loop breaks on is used
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - owned by the response's app_iter
+        except FileNotFoundError:
+            continue
+        break
+    else:
+        raise NotFound(f"{path.name} not found")
+    # size and validators from the open file, not the path: an index is replaced by rename
+    # at any moment, and a length taken from the next version truncates or pads this one
+    # (pyramid's FileResponse stats the path, then opens it)
+    st = os.fstat(f.fileno())
     suffix = ".json" if encoding else path.suffix
-    response = FileResponse(str(path), request=request,
-                            content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+    response = Response(conditional_response=True,
+                        content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+    response.last_modified = st.st_mtime
+    wrapper = request.environ.get("wsgi.file_wrapper")
+    response.app_iter = wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK)
+    response.content_length = st.st_size
     # strong validator: files are only ever replaced by rename, never changed in place, so
     # inode + mtime + size change whenever the bytes do
     response.etag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
