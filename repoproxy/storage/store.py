@@ -8,6 +8,7 @@ Layout::
     <root>/channels/<channel>/channeldata.json
     <root>/channels/<channel>/<subdir>/{repodata.json,repodata.json.zst,...,<package files>}
     <root>/channels/<channel>/<subdir>/shards/<sha256>.msgpack.zst
+    <root>/public/<channel> -> ../channels/<channel>   public channels only (storage/public.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import IO
 
 from repoproxy.errors import InvalidName
 from repoproxy.names import check_channel_name, check_subdir
+from repoproxy.storage.public import PublicView
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,6 +32,20 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def distinct_stamp(new: Path, old: Path) -> None:
+    """Before ``new`` replaces ``old``: if both have the same size and the same mtime second,
+    move ``new``'s mtime on past ``old``'s. Validators are mtime seconds + size (nginx's
+    scheme, web/files.py ``stat_etag``), so a replacement must never repeat that pair."""
+    try:
+        before = old.stat()
+    except FileNotFoundError:
+        return
+    after = new.stat()
+    if after.st_size == before.st_size and int(after.st_mtime) <= int(before.st_mtime):
+        stamp = (int(before.st_mtime) + 1) * 1_000_000_000
+        os.utime(new, ns=(stamp, stamp))
 
 
 def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
@@ -45,6 +61,7 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        distinct_stamp(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
@@ -59,6 +76,7 @@ class Store:
         self.root = Path(root).resolve()
         self.channels_dir = self.root / "channels"
         self.tmp_dir = self.root / "tmp"
+        self.public = PublicView(self.root)
 
     def init(self) -> None:
         for d in (self.root, self.channels_dir, self.tmp_dir):
@@ -113,6 +131,7 @@ class Store:
     def move_into_place(self, tmp: Path, dest: Path, *, sync: bool = True) -> os.stat_result:
         """Rename a finished (fsynced) temporary file to its final place; returns its stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
+        distinct_stamp(tmp, dest)
         os.replace(tmp, dest)
         if sync:
             fsync_dir(dest.parent)
