@@ -19,6 +19,7 @@ from pyramid.response import Response
 
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
+from repoproxy.web.files import CONTENT_TYPES
 
 #: response header naming the cache policy for the front's internal location to copy (nginx
 #: keeps only a few upstream headers across an internal redirect)
@@ -35,7 +36,9 @@ def accel_response(request: Any, prefix: str, path: Path, channel: Channel, subd
     if not path.is_file():
         raise NotFound(f"{filename} not found")
     scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
-    response = Response(status=200)
+    # nginx keeps the upstream's Content-Type across the redirect: the one repoproxy sends
+    response = Response(status=200, content_type=CONTENT_TYPES.get(
+        path.suffix, "application/octet-stream"), charset=None)
     response.headers["X-Accel-Redirect"] = (
         f"{prefix.rstrip('/')}/{quote(channel.name)}/{quote(subdir)}/{quote(filename)}")
     response.headers[CACHE_HEADER] = f"{scope}, max-age=31536000, immutable"
