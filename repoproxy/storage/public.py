@@ -57,12 +57,12 @@ class PublicView:
             return
         target = Path("..") / "channels" / channel
         with suppress(OSError):
-            if os.readlink(link) == str(target):
+            if link.readlink() == target:
                 return
         tmp = self.dir / f".{channel}.{os.getpid()}.tmp"
         with suppress(FileNotFoundError):
             tmp.unlink()
-        os.symlink(target, tmp)
+        tmp.symlink_to(target)
         os.replace(tmp, link)
 
     def unpublish(self, channel: str) -> None:
