@@ -3,6 +3,7 @@ e2e tests and bench/front.py (no pytest needed)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -10,6 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+#: the internal location the tests and benchmarks use (web/front.py DEFAULT_ACCEL)
+ACCEL = "/-/accel/"
+
+
+def env_without_settings(**extra: str) -> dict[str, str]:
+    """This process's environment without REPOPROXY_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
+    env.update(extra)
+    return env
+
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 

@@ -10,7 +10,6 @@ file, an absent channel; and a channel turned private stops being served by ngin
 from __future__ import annotations
 
 import http.client
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,13 @@ import requests
 import zstandard
 
 from repoproxy.cli.http import Client
-from repoproxy.testing.front import NGINX, RunningNginx, nginx_conf
+from repoproxy.testing.front import (
+    ACCEL,
+    NGINX,
+    RunningNginx,
+    env_without_settings,
+    nginx_conf,
+)
 from repoproxy.testing.packages import PackageSpec, build_package
 from repoproxy.testing.server import RunningServer, free_port
 
@@ -30,7 +35,6 @@ pytestmark = [
                                               "with apt: apt-get install nginx)"),
 ]
 
-ACCEL = "/-/accel/"
 COMPARED = ("ETag", "Last-Modified", "Cache-Control", "Content-Type", "Content-Encoding",
             "Vary", "Content-Length")
 SPECS = [
@@ -40,12 +44,6 @@ SPECS = [
     PackageSpec("app", "3.0", subdir="linux-64", depends=["helper >=0.5", "libcore"],
                 files={"bin/app": b"#!/bin/sh\necho app 3.0\n"}),
 ]
-
-
-def env_without_settings(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
