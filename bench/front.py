@@ -25,17 +25,17 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_env, median  # noqa: E402
+from _common import clean_env, median
 
-from repoproxy.cli.http import Client  # noqa: E402
-from repoproxy.testing.front import (  # noqa: E402
+from repoproxy.cli.http import Client
+from repoproxy.testing.front import (
     ACCEL,
     NGINX,
     RunningNginx,
     nginx_conf,
 )
-from repoproxy.testing.packages import PackageSpec, build_package  # noqa: E402
-from repoproxy.testing.server import RunningServer, free_port  # noqa: E402
+from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.testing.server import RunningServer, free_port
 
 PLAIN = """\
 {user}daemon off;
