@@ -7,7 +7,7 @@ What nginx does by itself, and why it is safe (README "Production"):
   the tree, through ``<root>/public/<channel>``: that link exists only while the channel is
   public (storage/public.py keeps it in step with privacy changes, in order). Anything the
   link does not lead to (a private channel, an absent channel or file, a noarch index not
-  built yet) falls back to repoproxy (``try_files ... @repoproxy``), which answers exactly as
+  built yet) falls back to repoproxy (``error_page 404 = @repoproxy``), which answers as
   without the front. Index files never list policy-hidden packages, and package files are
   never served from these locations;
 - **package bytes** after repoproxy decided (access, hidden set, existence, the download
@@ -139,7 +139,10 @@ http {{
         }}
 
         # index files of public channels, straight from the tree (the link under public/
-        # exists only while the channel is public); anything else falls back to repoproxy
+        # exists only while the channel is public); anything else falls back to repoproxy.
+        # A missing file is nginx's 404 turned into repoproxy's answer (error_page): one
+        # system call less per request than try_files, which stats before opening
+        log_not_found off;
         location ~ "^/[^/]+/[^/]+/(?:{indexes})$" {{
             root {public};
             limit_except GET {{
@@ -148,7 +151,7 @@ http {{
             gzip_static on;
             gzip_vary on;
             add_header Cache-Control "{index_cache}";
-            try_files $uri @repoproxy;
+            error_page 404 = @repoproxy;
         }}
         location ~ "^/[^/]+/channeldata\\.json$" {{
             root {public};
@@ -158,7 +161,7 @@ http {{
             gzip_static on;
             gzip_vary on;
             add_header Cache-Control "{index_cache}";
-            try_files $uri @repoproxy;
+            error_page 404 = @repoproxy;
         }}
         location ~ "^/[^/]+/[^/]+/shards/[0-9a-f]{{64}}\\.msgpack\\.zst$" {{
             root {public};
@@ -166,7 +169,7 @@ http {{
                 proxy_pass http://$repoproxy_upstream;
             }}
             add_header Cache-Control "public, max-age=31536000, immutable";
-            try_files $uri @repoproxy;
+            error_page 404 = @repoproxy;
         }}
 
         # package bytes, only after repoproxy answered X-Accel-Redirect (web/accel.py)
