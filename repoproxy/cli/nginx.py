@@ -31,7 +31,7 @@ def _hostport(value: str) -> str:
               help="nginx `user` for its workers when started as root (default: the owner "
                    "of the root directory, who can read the tree).")
 @click.option("--access-log", default=None, help="nginx access log path (default: off).")
-@click.option("--workers", "worker_processes", default="auto", show_default=True,
+@click.option("--nginx-workers", "worker_processes", default="auto", show_default=True,
               help="nginx worker_processes.")
 def nginx_conf(root: Path | None, config: Path | None, upstreams: tuple[str, ...],
                writer: str | None, listen: str, user: str | None, access_log: str | None,
