@@ -47,6 +47,10 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.plugins.allow": (),
     "repoproxy.plugins.dir": "",
     "repoproxy.log_requests": True,
+    # behind the nginx front (`repoproxy nginx-conf`): the front's internal location for
+    # package bytes, e.g. /_files/. Empty: repoproxy sends the bytes itself. Set it only
+    # when every request comes through that front (web/accel.py)
+    "repoproxy.accel_redirect": "",
     # role bindings (conda-store's idea): "channel-glob=read|write|manage ...";
     # safe defaults: anonymous reads public channels only, through channel privacy
     "repoproxy.auth.unauthenticated_role_bindings": "",

@@ -16,12 +16,12 @@ def cli() -> None:
 
 def build_cli() -> click.Group:
     """The group with the core's commands and every plugin's."""
-    from repoproxy.cli import access, client, server
+    from repoproxy.cli import access, client, nginx, server
     from repoproxy.cli import transfers as transfers_cli
     from repoproxy.plugins import get_plugin_manager
     from repoproxy.settings import raw_settings
 
-    for command in (server.serve, server.import_, server.plugins_cmd):
+    for command in (server.serve, server.import_, server.plugins_cmd, nginx.nginx_conf):
         cli.add_command(command)
     client.register(cli)
     access.register(cli)

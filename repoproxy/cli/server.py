@@ -29,6 +29,7 @@ log = logging.getLogger("repoproxy")
 @click.option("--port", type=int, default=None, help="Port (default 8080).")
 def serve(root: Path | None, config: Path | None, host: str | None, port: int | None) -> None:
     """Serve channels until SIGTERM/SIGINT."""
+    from repoproxy.domain.channels import sync_public_view
     from repoproxy.domain.recovery import recover
     from repoproxy.plugins import describe_plugins
     from repoproxy.web.app import make_app
@@ -49,6 +50,7 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
     try:
         check_startup(services)
         recover(services)
+        sync_public_view(services)  # what the nginx front may serve straight from the tree
         app = make_app(services)  # plugins check their settings here
         run(services, app, services.settings["repoproxy.host"],
             services.settings["repoproxy.port"])

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from repoproxy.domain.audit import CLI, Actor, audit
@@ -56,7 +58,7 @@ def create_channel(core: Core, name: str, description: str = "", privacy: str = 
     priv = parse_privacy(privacy)
     channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
     db = core.db()
-    with write_transaction(db):
+    with _view_change(core, name, public=priv == Privacy.PUBLIC), write_transaction(db):
         accounts = Accounts(db)
         owner = None
         if isinstance(actor, Identity) and not actor.is_admin:
@@ -140,7 +142,8 @@ def update_channel(core: Core, name: str, *, actor: Actor = CLI, privacy: str | 
         raise RepoproxyError("a subchannel's privacy follows its parent channel: change the "
                              "parent's")
     db = core.db()
-    with write_transaction(db):
+    public = fields.get("privacy", Privacy.PUBLIC) == Privacy.PUBLIC
+    with _view_change(core, name, public=public), write_transaction(db):
         catalog = Catalog(db)
         old = catalog.require_channel(name)
         catalog.update_channel(name, **fields)
@@ -163,7 +166,7 @@ def remove_channel(core: Core, name: str, *, actor: Actor = CLI) -> Channel:
     """Remove a channel (and its subchannels) with files, catalog rows, members and token
     grants."""
     db = core.db()
-    with write_transaction(db):
+    with _view_change(core, name, public=False), write_transaction(db):
         catalog = Catalog(db)
         channel = catalog.require_channel(name)
         subchannels = catalog.subchannels(name) if "/" not in name else []
@@ -188,6 +191,33 @@ def remove_channel(core: Core, name: str, *, actor: Actor = CLI) -> Channel:
     for ch in [*subchannels, channel]:
         notify(core.pm, "repoproxy_channel_removed", services=core, channel=ch)
     return channel
+
+
+@contextmanager
+def _view_change(core: Core, name: str, *, public: bool) -> Iterator[None]:
+    """Around a transaction that may change whether ``name`` is public: keep the public view
+    (storage/public.py) from ever showing a channel that is not public. Out of the view
+    before a commit that may make it non-public; back in only from the committed row."""
+    view = core.store.public
+    with view.locked():
+        if not public:
+            view.unpublish(name)
+        try:
+            yield
+        finally:
+            channel = core.catalog().get_channel(name)
+            if channel is not None and channel.privacy == Privacy.PUBLIC:
+                view.publish(name)
+            else:
+                view.unpublish(name)
+
+
+def sync_public_view(core: Core) -> None:
+    """Re-derive the whole public view from the catalog (``repoproxy serve`` at start)."""
+    view = core.store.public
+    with view.locked():
+        view.sync(ch.name for ch in core.catalog().list_channels()
+                  if ch.privacy == Privacy.PUBLIC)
 
 
 def _forget_in_tokens(catalog: Catalog, name: str) -> tuple[list[str], list[str]]:

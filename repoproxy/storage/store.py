@@ -8,6 +8,7 @@ Layout::
     <root>/channels/<channel>/channeldata.json
     <root>/channels/<channel>/<subdir>/{repodata.json,repodata.json.zst,...,<package files>}
     <root>/channels/<channel>/<subdir>/shards/<sha256>.msgpack.zst
+    <root>/public/<channel> -> ../channels/<channel>   public channels only (storage/public.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import IO
 
 from repoproxy.errors import InvalidName
 from repoproxy.names import check_channel_name, check_subdir
+from repoproxy.storage.public import PublicView
 
 #: threads that fsync together (see :func:`fsync_files`)
 FSYNC_THREADS = 32
@@ -35,6 +37,20 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def distinct_stamp(new: Path, old: Path) -> None:
+    """Before ``new`` replaces ``old``: if both have the same size and the same mtime second,
+    move ``new``'s mtime on past ``old``'s. Validators are mtime seconds + size (nginx's
+    scheme, web/files.py ``stat_etag``), so a replacement must never repeat that pair."""
+    try:
+        before = old.stat()
+    except FileNotFoundError:
+        return
+    after = new.stat()
+    if after.st_size == before.st_size and int(after.st_mtime) <= int(before.st_mtime):
+        stamp = (int(before.st_mtime) + 1) * 1_000_000_000
+        os.utime(new, ns=(stamp, stamp))
 
 
 def fsync_files(paths: Iterable[Path]) -> None:
@@ -92,6 +108,7 @@ def atomic_write_many(items: Iterable[tuple[Path, bytes]]) -> None:
                 f.write(data)
         fsync_files(tmp for tmp, _ in staged)
         for tmp, path in staged:
+            distinct_stamp(tmp, path)
             os.replace(tmp, path)
     except BaseException:
         for tmp, _ in staged:
@@ -114,6 +131,7 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        distinct_stamp(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
@@ -128,6 +146,7 @@ class Store:
         self.root = Path(root).resolve()
         self.channels_dir = self.root / "channels"
         self.tmp_dir = self.root / "tmp"
+        self.public = PublicView(self.root)
 
     def init(self) -> None:
         for d in (self.root, self.channels_dir, self.tmp_dir):
@@ -182,6 +201,7 @@ class Store:
     def move_into_place(self, tmp: Path, dest: Path, *, sync: bool = True) -> os.stat_result:
         """Rename a finished (fsynced) temporary file to its final place; returns its stat."""
         dest.parent.mkdir(parents=True, exist_ok=True)
+        distinct_stamp(tmp, dest)
         os.replace(tmp, dest)
         if sync:
             fsync_dir(dest.parent)

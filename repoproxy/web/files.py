@@ -22,6 +22,16 @@ CONTENT_TYPES = {
 }
 
 
+def stat_etag(st: os.stat_result) -> str:
+    """nginx's strong validator for a static file, so that a file answers with the same ETag
+    whether repoproxy or its nginx front (docs: README "Production") serves it: mtime in whole
+    seconds and size, in hex. Files are only ever replaced by rename, and the store moves a
+    replacement's mtime on when it would otherwise repeat both (storage/store.py,
+    ``distinct_stamp``), so the pair changes whenever the bytes do. A gzip twin is a file of
+    its own with its own stamp."""
+    return f"{int(st.st_mtime):x}-{st.st_size:x}"
+
+
 def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool,
                   etag: str | None = None) -> Any:
     accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
@@ -50,10 +60,9 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
     wrapper = request.environ.get("wsgi.file_wrapper")
     response.app_iter = wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK)
     response.content_length = st.st_size
-    # strong validator: files are only ever replaced by rename, never changed in place, so
-    # inode + mtime + size change whenever the bytes do
-    response.etag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
-        "-gz" if encoding else "")
+    # nginx's validator scheme (see stat_etag), so answers agree with and without the front;
+    # a gzip twin is a file of its own, with its own stamp
+    response.etag = etag or stat_etag(st)
     if encoding:
         response.content_encoding = encoding
     if path.name.removesuffix(".gz") in GZIP_TWINS:

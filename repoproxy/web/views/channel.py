@@ -17,6 +17,7 @@ from repoproxy.models import Channel
 from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.pipeline.repodata import HIDDEN, SHARD_INDEX
 from repoproxy.plugins import notify
+from repoproxy.web.accel import accel_prefix, accel_response
 from repoproxy.web.files import file_response
 from repoproxy.web.request import Request
 
@@ -51,7 +52,12 @@ def channel_file(request: Request) -> Any:
         hidden = request.registry.hidden_cache.get(directory / HIDDEN)
         if package in hidden:
             raise _missing(filename)
-        response = file_response(request, directory / filename, channel, immutable=True)
+        prefix = accel_prefix(request)
+        if prefix:  # behind the nginx front: it sends the bytes (web/accel.py)
+            response = accel_response(request, prefix, directory / filename, channel, subdir,
+                                      filename)
+        else:
+            response = file_response(request, directory / filename, channel, immutable=True)
         if request.method == "GET" and package == filename:
             _served(request, channel, subdir, filename)
         return response
@@ -75,7 +81,7 @@ def channel_shard(request: Request) -> Any:
     if not is_subdir(md["subdir"]) or len(digest) != 64 or digest.strip("0123456789abcdef"):
         raise _missing(name)
     path = request.services.store.shard_path(channel.name, md["subdir"], digest)
-    return file_response(request, path, channel, immutable=True, etag=digest)
+    return file_response(request, path, channel, immutable=True)
 
 
 @view_config(route_name="channel.root_file", request_method=("GET", "HEAD"),
