@@ -1,0 +1,271 @@
+"""An active mirror's run: copy the (filtered) upstream into the channel through the one
+ingest pipeline.
+
+Per subdir: fetch the upstream's ``repodata.json`` (the patched index, never
+``repodata_from_packages.json``), select the files the mirror wants, download each one
+verified against the upstream's sha256 and size, then receive, check (plugins: the channel's
+policy), commit and publish it through :class:`repoproxy.pipeline.ingest.Ingestor`. The
+served record is the upstream's (patched dependencies and unknown keys kept), with the hashes
+of the bytes we verified. Only after that are files the upstream dropped removed, and only
+those this mirror placed, once they have been gone for the retention period.
+
+A run holds a per-mirror lock file: a second runner (another process) returns at once, and a
+``running`` state whose lock is free is a crashed run, which the worker resumes: files already
+committed are skipped, so a resumed run continues where the crash left it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+from repoproxy.domain.audit import audit
+from repoproxy.errors import PackageRejected, RepoproxyError
+from repoproxy.plugins import notify
+from repoproxy.storage.catalog import utcnow
+
+from .filters import MirrorFilter
+from .model import InvalidMirror, Mirror
+from .service import mirror_dir, mirror_store
+from .upstream import Upstream, UpstreamError, UpstreamNotFound
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from repoproxy.domain.core import Core
+    from repoproxy.models import PackageRecord
+
+log = logging.getLogger(__name__)
+BATCH = 50  # files published (indexes rebuilt) together
+MAX_INDEX = 1024**3
+
+@contextmanager
+def run_lock(core: Core, mirror: Mirror) -> Iterator[bool]:
+    """The mirror's run lock, across processes; yields False if someone else holds it."""
+    locks = mirror_dir(core) / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{mirror.id}.lock", "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+def is_running_elsewhere(core: Core, mirror: Mirror) -> bool:
+    with run_lock(core, mirror) as mine:
+        return not mine
+
+def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's record (patches, unknown keys) with the hashes of the verified bytes."""
+    out = dict(upstream)
+    for key in ("md5", "sha256", "size", "name", "version", "build"):
+        if key in ours:
+            out[key] = ours[key]
+    out.pop("indexed_timestamp", None)  # ours, set by ingest when the file first arrives
+    return out
+
+def run(core: Core, name: str, *, shutdown: threading.Event | None = None) -> dict[str, Any]:
+    """Run an active mirror now, in this thread; returns its definition after the run."""
+    store = mirror_store(core)
+    mirror = store.get(name)
+    if mirror.mode != "active":
+        raise InvalidMirror(f"mirror {name!r} is passive: it has no runs")
+    with run_lock(core, mirror) as mine:
+        if not mine:
+            return store.get(name).as_json()
+        # "running" here means a crashed run (its lock is free): resume it
+        if not store.set_state_if(mirror.id, "running",
+                                  ("created", "pending", "completed", "failed", "running")):
+            return store.get(name).as_json()
+        Run(core, mirror, shutdown).execute()
+    return store.get(name).as_json()
+
+class Run:
+    def __init__(self, core: Core, mirror: Mirror, shutdown: threading.Event | None) -> None:
+        self.core, self.mirror, self.shutdown = core, mirror, shutdown
+        self.store = mirror_store(core)
+        self.counts = {"upstream": 0, "selected": 0, "added": 0, "present": 0, "errors": 0,
+                       "rejected": 0, "conflicts": 0, "pending_removal": 0, "removed": 0}
+        self.errors: list[str] = []
+        self.actor = f"mirror:{mirror.name}"
+
+    def stop_requested(self) -> bool:
+        if self.shutdown is not None and self.shutdown.is_set():
+            return True
+        current = self.store.by_id(self.mirror.id)
+        return current is None or current.state in ("stopping", "stopped")
+
+    def execute(self) -> None:
+        up = Upstream(self.mirror.source, self.core.settings)
+        final, error = "completed", None
+        try:
+            filt = MirrorFilter(self.mirror)
+            for subdir in self._subdirs(up, filt):
+                if self.stop_requested():
+                    break
+                self._subdir(up, filt, subdir)
+        except RepoproxyError as e:
+            final, error = "failed", e.message
+        except Exception as e:  # a bug must not leave the mirror "running" forever
+            log.exception("mirror %s: run failed", self.mirror.name)
+            final, error = "failed", f"internal error: {type(e).__name__}"
+        finally:
+            up.close()
+        if self.shutdown is not None and self.shutdown.is_set():
+            final = "pending"  # the server stops: the next one resumes the run
+        elif self.stop_requested():
+            final = "stopped"
+        if error is None and self.errors:
+            error = f"{len(self.errors)} file(s) failed; first: {self.errors[0]}"
+        self.store.set_fields(self.mirror.id, state=final, last_run_at=utcnow(),
+                              updated=utcnow(), counts=self.counts, last_error=error)
+
+    def _subdirs(self, up: Upstream, filt: MirrorFilter) -> list[str]:
+        if self.mirror.subdirs:
+            return list(self.mirror.subdirs)
+        try:
+            _, body = up.fetch_bytes("channeldata.json", MAX_INDEX)
+            subdirs = json.loads(body).get("subdirs") or []
+        except (UpstreamNotFound, ValueError, AttributeError):
+            subdirs = []
+        return sorted({"noarch", *(s for s in subdirs if isinstance(s, str))})
+
+    def _fetched(self, path: str, status: str) -> None:
+        notify(self.core.pm, "repoproxy_mirror_upstream", services=self.core,
+               mirror=self.mirror.name, channel=self.mirror.channel, path=path, status=status)
+
+    def _index(self, up: Upstream, subdir: str) -> dict[str, Any] | None:
+        path = f"{subdir}/repodata.json"
+        try:
+            _, body = up.fetch_bytes(path, MAX_INDEX)
+        except UpstreamNotFound:
+            self._fetched(path, "miss")
+            return None  # an absent subdir is an empty one
+        except UpstreamError:
+            self._fetched(path, "error")
+            raise
+        self._fetched(path, "miss")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise UpstreamError(f"upstream {up.public(path)} is not JSON") from None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
+        return data
+
+    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str) -> None:
+        repodata = self._index(up, subdir)
+        if repodata is None:
+            return
+        self.counts["upstream"] += sum(len(repodata.get(k) or {})
+                                       for k in ("packages", "packages.conda"))
+        wanted = filt.select(repodata, subdir)
+        self.counts["selected"] += len(wanted)
+        core = self.core
+        channel = core.catalog().require_channel(self.mirror.channel)
+        present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
+        mine = self.store.files(self.mirror.id, subdir)
+        batch: list[PackageRecord] = []
+        stopped = False
+        for fn, rec in sorted(wanted.items()):
+            if self.stop_requested():
+                stopped = True
+                break
+            have = present.get(fn)
+            if have is not None and have.sha256 == rec.get("sha256"):
+                self.counts["present"] += 1
+                if fn not in mine and have.uploader == self.actor:
+                    self.store.add_files(self.mirror.id, subdir, [(fn, have.sha256)])
+                continue
+            if have is not None and fn not in mine:
+                # someone uploaded other bytes under this name: a mirror never replaces them
+                self.counts["conflicts"] += 1
+                continue
+            added = self._add(up, channel, subdir, fn, rec, force=have is not None)
+            if added is not None:
+                batch.append(added)
+                if len(batch) >= BATCH:
+                    core.ingestor.publish(channel, batch)
+                    batch = []
+        if batch:
+            core.ingestor.publish(channel, batch)
+        if not stopped:
+            self._drop(channel.name, subdir, wanted, mine)
+
+    def _add(self, up: Upstream, channel: Any, subdir: str, fn: str, rec: dict[str, Any],
+             force: bool) -> PackageRecord | None:
+        core = self.core
+        path = f"{subdir}/{fn}"
+        sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+        size = rec.get("size") if isinstance(rec.get("size"), int) else None
+        try:
+            tmp = up.download(path, core.store.tmp_dir, sha, size,
+                              core.ingestor.rules.max_size)
+        except RepoproxyError as e:
+            self._fetched(path, "error")
+            self.counts["errors"] += 1
+            self.errors.append(e.message)
+            return None
+        self._fetched(path, "miss")
+        actor = self.actor
+
+        def record(db: Database, r: PackageRecord) -> None:
+            audit(db, actor, "package.mirror", r.channel, r.path, sha256=r.sha256, size=r.size)
+
+        try:
+            with open(tmp, "rb") as f, core.ingestor.receive(
+                    f.read, fn, target_subdir=subdir, expected_sha256=sha) as prepared:
+                prepared.record = merge_record(prepared.record, rec)
+                core.ingestor.check(channel, prepared)
+                committed = core.ingestor.commit(channel, prepared, force=force,
+                                                 uploader=actor, audit=record)
+            self.store.add_files(self.mirror.id, subdir, [(fn, committed.sha256)])
+            self.counts["added"] += 1
+            return committed
+        except PackageRejected:
+            self.counts["rejected"] += 1  # the channel's policy refuses it: not an error
+            return None
+        except RepoproxyError as e:
+            self.counts["errors"] += 1
+            self.errors.append(f"{path}: {e.message}")
+            return None
+        finally:
+            with suppress(OSError):
+                tmp.unlink()
+
+    def _drop(self, channel: str, subdir: str, wanted: dict[str, Any],
+              mine: dict[str, tuple[str, float | None]]) -> None:
+        now = time.time()
+        retention = float(self.core.settings["repoproxy_mirror.retention_days"]) * 86400
+        back = [fn for fn, (_, since) in mine.items() if fn in wanted and since is not None]
+        if back:
+            self.store.set_missing(self.mirror.id, subdir, back, None)
+        gone = {fn: since for fn, (_, since) in mine.items() if fn not in wanted}
+        new = [fn for fn, since in gone.items() if since is None]
+        if new:
+            self.store.set_missing(self.mirror.id, subdir, new, now)
+        expired = [fn for fn, since in gone.items() if now - (since or now) >= retention]
+        self.counts["pending_removal"] += len(gone) - len(expired)
+        if not expired:
+            return
+        existing = {r.filename for r in self.core.catalog().packages(channel, subdir)}
+        files = [(subdir, fn) for fn in sorted(expired) if fn in existing]
+        actor = self.actor
+
+        def record(db: Database, r: PackageRecord) -> None:
+            audit(db, actor, "package.delete", r.channel, r.path, reason="dropped upstream")
+
+        if files:
+            self.core.ingestor.remove_many(channel, files, audit=record)
+        self.store.forget_files(self.mirror.id, subdir, expired)
+        self.counts["removed"] += len(files)
