@@ -19,8 +19,9 @@ from . import service
 def includeme(config: Configurator) -> None:
     config.add_route("mirror.list", "/api/v1/mirrors", factory=ServerResource)
     config.add_route("mirror.item", "/api/v1/mirrors/{mirror}", factory=ServerResource)
-    config.add_route("mirror.action", "/api/v1/mirrors/{mirror}/{action:stop|restart|run}",
-                     factory=ServerResource)
+    for action in ("stop", "restart", "run"):
+        config.add_route(f"mirror.{action}", f"/api/v1/mirrors/{{mirror}}/{action}",
+                         factory=ServerResource)
     config.scan("repoproxy_mirror.views")
 
 
@@ -76,12 +77,21 @@ def delete_mirror(request: Request) -> Any:
                           actor=request.identity)
 
 
-@view_config(route_name="mirror.action", request_method="POST", renderer="json",
+@view_config(route_name="mirror.stop", request_method="POST", renderer="json",
              permission=Permissions.SERVER_ADMIN)
-def mirror_action(request: Request) -> Any:
-    name, action = request.matchdict["mirror"], request.matchdict["action"]
-    if action == "stop":
-        return service.stop(request.services, name, actor=request.identity)
-    if action == "restart":
-        return service.restart(request.services, name, actor=request.identity)
-    return service.run_now(request.services, name, actor=request.identity)
+def stop_mirror(request: Request) -> Any:
+    return service.stop(request.services, request.matchdict["mirror"], actor=request.identity)
+
+
+@view_config(route_name="mirror.restart", request_method="POST", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
+def restart_mirror(request: Request) -> Any:
+    return service.restart(request.services, request.matchdict["mirror"],
+                           actor=request.identity)
+
+
+@view_config(route_name="mirror.run", request_method="POST", renderer="json",
+             permission=Permissions.SERVER_ADMIN)
+def run_mirror(request: Request) -> Any:
+    return service.run_now(request.services, request.matchdict["mirror"],
+                           actor=request.identity)
