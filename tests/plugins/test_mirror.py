@@ -577,3 +577,23 @@ def test_hook_channel_file(testapp: Any, services: Any, make_channel: Any) -> No
     assert testapp.get("/main/linux-64/shards/" + "a" * 64 + ".msgpack.zst").text == (
         "linux-64|shards/" + "a" * 64 + ".msgpack.zst")
     assert "packages" in testapp.get("/other/noarch/repodata.json").json
+
+
+# --- governance ----------------------------------------------------------------------------
+def test_mirrored_packages_get_sboms_and_proxied_downloads_are_counted(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        proxied: str, source: str) -> None:
+    from repoproxy_stats.counter import buffer_for
+
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["linux-64"],
+            only_specs=["app 3.*"])
+    assert _run(services, "m")["counts"]["added"] == 1
+    sbom = testapp.get("/api/channels/mirror/sbom/linux-64/app-3.0-0.conda").json
+    assert sbom["metadata"]["component"]["name"] == "app"
+    for _ in range(2):
+        testapp.get("/proxy/linux-64/app-3.0-0.conda")
+    testapp.head("/proxy/linux-64/app-3.0-0.conda")  # a HEAD is no download
+    buffer_for(services).flush()
+    counts = testapp.get("/api/channels/proxy/downloads").json
+    assert counts["downloads"] == 2
