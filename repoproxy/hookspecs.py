@@ -303,3 +303,17 @@ def repoproxy_channel_file(request: Request, channel: Channel, subdir: str,
     :param filename: the file name in the subdir; shards are ``shards/<sha256>.msgpack.zst``.
     :return: a response, or None to let the core serve its own file.
     """
+
+
+@hookspec
+def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> Iterable[str] | None:
+    """Name files a subdir's repodata.json lists under ``removed`` (CEP-15 style).
+
+    Called while the subdir's repodata is materialised, outside any transaction. A mirror
+    carries its upstream's ``removed`` list this way.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param subdir: the subdir being built.
+    :return: file names. All results are combined (union, sorted).
+    """

@@ -13,6 +13,7 @@ from .plugin import (
     repoproxy_configure,
     repoproxy_migrations,
     repoproxy_register_commands,
+    repoproxy_removed_files,
     repoproxy_settings_defaults,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "repoproxy_configure",
     "repoproxy_migrations",
     "repoproxy_register_commands",
+    "repoproxy_removed_files",
     "repoproxy_settings_defaults",
 ]

@@ -23,12 +23,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repoproxy.domain.audit import audit
 from repoproxy.errors import PackageRejected, RepoproxyError
 from repoproxy.plugins import notify
-from repoproxy.storage.catalog import utcnow
+from repoproxy.storage.catalog import Catalog, utcnow
+from repoproxy.storage.db import write_transaction
+from repoproxy.storage.store import atomic_write
 
 from .filters import MirrorFilter
 from .model import InvalidMirror, Mirror
@@ -64,6 +67,19 @@ def run_lock(core: Core, mirror: Mirror) -> Iterator[bool]:
 def is_running_elsewhere(core: Core, mirror: Mirror) -> bool:
     with run_lock(core, mirror) as mine:
         return not mine
+
+def removed_path(core: Core, mirror: Mirror, subdir: str) -> Path:
+    return mirror_dir(core) / "removed" / mirror.channel / f"{mirror.id}.{subdir}.json"
+
+
+def removed_files(core: Core, channel: str, subdir: str) -> set[str]:
+    """The upstream ``removed`` lists the channel's active mirrors carry for a subdir."""
+    out: set[str] = set()
+    for path in (mirror_dir(core) / "removed" / channel).glob(f"*.{subdir}.json"):
+        with suppress(FileNotFoundError, ValueError):
+            out.update(str(fn) for fn in json.loads(path.read_bytes()))
+    return out
+
 
 def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
     """The upstream's record (patches, unknown keys) with the hashes of the verified bytes."""
@@ -173,6 +189,7 @@ class Run:
         self.counts["selected"] += len(wanted)
         core = self.core
         channel = core.catalog().require_channel(self.mirror.channel)
+        removed_changed = self._carry_removed(subdir, repodata.get("removed"))
         present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
         mine = self.store.files(self.mirror.id, subdir)
         batch: list[PackageRecord] = []
@@ -199,8 +216,26 @@ class Run:
                     batch = []
         if batch:
             core.ingestor.publish(channel, batch)
+        elif removed_changed:
+            core.indexer.build(channel.name, subdir)
         if not stopped:
             self._drop(channel.name, subdir, wanted, mine)
+
+    def _carry_removed(self, subdir: str, removed: Any) -> bool:
+        """Keep the upstream's ``removed`` list for the indexer; True if it changed."""
+        names = sorted({fn for fn in removed or () if isinstance(fn, str)})
+        path = removed_path(self.core, self.mirror, subdir)
+        try:
+            old = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            old = []
+        if old == names:
+            return False
+        atomic_write(path, json.dumps(names).encode())
+        db = self.core.db()
+        with write_transaction(db):
+            Catalog(db).touch_subdir(self.mirror.channel, subdir)  # the index must be rebuilt
+        return True
 
     def _add(self, up: Upstream, channel: Any, subdir: str, fn: str, rec: dict[str, Any],
              force: bool) -> PackageRecord | None:

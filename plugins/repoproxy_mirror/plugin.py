@@ -75,6 +75,13 @@ def repoproxy_channel_file(request: Any, channel: Channel, subdir: str, filename
 
 
 @hookimpl
+def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> list[str]:
+    from .active import removed_files
+
+    return sorted(removed_files(services, channel.name, subdir))
+
+
+@hookimpl
 def repoproxy_channel_extra(request: Any, channel: Channel) -> dict[str, Any] | None:
     from .service import mirror_store
 

@@ -140,10 +140,29 @@ def delete(core: Core, name: str, channel: str, *, actor: Actor = CLI) -> dict[s
     mirror = store.get(name, channel)
     store.delete(mirror, _audit(actor, "mirror.delete", mirror))
     _publish_passive(core)
+    _forget_removed(core, mirror)
     from .passive import drop_cache
 
     drop_cache(core, mirror)
     return {"deleted": mirror.name, "channel": mirror.channel}
+
+
+def _forget_removed(core: Core, mirror: Mirror) -> None:
+    """The upstream ``removed`` lists this mirror carried leave the channel's indexes."""
+    from repoproxy.storage.catalog import Catalog
+    from repoproxy.storage.db import write_transaction
+
+    files = list((mirror_dir(core) / "removed" / mirror.channel).glob(f"{mirror.id}.*.json"))
+    subdirs = [p.name.removeprefix(f"{mirror.id}.").removesuffix(".json") for p in files]
+    for path in files:
+        path.unlink(missing_ok=True)
+    if subdirs and core.catalog().get_channel(mirror.channel) is not None:
+        db = core.db()
+        with write_transaction(db):
+            for subdir in subdirs:
+                Catalog(db).touch_subdir(mirror.channel, subdir)
+        for subdir in subdirs:
+            core.indexer.build(mirror.channel, subdir)
 
 
 def with_audit(core: Core, actor: Actor, action: str, mirror: Mirror) -> None:
@@ -158,6 +177,7 @@ def channel_removed(core: Core, channel: str) -> None:
     store = mirror_store(core)
     for mirror in store.list(channel):
         store.delete(mirror, _audit(PLUGIN, "mirror.delete", mirror, reason="channel removed"))
+        _forget_removed(core, mirror)
         from .passive import drop_cache
 
         drop_cache(core, mirror)

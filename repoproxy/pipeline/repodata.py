@@ -165,7 +165,11 @@ class Indexer:
                     current.pop(name, None)
             # shards first, then the files that point at them: a reader never sees an index
             # naming a shard that is not there yet
-            self._write_json_indexes(channel, subdir, visible, catalog, hidden | unreadable)
+            removed = sorted({str(fn) for fn in collect(
+                self.runtime.pm.hook.repoproxy_removed_files(
+                    services=self.runtime, channel=ch, subdir=subdir))})
+            self._write_json_indexes(channel, subdir, visible, catalog, hidden | unreadable,
+                                     removed)
             self._write_shard_index(channel, subdir, current)
             atomic_write(directory / HIDDEN, json.dumps(sorted(hidden)).encode())
             with write_transaction(db):
@@ -234,6 +238,7 @@ class Indexer:
         visible: list[tuple[str, str, str]],
         catalog: Catalog,
         hidden: set[str],
+        removed: list[str] | None = None,
     ) -> None:
         directory = self.runtime.store.subdir_dir(channel, subdir)
         base_url = self.runtime.settings["repoproxy.base_url"]
@@ -247,7 +252,7 @@ class Indexer:
         # assembled from the catalog's canonical JSON text: no record is parsed or re-encoded
         text = (
             f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{{tar}}},'
-            f'"packages.conda":{{{conda}}},"removed":[],'
+            f'"packages.conda":{{{conda}}},"removed":{json.dumps(removed or [])},'
             f'"repodata_version":{2 if base_url else 1}}}'
         )
         self._write_json(directory / "repodata.json", text.encode(), zst=True)

@@ -219,6 +219,7 @@ def test_active_run_copies_the_patched_upstream_through_ingest(
     assert out["counts"]["added"] == 5
     assert out["counts"]["errors"] == 0
     noarch = _files(testapp, "mirror", "noarch")
+    assert testapp.get("/mirror/noarch/repodata.json").json["removed"] == ["helper-0.1-0.conda"]
     assert noarch["helper-0.5-0.conda"]["depends"] == ["libcore >=2,<3"]
     assert noarch["helper-0.5-0.conda"]["x_vendor_note"] == {"kept": True}
     up = _upstream_repodata(srv, "linux-64")
@@ -597,3 +598,18 @@ def test_mirrored_packages_get_sboms_and_proxied_downloads_are_counted(
     buffer_for(services).flush()
     counts = testapp.get("/api/channels/proxy/downloads").json
     assert counts["downloads"] == 2
+
+
+def test_hook_removed_files(testapp: Any, services: Any, make_channel: Any) -> None:
+    from repoproxy import hookimpl
+
+    make_channel("main")
+
+    class Withdrawn:
+        @hookimpl
+        def repoproxy_removed_files(self, channel: Any, subdir: str) -> list[str]:
+            return ["old-1.0-0.conda"] if subdir == "noarch" else []
+
+    services.pm.register(Withdrawn(), name="withdrawn")
+    services.indexer.build("main", "noarch", force=True)
+    assert testapp.get("/main/noarch/repodata.json").json["removed"] == ["old-1.0-0.conda"]
