@@ -105,7 +105,8 @@ def test_active_mirror_runs_and_rattler_installs_through_it(servers: Any,
     assert m["state"] == "completed", m
     assert m["counts"]["added"] == 3
     shown = _cli("--show", "active-a", "--channel", "copy", url=b.url, token=b_admin)
-    assert "state: completed" in shown and "source root: " in shown
+    assert "state: completed" in shown
+    assert "source root: " in shown
     assert requests.get(f"{b.url}/api/v1/channels/copy", timeout=10).json()["mirrors"] == 1
     prefix = tmp_path / "env"
     result = rattler_client.install([f"{b.url}/copy"], ["app"], prefix, PLATFORMS)
@@ -155,7 +156,7 @@ def test_one_upstream_download_for_many_parallel_requests_through_two_processes(
         servers: Any, tmp_path: Path) -> None:
     from repoproxy.testing.fixtures import RunningServer, free_port
 
-    _, _, b, b_admin, tmp, pkgs = servers
+    _, _, b, b_admin, _tmp, _pkgs = servers
     # upstream C: a counting loopback server over a copy of A's channel tree
     upstream = Upstream(servers[0].root / "channels")
     upstream.delay = 0.5  # a slow upstream widens the window for duplicate fetches
@@ -178,6 +179,54 @@ def test_one_upstream_download_for_many_parallel_requests_through_two_processes(
             assert upstream.hits[f"up/{target}"] == 1
         finally:
             second.stop()
+    finally:
+        upstream.close()
+
+
+RATTLER_INDEX = """
+import asyncio, os, sys
+import rattler.index
+asyncio.run(rattler.index.index_fs(sys.argv[1], write_shards=True, write_zst=True))
+os._exit(0)
+"""
+
+
+def test_a_static_rattler_indexed_upstream_with_absolute_urls_is_never_bypassed(
+        servers: Any, tmp_path: Path) -> None:
+    """Upstream B: a plain file tree indexed by rattler.index whose indexes name absolute
+    URLs; the client installs through the proxy and B hears only from the proxy."""
+    _, _, b, b_admin, _, _pkgs = servers
+    tree = tmp_path / "b"
+    for spec, fmt in SPECS:
+        (tree / "chan" / spec.subdir).mkdir(parents=True, exist_ok=True)
+        build_package(spec, tree / "chan" / spec.subdir, fmt)
+    (tree / "chan" / "noarch").mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-c", RATTLER_INDEX, str(tree / "chan")], check=True,
+                   timeout=120, env=_env())
+    upstream = Upstream(tree)
+    try:
+        for subdir in PLATFORMS:  # absolute URLs, as a CDN-fronted channel writes them
+            path = tree / "chan" / subdir / "repodata.json"
+            data = json.loads(path.read_bytes())
+            data.setdefault("info", {})["base_url"] = f"{upstream.url}/chan/{subdir}/"
+            data["repodata_version"] = 2
+            path.write_text(json.dumps(data))
+            (tree / "chan" / subdir / "repodata.json.zst").unlink(missing_ok=True)
+        requests.post(f"{b.url}/api/v1/channels", json={"name": "fromb"},
+                      headers={"Authorization": f"Bearer {b_admin}"},
+                      timeout=30).raise_for_status()
+        _cli("--create", "static-b", "--channel", "fromb", "--source",
+             f"{upstream.url}/chan", "--mode", "passive", url=b.url, token=b_admin)
+        served = requests.get(f"{b.url}/fromb/linux-64/repodata.json", timeout=30).json()
+        assert "base_url" not in served["info"]
+        assert upstream.url not in json.dumps(served)
+        prefix = tmp_path / "env"
+        result = rattler_client.install([f"{b.url}/fromb"], ["app"], prefix, PLATFORMS)
+        assert result.returncode == 0, result.data
+        assert _installed(prefix) == {"app": "3.0", "helper": "0.5", "libcore": "2.0"}
+        agents = {h.get("User-Agent") for h in upstream.headers_seen}
+        assert agents == {"repoproxy-mirror"}  # B's log: no request from the client
+        assert upstream.hits["chan/linux-64/app-3.0-0.conda"] == 1
     finally:
         upstream.close()
 
