@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from repoproxy_mirror.filters import MirrorFilter, decide
 from repoproxy_mirror.model import Mirror
 
