@@ -22,7 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from repoproxy.domain.core import Core
     from repoproxy.models import PackageRecord
+    from repoproxy.pipeline.ingest import Prepared
 
 log = logging.getLogger(__name__)
 BATCH = 50  # files published (indexes rebuilt) together
@@ -114,6 +116,9 @@ class Run:
                        "rejected": 0, "conflicts": 0, "pending_removal": 0, "removed": 0}
         self.errors: list[str] = []
         self.actor = f"mirror:{mirror.name}"
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._clients: list[Upstream] = []
 
     def stop_requested(self) -> bool:
         if self.shutdown is not None and self.shutdown.is_set():
@@ -192,12 +197,8 @@ class Run:
         removed_changed = self._carry_removed(subdir, repodata.get("removed"))
         present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
         mine = self.store.files(self.mirror.id, subdir)
-        batch: list[PackageRecord] = []
-        stopped = False
+        todo: list[tuple[str, dict[str, Any], bool]] = []
         for fn, rec in sorted(wanted.items()):
-            if self.stop_requested():
-                stopped = True
-                break
             have = present.get(fn)
             if have is not None and have.sha256 == rec.get("sha256"):
                 self.counts["present"] += 1
@@ -208,18 +209,122 @@ class Run:
                 # someone uploaded other bytes under this name: a mirror never replaces them
                 self.counts["conflicts"] += 1
                 continue
-            added = self._add(up, channel, subdir, fn, rec, force=have is not None)
-            if added is not None:
-                batch.append(added)
-                if len(batch) >= BATCH:
-                    core.ingestor.publish(channel, batch)
-                    batch = []
-        if batch:
-            core.ingestor.publish(channel, batch)
-        elif removed_changed:
+            todo.append((fn, rec, have is not None))
+        stopped = self._copy(channel, subdir, todo)
+        if not stopped and removed_changed and not todo:
             core.indexer.build(channel.name, subdir)
         if not stopped:
             self._drop(channel.name, subdir, wanted, mine)
+
+    def _copy(self, channel: Any, subdir: str,
+              todo: list[tuple[str, dict[str, Any], bool]]) -> bool:
+        """Download (a few at a time), verify, ingest in batches; True if stopped."""
+        workers = max(1, int(self.core.settings["repoproxy_mirror.download_workers"]))
+        published: list[PackageRecord] = []
+        stopped = False
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i in range(0, len(todo), workers * 2):
+                if self.stop_requested():
+                    stopped = True
+                    break
+                chunk = todo[i:i + workers * 2]
+                futures = [pool.submit(self._download, subdir, fn, rec) for fn, rec, _ in chunk]
+                try:
+                    stopped = self._ingest(channel, subdir, chunk, futures, published)
+                finally:
+                    for future in futures:  # a stop leaves downloads nobody ingests
+                        tmp = future.result()
+                        if tmp is not None:
+                            with suppress(OSError):
+                                tmp.unlink()
+                if len(published) >= BATCH:
+                    self.core.ingestor.publish(channel, published)
+                    published = []
+                if stopped:
+                    break
+        if published:
+            self.core.ingestor.publish(channel, published)
+        self._close_upstreams()
+        return stopped
+
+    def _download(self, subdir: str, fn: str, rec: dict[str, Any]) -> Path | None:
+        path = f"{subdir}/{fn}"
+        sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+        size = rec.get("size") if isinstance(rec.get("size"), int) else None
+        try:
+            tmp = self._upstream().download(path, self.core.store.tmp_dir, sha, size,
+                                            self.core.ingestor.rules.max_size)
+        except RepoproxyError as e:
+            self._fetched(path, "error")
+            with self._lock:
+                self.counts["errors"] += 1
+                self.errors.append(e.message)
+            return None
+        self._fetched(path, "miss")
+        return tmp
+
+    def _ingest(self, channel: Any, subdir: str, chunk: list[tuple[str, dict[str, Any], bool]],
+                futures: list[Future[Path | None]], published: list[PackageRecord]) -> bool:
+        """Receive and check a chunk of downloads, then commit them in one transaction per
+        force flag (the pipeline's batch commit); True if a stop was seen."""
+        core = self.core
+        actor = self.actor
+
+        def record(db: Database, r: PackageRecord) -> None:
+            audit(db, actor, "package.mirror", r.channel, r.path, sha256=r.sha256, size=r.size)
+
+        ready: list[tuple[Prepared, bool]] = []
+        stopped = False
+        with ExitStack() as stack:
+            for (fn, rec, force), future in zip(chunk, futures, strict=True):
+                tmp = future.result()
+                if self.stop_requested():
+                    stopped = True
+                    break
+                if tmp is None:
+                    continue
+                sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+                try:
+                    f = stack.enter_context(open(tmp, "rb"))
+                    prepared = stack.enter_context(core.ingestor.receive(
+                        f.read, fn, target_subdir=subdir, expected_sha256=sha))
+                    prepared.record = merge_record(prepared.record, rec)
+                    core.ingestor.check(channel, prepared)
+                    ready.append((prepared, force))
+                except PackageRejected:
+                    self.counts["rejected"] += 1  # the channel's policy refuses it
+                except RepoproxyError as e:
+                    self.counts["errors"] += 1
+                    self.errors.append(f"{subdir}/{fn}: {e.message}")
+            for force in (False, True):
+                items = [p for p, f in ready if f is force]
+                if not items:
+                    continue
+                records, errors = core.ingestor.commit_many(channel, items, force=force,
+                                                            uploader=actor, audit=record)
+                for prepared, error in errors:
+                    self.counts["errors"] += 1
+                    self.errors.append(f"{subdir}/{prepared.filename}: {error.message}")
+                self.store.add_files(self.mirror.id, subdir,
+                                     [(r.filename, r.sha256) for r in records])
+                self.counts["added"] += len(records)
+                published.extend(records)
+        return stopped
+
+    def _upstream(self) -> Upstream:
+        """This thread's upstream client (a requests session is not shared across threads)."""
+        up = getattr(self._local, "up", None)
+        if up is None:
+            up = self._local.up = Upstream(self.mirror.source, self.core.settings)
+            with self._lock:
+                self._clients.append(up)
+        return up
+
+    def _close_upstreams(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for up in clients:
+            up.close()
 
     def _carry_removed(self, subdir: str, removed: Any) -> bool:
         """Keep the upstream's ``removed`` list for the indexer; True if it changed."""
@@ -236,47 +341,6 @@ class Run:
         with write_transaction(db):
             Catalog(db).touch_subdir(self.mirror.channel, subdir)  # the index must be rebuilt
         return True
-
-    def _add(self, up: Upstream, channel: Any, subdir: str, fn: str, rec: dict[str, Any],
-             force: bool) -> PackageRecord | None:
-        core = self.core
-        path = f"{subdir}/{fn}"
-        sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
-        size = rec.get("size") if isinstance(rec.get("size"), int) else None
-        try:
-            tmp = up.download(path, core.store.tmp_dir, sha, size,
-                              core.ingestor.rules.max_size)
-        except RepoproxyError as e:
-            self._fetched(path, "error")
-            self.counts["errors"] += 1
-            self.errors.append(e.message)
-            return None
-        self._fetched(path, "miss")
-        actor = self.actor
-
-        def record(db: Database, r: PackageRecord) -> None:
-            audit(db, actor, "package.mirror", r.channel, r.path, sha256=r.sha256, size=r.size)
-
-        try:
-            with open(tmp, "rb") as f, core.ingestor.receive(
-                    f.read, fn, target_subdir=subdir, expected_sha256=sha) as prepared:
-                prepared.record = merge_record(prepared.record, rec)
-                core.ingestor.check(channel, prepared)
-                committed = core.ingestor.commit(channel, prepared, force=force,
-                                                 uploader=actor, audit=record)
-            self.store.add_files(self.mirror.id, subdir, [(fn, committed.sha256)])
-            self.counts["added"] += 1
-            return committed
-        except PackageRejected:
-            self.counts["rejected"] += 1  # the channel's policy refuses it: not an error
-            return None
-        except RepoproxyError as e:
-            self.counts["errors"] += 1
-            self.errors.append(f"{path}: {e.message}")
-            return None
-        finally:
-            with suppress(OSError):
-                tmp.unlink()
 
     def _drop(self, channel: str, subdir: str, wanted: dict[str, Any],
               mine: dict[str, tuple[str, float | None]]) -> None:

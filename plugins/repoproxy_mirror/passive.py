@@ -108,6 +108,18 @@ class Proxy:
         self._records: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
+        self._local = threading.local()
+
+    def _upstream(self, mirror: Mirror) -> Upstream:
+        """This thread's client of the mirror's upstream: connections are reused across
+        requests (a first fetch pays no new TCP set-up), sessions are not shared by threads."""
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        up = clients.get(mirror.id)
+        if up is None or up.source != mirror.source.rstrip("/"):
+            up = clients[mirror.id] = Upstream(mirror.source, self.settings)
+        return up
 
     # --- which channels are proxies ------------------------------------------------------
     def mirror_for(self, channel: str) -> Mirror | None:
@@ -238,7 +250,7 @@ class Proxy:
                 headers["If-None-Match"] = meta["etag"]
             if meta.get("last_modified"):
                 headers["If-Modified-Since"] = meta["last_modified"]
-        up = Upstream(mirror.source, self.settings)
+        up = self._upstream(mirror)
         now = time.time()
         try:
             r, body = up.fetch_bytes(path, MAX_INDEX, headers)
@@ -269,8 +281,6 @@ class Proxy:
                 atomic_write(directory / "meta.json", json.dumps(
                     dict(meta, last_error=message, failed_at=now)).encode())
             raise UpstreamError(message) from None
-        finally:
-            up.close()
         atomic_write(directory / "meta.json", json.dumps(meta).encode())
         return meta
 
@@ -358,7 +368,7 @@ class Proxy:
             if stored.exists():  # fetched by whoever held the lock before us
                 self._notify(mirror, path, "hit")
                 return stored
-            up = Upstream(mirror.source, self.settings)
+            up = self._upstream(mirror)
             sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
             size = rec.get("size") if isinstance(rec.get("size"), int) else None
             try:
@@ -370,8 +380,6 @@ class Proxy:
             except UpstreamError:
                 self._notify(mirror, path, "error")
                 raise
-            finally:
-                up.close()
             os.replace(tmp, stored)
             fsync_dir(stored.parent)
             self._notify(mirror, path, "miss")

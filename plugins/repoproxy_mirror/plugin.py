@@ -29,6 +29,7 @@ def repoproxy_settings_defaults() -> dict[str, Any]:
         "repoproxy_mirror.credentials": "",
         "repoproxy_mirror.timeout": 30.0,  # connect and per-read timeout, seconds
         "repoproxy_mirror.download_deadline": 3600.0,  # a whole download, seconds
+        "repoproxy_mirror.download_workers": 4,  # active: parallel downloads of a run
         "repoproxy_mirror.index_freshness": 300.0,  # passive: an index is fresh this long
         "repoproxy_mirror.negative_ttl": 30.0,  # passive: an upstream 404 is believed this long
         "repoproxy_mirror.max_stale": 7 * 86400.0,  # passive: stale served at most this long
