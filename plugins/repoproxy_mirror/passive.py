@@ -104,7 +104,9 @@ class Proxy:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.settings = core.settings
-        self._map: tuple[tuple[int, int], dict[str, Any]] | None = None
+        self._map: tuple[tuple[int, int], dict[str, Mirror]] | None = None
+        self._filters: dict[str, tuple[Mirror, MirrorFilter]] = {}
+        self._metas: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
         self._records: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
@@ -131,15 +133,40 @@ class Proxy:
         key = (st.st_mtime_ns, st.st_ino)
         cached = self._map
         if cached is None or cached[0] != key:
-            data = _read_json(path) or {}
+            mirrors = {}
+            for channel_name, raw in (_read_json(path) or {}).items():
+                data = dict(raw)
+                data.update(data.pop("filters"))
+                mirrors[channel_name] = Mirror(**data)
             with self._lock:
-                self._map = cached = (key, data)
-        raw = cached[1].get(channel)
-        if raw is None:
+                self._map = cached = (key, mirrors)
+        return cached[1].get(channel)
+
+    def _filter(self, mirror: Mirror) -> MirrorFilter:
+        """The mirror's compiled filter, kept while its definition is unchanged."""
+        cached = self._filters.get(mirror.id)
+        if cached is None or cached[0] != mirror:
+            cached = (mirror, MirrorFilter(mirror))
+            with self._lock:
+                self._filters[mirror.id] = cached
+        return cached[1]
+
+    def _meta(self, directory: Path) -> dict[str, Any] | None:
+        """meta.json, re-read only when it changes (it is replaced by rename)."""
+        path = directory / "meta.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
             return None
-        data = dict(raw)
-        data.update(data.pop("filters"))
-        return Mirror(**data)
+        key = (st.st_mtime_ns, st.st_ino)
+        cached = self._metas.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        meta = _read_json(path)
+        if meta is not None:
+            with self._lock:
+                self._metas[path] = (key, meta)
+        return meta
 
     def _notify(self, mirror: Mirror, path: str, status: str) -> None:
         notify(self.core.pm, "repoproxy_mirror_upstream", services=self.core,
@@ -151,7 +178,7 @@ class Proxy:
         from repoproxy.web.files import file_response
 
         directory = cache_dir(self.core, mirror.id) / subdir
-        wanted = MirrorFilter(mirror).wants_subdir(subdir) or subdir == "noarch"
+        wanted = self._filter(mirror).wants_subdir(subdir) or subdir == "noarch"
         if not wanted:
             raise NotFound(f"{filename} not found")
         if filename.startswith("shards/"):
@@ -186,7 +213,7 @@ class Proxy:
         a subdir the upstream does not have (noarch excepted)."""
         directory = cache_dir(self.core, mirror.id) / subdir
         path = f"{subdir}/repodata.json"
-        meta = _read_json(directory / "meta.json")
+        meta = self._meta(directory)
         if meta is None:
             with file_lock(directory / ".refresh.lock", blocking=True):
                 meta = _read_json(directory / "meta.json")  # another process may have done it
@@ -286,7 +313,7 @@ class Proxy:
 
     def _build(self, mirror: Mirror, channel: Channel, subdir: str, data: dict[str, Any]) -> None:
         directory = cache_dir(self.core, mirror.id) / subdir
-        kept = MirrorFilter(mirror).select(data, subdir) if data else {}
+        kept = self._filter(mirror).select(data, subdir) if data else {}
         hidden = self._hidden(channel, subdir, kept)
         records = {fn: rec for fn, rec in kept.items() if fn not in hidden}
         removed = [fn for fn in data.get("removed") or () if isinstance(fn, str)]

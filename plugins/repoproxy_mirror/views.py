@@ -32,7 +32,7 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
 @view_config(route_name="mirror.list", request_method="GET", renderer="json",
              permission=Permissions.SERVER_ADMIN)
 def list_mirrors(request: Request) -> Any:
-    channel = request.params.get("channel") or None
+    channel = request.GET.get("channel") or None
     return {"mirrors": service.list_mirrors(request.services, channel)}
 
 
@@ -52,7 +52,7 @@ def create_mirror(request: Request) -> Any:
              permission=Permissions.SERVER_ADMIN)
 def show_mirror(request: Request) -> Any:
     return service.show(request.services, request.matchdict["mirror"],
-                        request.params.get("channel") or None)
+                        request.GET.get("channel") or None)
 
 
 @view_config(route_name="mirror.item", request_method="PATCH", renderer="json",
@@ -68,7 +68,7 @@ def update_mirror(request: Request) -> Any:
 @view_config(route_name="mirror.item", request_method="DELETE", renderer="json",
              permission=Permissions.SERVER_ADMIN)
 def delete_mirror(request: Request) -> Any:
-    channel = request.params.get("channel")
+    channel = request.GET.get("channel")
     if not channel:
         from repoproxy.web.bodies import BadRequest
 

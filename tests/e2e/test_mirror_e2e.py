@@ -231,6 +231,45 @@ def test_a_static_rattler_indexed_upstream_with_absolute_urls_is_never_bypassed(
         upstream.close()
 
 
+def test_a_run_killed_mid_way_resumes_after_restart(servers: Any, tmp_path: Path) -> None:
+    import signal
+
+    from repoproxy.testing.fixtures import RunningServer, free_port
+
+    a = servers[0]
+    upstream = Upstream(a.root / "channels")
+    upstream.delay = 1.0  # each file takes a second: the kill lands mid-run
+    env = dict(_env(), REPOPROXY_MIRROR__POLL_INTERVAL="0.2",
+               REPOPROXY_MIRROR__DOWNLOAD_WORKERS="1")
+    root = tmp_path / "c"
+    srv = RunningServer(root, free_port(), tmp_path / "c.log", env).start()
+    try:
+        admin = srv.token("--admin", "--name", "admin")
+        requests.post(f"{srv.url}/api/v1/channels", json={"name": "copy"},
+                      headers={"Authorization": f"Bearer {admin}"},
+                      timeout=30).raise_for_status()
+        _cli("--create", "slow", "--channel", "copy", "--source", f"{upstream.url}/up",
+             "--mode", "active", "--subdirs", "noarch, linux-64", "--run_now",
+             url=srv.url, token=admin)
+        assert _wait_state(srv.url, admin, "slow", {"running"})["state"] == "running"
+        time.sleep(1.5)
+        srv.stop(signal.SIGKILL)
+        srv.start()
+        m = _wait_state(srv.url, admin, "slow", {"completed", "failed"}, timeout=90)
+        assert m["state"] == "completed", m
+        files: dict[str, Any] = {}
+        for subdir in PLATFORMS:
+            data = requests.get(f"{srv.url}/copy/{subdir}/repodata.json", timeout=10).json()
+            files.update(data["packages"])
+            files.update(data["packages.conda"])
+        # A's three packages (and the one a previous test uploaded, when it ran)
+        assert len(files) >= 3
+        assert list(root.rglob(".dl-*")) == []
+    finally:
+        srv.stop()
+        upstream.close()
+
+
 def test_the_passive_mirror_installs_while_the_upstream_is_down(servers: Any,
                                                                 tmp_path: Path) -> None:
     a, _, b, *_ = servers
