@@ -21,11 +21,10 @@ import requests
 
 from repoproxy.testing import rattler_client
 from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.testing.upstream import Upstream
 from repoproxy.testing.wire import upload_prefix_raw
 
 pytestmark = pytest.mark.e2e
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
-from mirror_helpers import Upstream  # noqa: E402
 
 SPECS = [
     (PackageSpec("libcore", "2.0", subdir="linux-64", files={"lib/libcore.txt": b"core 2.0"}),

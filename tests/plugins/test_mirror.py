@@ -16,7 +16,9 @@ import msgpack
 import pytest
 import zstandard
 from click.testing import CliRunner
-from mirror_helpers import (
+
+from repoproxy.testing.packages import PackageSpec
+from repoproxy.testing.upstream import (
     Upstream,
     build_upstream_root,
     slow,
@@ -24,8 +26,6 @@ from mirror_helpers import (
     tampered,
     truncated,
 )
-
-from repoproxy.testing.packages import PackageSpec
 
 SPECS = [
     (PackageSpec("libcore", "1.0", subdir="linux-64"), "conda"),

@@ -1,5 +1,6 @@
-"""Upstreams for the mirror tests: a channel built by a real repoproxy core (real packages, real
-repodata.json), served by a small loopback HTTP server that counts requests and injects faults.
+"""Upstreams for the mirror tests and benchmarks: a channel built by a real repoproxy core
+(real packages, real repodata.json), served by a small loopback HTTP server that counts
+requests and injects faults.
 """
 
 from __future__ import annotations
