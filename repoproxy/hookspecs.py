@@ -286,3 +286,34 @@ def repoproxy_channel_extra(request: Request, channel: Channel) -> dict[str, Any
     :return: a dict merged into the channel's JSON (e.g. download totals), or None. All results
         are merged in order.
     """
+
+
+@hookspec(firstresult=True)
+def repoproxy_channel_file(request: Request, channel: Channel, subdir: str,
+                           filename: str) -> Any:
+    """Answer a conda-facing GET/HEAD of a channel file instead of the core (a proxy channel).
+
+    Called on the hot path by the channel file and shard views, after the caller's read access
+    was checked and the subdir name validated, before the core looks at its own tree. Keep the
+    "not mine" answer cheap (no catalog query). Stops at the first non-None result.
+
+    :param request: the current request.
+    :param channel: the channel.
+    :param subdir: the subdir.
+    :param filename: the file name in the subdir; shards are ``shards/<sha256>.msgpack.zst``.
+    :return: a response, or None to let the core serve its own file.
+    """
+
+
+@hookspec
+def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> Iterable[str] | None:
+    """Name files a subdir's repodata.json lists under ``removed`` (CEP-15 style).
+
+    Called while the subdir's repodata is materialised, outside any transaction. A mirror
+    carries its upstream's ``removed`` list this way.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param subdir: the subdir being built.
+    :return: file names. All results are combined (union, sorted).
+    """

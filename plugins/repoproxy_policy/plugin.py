@@ -58,8 +58,13 @@ def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[Packag
     policy = _service().policy_store(services).for_channel(channel.name)
     if policy is None:
         return None
-    return [fn for (sd, fn), why in _service().decide(services, policy, channel).items()
-            if sd == subdir and why]
+    decided = _service().decide(services, policy, channel)
+    # records the catalog does not hold (a proxy channel's upstream files) are judged as
+    # candidates, exactly like a file being uploaded
+    outside = [r for r in records if (r.subdir, r.filename) not in decided]
+    if outside:
+        decided.update(_service().decide(services, policy, channel, extra=outside))
+    return [fn for (sd, fn), why in decided.items() if sd == subdir and why]
 
 
 def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) -> PackageRecord:

@@ -290,7 +290,11 @@ class Indexer:
             files = [(path, data, False) for path, data in writes]
             files.append((directory / SHARD_INDEX, self._shard_index(channel, subdir, current),
                           False))
-            repodata, run_exports = self._json_indexes(channel, subdir, parts, left_out)
+            removed = sorted({str(fn) for fn in collect(
+                self.runtime.pm.hook.repoproxy_removed_files(
+                    services=self.runtime, channel=ch, subdir=subdir))})
+            repodata, run_exports = self._json_indexes(channel, subdir, parts, left_out,
+                                                       removed)
             files.append((directory / "repodata.json", repodata, True))
             if hidden != previous_hidden or not (directory / HIDDEN).exists():
                 files.append((directory / HIDDEN, json.dumps(sorted(hidden)).encode(), False))
@@ -370,7 +374,8 @@ class Indexer:
         return bytes(self._zst.compress(msgpack.packb(index, use_bin_type=True)))
 
     def _json_indexes(
-        self, channel: str, subdir: str, parts: _Parts, left_out: set[str]
+        self, channel: str, subdir: str, parts: _Parts, left_out: set[str],
+        removed: list[str] | None = None,
     ) -> tuple[bytes, bytes]:
         """repodata.json and run_exports.json of the subdir."""
         base_url = self.runtime.settings["repoproxy.base_url"]
@@ -389,7 +394,7 @@ class Indexer:
         # assembled from serialized members: only the changed files were encoded
         text = (
             f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{{tar_members}}},'
-            f'"packages.conda":{{{conda_members}}},"removed":[],'
+            f'"packages.conda":{{{conda_members}}},"removed":{json.dumps(removed or [])},'
             f'"repodata_version":{2 if base_url else 1}}}'
         )
 

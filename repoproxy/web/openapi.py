@@ -123,6 +123,7 @@ SUBDIR = path_param("subdir", "Subdir (`noarch` or `<os>-<arch>`)", "noarch")
 FILENAME = path_param("filename", "Package file name (`<name>-<version>-<build>.conda` or "
                       "`.tar.bz2`)")
 POLICY_ID = path_param("id", "Policy id (a number) or name")
+MIRROR = path_param("mirror", "Mirror name", "snakes")
 ARTIFACT = [CHANNEL, FAMILY, PACKAGE]
 
 # --- schemas -------------------------------------------------------------------------------
@@ -168,6 +169,22 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": True,
     },
     "Cve": obj({"id": STR, "status": STR}),
+    "Mirror": obj({"id": STR, "name": STR, "channel": STR, "type": STR,
+                   "mode": {"type": "string", "enum": ["active", "passive"]}, "source": STR,
+                   "state": STR, "cron": NULLABLE_STR, "filters": {"type": "object"},
+                   "counts": {"type": "object"}, "last_run_at": NULLABLE_STR,
+                   "last_error": NULLABLE_STR, "created": STR, "updated": STR}),
+    "MirrorBody": {
+        "type": "object",
+        "description": "name and channel (create), channel (update), run_now, and the "
+                       "mirror's fields (docs/mirrors.md): mode, type, source, cron, subdirs, "
+                       "only_specs, exclude_specs, include_specs, licenses, cve_score, "
+                       "exclude_uncurated_cve_packages, date_from, date_to, "
+                       "use_channel_policy, policy_id; unknown fields are refused",
+        "properties": {"name": STR, "channel": STR, "run_now": BOOL, "source": STR,
+                       "mode": {"type": "string", "enum": ["active", "passive"]}},
+        "additionalProperties": True,
+    },
 }
 
 # --- paths ---------------------------------------------------------------------------------
@@ -614,6 +631,46 @@ PLUGIN_PATHS: dict[str, dict[str, Any]] = {
             "get": op("Files the CVE affects, in channels the caller may read", "cve",
                       {"200": ok(obj({"id": STR, "files": STR_LIST}))},
                       operation_id="cveFiles"),
+        },
+    },
+    "repoproxy_mirror": {
+        "/api/v1/mirrors": {
+            "get": op("Mirrors (admins)", "mirrors",
+                      {"200": ok(obj({"mirrors": array(ref("Mirror"))}))},
+                      parameters=[query("channel", "Only the mirrors of this channel")],
+                      operation_id="listMirrors"),
+            "post": op("Create a mirror (admins)", "mirrors",
+                       {"201": ok(ref("Mirror"), "Created")},
+                       body=json_body(ref("MirrorBody")), operation_id="createMirror"),
+        },
+        "/api/v1/mirrors/{mirror}": {
+            "parameters": [MIRROR],
+            "get": op("One mirror: definition, state, last run, counts (admins)", "mirrors",
+                      {"200": ok(ref("Mirror"))},
+                      parameters=[query("channel", "The mirror's channel (checked if given)")],
+                      operation_id="getMirror"),
+            "patch": op("Change a mirror (admins)", "mirrors", {"200": ok(ref("Mirror"))},
+                        body=json_body(ref("MirrorBody")), operation_id="patchMirror"),
+            "delete": op("Delete a mirror (admins)", "mirrors",
+                         {"200": ok(obj({"deleted": STR, "channel": STR}))},
+                         parameters=[query("channel", "The mirror's channel",
+                                           required=True)],
+                         operation_id="deleteMirror"),
+        },
+        "/api/v1/mirrors/{mirror}/stop": {
+            "parameters": [MIRROR],
+            "post": op("Stop a mirror (a run in progress ends between two files)", "mirrors",
+                       {"200": ok(ref("Mirror"))}, operation_id="stopMirror"),
+        },
+        "/api/v1/mirrors/{mirror}/restart": {
+            "parameters": [MIRROR],
+            "post": op("Restart a stopped mirror", "mirrors", {"200": ok(ref("Mirror"))},
+                       operation_id="restartMirror"),
+        },
+        "/api/v1/mirrors/{mirror}/run": {
+            "parameters": [MIRROR],
+            "post": op("Ask for a run of an active mirror now", "mirrors",
+                       {"200": ok(ref("Mirror"))}, operation_id="runMirror"),
         },
     },
     "repoproxy_watch": {

@@ -17,7 +17,8 @@ SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\
 #: where SQL text belongs: the core's storage layer and each plugin's own store module
 SQL_HOMES = ("repoproxy/storage/", "plugins/repoproxy_policy/store.py",
              "plugins/repoproxy_cve/store.py", "plugins/repoproxy_stats/counter.py",
-             "plugins/repoproxy_watch/state.py", "plugins/repoproxy_sbom/queue.py")
+             "plugins/repoproxy_watch/state.py", "plugins/repoproxy_sbom/queue.py",
+             "plugins/repoproxy_mirror/store.py")
 
 
 def sql_strings(path: Path) -> list[tuple[int, str]]:

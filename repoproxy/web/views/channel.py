@@ -27,6 +27,8 @@ INDEX_FILES = frozenset(
     {"repodata.json", "repodata.json.zst", SHARD_INDEX, "run_exports.json",
      "run_exports.json.zst"}
 )
+
+
 def _missing(name: str) -> NotFound:
     return NotFound(f"{name} not found")
 
@@ -39,6 +41,10 @@ def channel_file(request: Request) -> Any:
     subdir, filename = md["subdir"], md["filename"]
     if not is_subdir(subdir):
         raise _missing(f"{md['channel']}/{subdir}")
+    answer = request.services.pm.hook.repoproxy_channel_file(
+        request=request, channel=channel, subdir=subdir, filename=filename)
+    if answer is not None:
+        return answer
     store = request.services.store
     directory = store.subdir_dir(channel.name, subdir)
     if filename in INDEX_FILES:
@@ -80,6 +86,10 @@ def channel_shard(request: Request) -> Any:
     digest = name.removesuffix(".msgpack.zst")
     if not is_subdir(md["subdir"]) or len(digest) != 64 or digest.strip("0123456789abcdef"):
         raise _missing(name)
+    answer = request.services.pm.hook.repoproxy_channel_file(
+        request=request, channel=channel, subdir=md["subdir"], filename=f"shards/{name}")
+    if answer is not None:
+        return answer
     path = request.services.store.shard_path(channel.name, md["subdir"], digest)
     return file_response(request, path, channel, immutable=True)
 

@@ -1,0 +1,370 @@
+"""An active mirror's run: copy the (filtered) upstream into the channel through the one
+ingest pipeline.
+
+Per subdir: fetch the upstream's ``repodata.json`` (the patched index, never
+``repodata_from_packages.json``), select the files the mirror wants, download each one
+verified against the upstream's sha256 and size, then receive, check (plugins: the channel's
+policy), commit and publish it through :class:`repoproxy.pipeline.ingest.Ingestor`. The
+served record is the upstream's (patched dependencies and unknown keys kept), with the hashes
+of the bytes we verified. Only after that are files the upstream dropped removed, and only
+those this mirror placed, once they have been gone for the retention period.
+
+A run holds a per-mirror lock file: a second runner (another process) returns at once, and a
+``running`` state whose lock is free is a crashed run, which the worker resumes: files already
+committed are skipped, so a resumed run continues where the crash left it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repoproxy.domain.audit import audit
+from repoproxy.errors import PackageRejected, RepoproxyError
+from repoproxy.plugins import notify
+from repoproxy.storage.catalog import Catalog, utcnow
+from repoproxy.storage.db import write_transaction
+from repoproxy.storage.store import atomic_write
+
+from .filters import MirrorFilter
+from .model import InvalidMirror, Mirror
+from .service import mirror_dir, mirror_store
+from .upstream import Upstream, UpstreamError, UpstreamNotFound
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from repoproxy.domain.core import Core
+    from repoproxy.models import PackageRecord
+    from repoproxy.pipeline.ingest import Prepared
+
+log = logging.getLogger(__name__)
+BATCH = 50  # files published (indexes rebuilt) together
+MAX_INDEX = 1024**3
+
+@contextmanager
+def run_lock(core: Core, mirror: Mirror) -> Iterator[bool]:
+    """The mirror's run lock, across processes; yields False if someone else holds it."""
+    locks = mirror_dir(core) / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{mirror.id}.lock", "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+def is_running_elsewhere(core: Core, mirror: Mirror) -> bool:
+    with run_lock(core, mirror) as mine:
+        return not mine
+
+def removed_path(core: Core, mirror: Mirror, subdir: str) -> Path:
+    return mirror_dir(core) / "removed" / mirror.channel / f"{mirror.id}.{subdir}.json"
+
+
+def removed_files(core: Core, channel: str, subdir: str) -> set[str]:
+    """The upstream ``removed`` lists the channel's active mirrors carry for a subdir."""
+    out: set[str] = set()
+    for path in (mirror_dir(core) / "removed" / channel).glob(f"*.{subdir}.json"):
+        with suppress(FileNotFoundError, ValueError):
+            out.update(str(fn) for fn in json.loads(path.read_bytes()))
+    return out
+
+
+def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's record (patches, unknown keys) with the hashes of the verified bytes."""
+    out = dict(upstream)
+    for key in ("md5", "sha256", "size", "name", "version", "build"):
+        if key in ours:
+            out[key] = ours[key]
+    out.pop("indexed_timestamp", None)  # ours, set by ingest when the file first arrives
+    return out
+
+def run(core: Core, name: str, *, shutdown: threading.Event | None = None) -> dict[str, Any]:
+    """Run an active mirror now, in this thread; returns its definition after the run."""
+    store = mirror_store(core)
+    mirror = store.get(name)
+    if mirror.mode != "active":
+        raise InvalidMirror(f"mirror {name!r} is passive: it has no runs")
+    with run_lock(core, mirror) as mine:
+        if not mine:
+            return store.get(name).as_json()
+        # "running" here means a crashed run (its lock is free): resume it
+        if not store.set_state_if(mirror.id, "running",
+                                  ("created", "pending", "completed", "failed", "running")):
+            return store.get(name).as_json()
+        Run(core, mirror, shutdown).execute()
+    return store.get(name).as_json()
+
+class Run:
+    def __init__(self, core: Core, mirror: Mirror, shutdown: threading.Event | None) -> None:
+        self.core, self.mirror, self.shutdown = core, mirror, shutdown
+        self.store = mirror_store(core)
+        self.counts = {"upstream": 0, "selected": 0, "added": 0, "present": 0, "errors": 0,
+                       "rejected": 0, "conflicts": 0, "pending_removal": 0, "removed": 0}
+        self.errors: list[str] = []
+        self.actor = f"mirror:{mirror.name}"
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._clients: list[Upstream] = []
+
+    def stop_requested(self) -> bool:
+        if self.shutdown is not None and self.shutdown.is_set():
+            return True
+        current = self.store.by_id(self.mirror.id)
+        return current is None or current.state in ("stopping", "stopped")
+
+    def execute(self) -> None:
+        up = Upstream(self.mirror.source, self.core.settings)
+        final, error = "completed", None
+        try:
+            filt = MirrorFilter(self.mirror)
+            for subdir in self._subdirs(up, filt):
+                if self.stop_requested():
+                    break
+                self._subdir(up, filt, subdir)
+        except RepoproxyError as e:
+            final, error = "failed", e.message
+        except Exception as e:  # a bug must not leave the mirror "running" forever
+            log.exception("mirror %s: run failed", self.mirror.name)
+            final, error = "failed", f"internal error: {type(e).__name__}"
+        finally:
+            up.close()
+        if self.shutdown is not None and self.shutdown.is_set():
+            final = "pending"  # the server stops: the next one resumes the run
+        elif self.stop_requested():
+            final = "stopped"
+        if error is None and self.errors:
+            error = f"{len(self.errors)} file(s) failed; first: {self.errors[0]}"
+        self.store.set_fields(self.mirror.id, state=final, last_run_at=utcnow(),
+                              updated=utcnow(), counts=self.counts, last_error=error)
+
+    def _subdirs(self, up: Upstream, filt: MirrorFilter) -> list[str]:
+        if self.mirror.subdirs:
+            return list(self.mirror.subdirs)
+        try:
+            _, body = up.fetch_bytes("channeldata.json", MAX_INDEX)
+            subdirs = json.loads(body).get("subdirs") or []
+        except (UpstreamNotFound, ValueError, AttributeError):
+            subdirs = []
+        return sorted({"noarch", *(s for s in subdirs if isinstance(s, str))})
+
+    def _fetched(self, path: str, status: str) -> None:
+        notify(self.core.pm, "repoproxy_mirror_upstream", services=self.core,
+               mirror=self.mirror.name, channel=self.mirror.channel, path=path, status=status)
+
+    def _index(self, up: Upstream, subdir: str) -> dict[str, Any] | None:
+        path = f"{subdir}/repodata.json"
+        try:
+            _, body = up.fetch_bytes(path, MAX_INDEX)
+        except UpstreamNotFound:
+            self._fetched(path, "miss")
+            return None  # an absent subdir is an empty one
+        except UpstreamError:
+            self._fetched(path, "error")
+            raise
+        self._fetched(path, "miss")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise UpstreamError(f"upstream {up.public(path)} is not JSON") from None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
+        return data
+
+    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str) -> None:
+        repodata = self._index(up, subdir)
+        if repodata is None:
+            return
+        self.counts["upstream"] += sum(len(repodata.get(k) or {})
+                                       for k in ("packages", "packages.conda"))
+        wanted = filt.select(repodata, subdir)
+        self.counts["selected"] += len(wanted)
+        core = self.core
+        channel = core.catalog().require_channel(self.mirror.channel)
+        removed_changed = self._carry_removed(subdir, repodata.get("removed"))
+        present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
+        mine = self.store.files(self.mirror.id, subdir)
+        todo: list[tuple[str, dict[str, Any], bool]] = []
+        for fn, rec in sorted(wanted.items()):
+            have = present.get(fn)
+            if have is not None and have.sha256 == rec.get("sha256"):
+                self.counts["present"] += 1
+                if fn not in mine and have.uploader == self.actor:
+                    self.store.add_files(self.mirror.id, subdir, [(fn, have.sha256)])
+                continue
+            if have is not None and fn not in mine:
+                # someone uploaded other bytes under this name: a mirror never replaces them
+                self.counts["conflicts"] += 1
+                continue
+            todo.append((fn, rec, have is not None))
+        stopped = self._copy(channel, subdir, todo)
+        if not stopped and removed_changed and not todo:
+            core.indexer.build(channel.name, subdir)
+        if not stopped:
+            self._drop(channel.name, subdir, wanted, mine)
+
+    def _copy(self, channel: Any, subdir: str,
+              todo: list[tuple[str, dict[str, Any], bool]]) -> bool:
+        """Download (a few at a time), verify, ingest in batches; True if stopped."""
+        workers = max(1, int(self.core.settings["repoproxy_mirror.download_workers"]))
+        published: list[PackageRecord] = []
+        stopped = False
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i in range(0, len(todo), workers * 2):
+                if self.stop_requested():
+                    stopped = True
+                    break
+                chunk = todo[i:i + workers * 2]
+                futures = [pool.submit(self._download, subdir, fn, rec) for fn, rec, _ in chunk]
+                try:
+                    stopped = self._ingest(channel, subdir, chunk, futures, published)
+                finally:
+                    for future in futures:  # a stop leaves downloads nobody ingests
+                        tmp = future.result()
+                        if tmp is not None:
+                            with suppress(OSError):
+                                tmp.unlink()
+                if len(published) >= BATCH:
+                    self.core.ingestor.publish(channel, published)
+                    published = []
+                if stopped:
+                    break
+        if published:
+            self.core.ingestor.publish(channel, published)
+        self._close_upstreams()
+        return stopped
+
+    def _download(self, subdir: str, fn: str, rec: dict[str, Any]) -> Path | None:
+        path = f"{subdir}/{fn}"
+        sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+        size = rec.get("size") if isinstance(rec.get("size"), int) else None
+        try:
+            tmp = self._upstream().download(path, self.core.store.tmp_dir, sha, size,
+                                            self.core.ingestor.rules.max_size)
+        except RepoproxyError as e:
+            self._fetched(path, "error")
+            with self._lock:
+                self.counts["errors"] += 1
+                self.errors.append(e.message)
+            return None
+        self._fetched(path, "miss")
+        return tmp
+
+    def _ingest(self, channel: Any, subdir: str, chunk: list[tuple[str, dict[str, Any], bool]],
+                futures: list[Future[Path | None]], published: list[PackageRecord]) -> bool:
+        """Receive and check a chunk of downloads, then commit them in one transaction per
+        force flag (the pipeline's batch commit); True if a stop was seen."""
+        core = self.core
+        actor = self.actor
+
+        def record(db: Database, r: PackageRecord) -> None:
+            audit(db, actor, "package.mirror", r.channel, r.path, sha256=r.sha256, size=r.size)
+
+        ready: list[tuple[Prepared, bool]] = []
+        stopped = False
+        with ExitStack() as stack:
+            for (fn, rec, force), future in zip(chunk, futures, strict=True):
+                tmp = future.result()
+                if self.stop_requested():
+                    stopped = True
+                    break
+                if tmp is None:
+                    continue
+                sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+                try:
+                    f = stack.enter_context(open(tmp, "rb"))
+                    prepared = stack.enter_context(core.ingestor.receive(
+                        f.read, fn, target_subdir=subdir, expected_sha256=sha))
+                    prepared.record = merge_record(prepared.record, rec)
+                    core.ingestor.check(channel, prepared)
+                    ready.append((prepared, force))
+                except PackageRejected:
+                    self.counts["rejected"] += 1  # the channel's policy refuses it
+                except RepoproxyError as e:
+                    self.counts["errors"] += 1
+                    self.errors.append(f"{subdir}/{fn}: {e.message}")
+            for force in (False, True):
+                items = [p for p, f in ready if f is force]
+                if not items:
+                    continue
+                records, errors = core.ingestor.commit_many(channel, items, force=force,
+                                                            uploader=actor, audit=record)
+                for prepared, error in errors:
+                    self.counts["errors"] += 1
+                    self.errors.append(f"{subdir}/{prepared.filename}: {error.message}")
+                self.store.add_files(self.mirror.id, subdir,
+                                     [(r.filename, r.sha256) for r in records])
+                self.counts["added"] += len(records)
+                published.extend(records)
+        return stopped
+
+    def _upstream(self) -> Upstream:
+        """This thread's upstream client (a requests session is not shared across threads)."""
+        up = getattr(self._local, "up", None)
+        if up is None:
+            up = self._local.up = Upstream(self.mirror.source, self.core.settings)
+            with self._lock:
+                self._clients.append(up)
+        return up
+
+    def _close_upstreams(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for up in clients:
+            up.close()
+
+    def _carry_removed(self, subdir: str, removed: Any) -> bool:
+        """Keep the upstream's ``removed`` list for the indexer; True if it changed."""
+        names = sorted({fn for fn in removed or () if isinstance(fn, str)})
+        path = removed_path(self.core, self.mirror, subdir)
+        try:
+            old = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            old = []
+        if old == names:
+            return False
+        atomic_write(path, json.dumps(names).encode())
+        db = self.core.db()
+        with write_transaction(db):
+            Catalog(db).touch_subdir(self.mirror.channel, subdir)  # the index must be rebuilt
+        return True
+
+    def _drop(self, channel: str, subdir: str, wanted: dict[str, Any],
+              mine: dict[str, tuple[str, float | None]]) -> None:
+        now = time.time()
+        retention = float(self.core.settings["repoproxy_mirror.retention_days"]) * 86400
+        back = [fn for fn, (_, since) in mine.items() if fn in wanted and since is not None]
+        if back:
+            self.store.set_missing(self.mirror.id, subdir, back, None)
+        gone = {fn: since for fn, (_, since) in mine.items() if fn not in wanted}
+        new = [fn for fn, since in gone.items() if since is None]
+        if new:
+            self.store.set_missing(self.mirror.id, subdir, new, now)
+        expired = [fn for fn, since in gone.items() if now - (since or now) >= retention]
+        self.counts["pending_removal"] += len(gone) - len(expired)
+        if not expired:
+            return
+        existing = {r.filename for r in self.core.catalog().packages(channel, subdir)}
+        files = [(subdir, fn) for fn in sorted(expired) if fn in existing]
+        actor = self.actor
+
+        def record(db: Database, r: PackageRecord) -> None:
+            audit(db, actor, "package.delete", r.channel, r.path, reason="dropped upstream")
+
+        if files:
+            self.core.ingestor.remove_many(channel, files, audit=record)
+        self.store.forget_files(self.mirror.id, subdir, expired)
+        self.counts["removed"] += len(files)

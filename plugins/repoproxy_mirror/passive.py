@@ -1,0 +1,433 @@
+"""Passive mirrors: a pull-through proxy of an upstream channel.
+
+Indexes: the upstream's ``<subdir>/repodata.json`` is fetched (with its validators), filtered
+(the mirror's filters, then the channel's policy through ``repoproxy_excluded_files``), and
+turned into this server's own ``repodata.json``, ``.zst``, CEP-16 shard index and shards, with
+relative URLs only (an upstream's absolute ``base_url`` never reaches a client, so clients
+never bypass the proxy). The cache is fresh for ``repoproxy_mirror.index_freshness`` seconds;
+after that it is served as is while one refresh runs in the background, single-flight across
+threads and processes (a lock file per subdir). When the upstream is down, stale indexes are
+served with an ``X-Repoproxy-Stale: <age>`` header for at most ``repoproxy_mirror.max_stale``
+seconds. An upstream 404 is remembered for ``repoproxy_mirror.negative_ttl`` seconds; noarch
+always exists (an empty index stands in).
+
+Packages: fetched on first request, verified against the index's sha256 and size before a
+byte is served, stored immutable. One download per file across threads and processes: the
+others wait on its lock file and then read the stored file.
+
+Layout: ``<root>/mirror/cache/<mirror id>/<subdir>/{meta.json, repodata.json,
+repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import zstandard
+
+from repoproxy.errors import NotFound, RepoproxyError
+from repoproxy.models import Channel, PackageRecord
+from repoproxy.names import is_package_filename
+from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
+from repoproxy.plugins import collect, notify
+from repoproxy.storage.store import atomic_write, fsync_dir
+
+from .filters import MirrorFilter
+from .model import Mirror
+from .service import mirror_dir
+from .upstream import Upstream, UpstreamError, UpstreamNotFound
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
+
+log = logging.getLogger(__name__)
+INDEXES = ("repodata.json", "repodata.json.zst", SHARD_INDEX)
+MAX_INDEX = 1024**3
+STALE_HEADER = "X-Repoproxy-Stale"
+
+
+def cache_dir(core: Core, mirror_id: str) -> Path:
+    return mirror_dir(core) / "cache" / mirror_id
+
+
+def invalidate(core: Core, mirror: Mirror) -> None:
+    """Filters changed: every subdir's index is refetched at its next request."""
+    base = cache_dir(core, mirror.id)
+    if base.is_dir():
+        for meta in base.glob("*/meta.json"):
+            with suppress(OSError):
+                meta.unlink()
+
+
+def drop_cache(core: Core, mirror: Mirror) -> None:
+    shutil.rmtree(cache_dir(core, mirror.id), ignore_errors=True)
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+class Proxy:
+    """One per server root and process (``Core.plugin_state``)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.settings = core.settings
+        self._map: tuple[tuple[int, int], dict[str, Mirror]] | None = None
+        self._filters: dict[str, tuple[Mirror, MirrorFilter]] = {}
+        self._metas: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._records: dict[Path, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+        self._background: set[tuple[str, str]] = set()
+        self._local = threading.local()
+
+    def _upstream(self, mirror: Mirror) -> Upstream:
+        """This thread's client of the mirror's upstream: connections are reused across
+        requests (a first fetch pays no new TCP set-up), sessions are not shared by threads."""
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        up = clients.get(mirror.id)
+        if up is None or up.source != mirror.source.rstrip("/"):
+            up = clients[mirror.id] = Upstream(mirror.source, self.settings)
+        return up
+
+    # --- which channels are proxies ------------------------------------------------------
+    def mirror_for(self, channel: str) -> Mirror | None:
+        path = mirror_dir(self.core) / "passive.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        key = (st.st_mtime_ns, st.st_ino)
+        cached = self._map
+        if cached is None or cached[0] != key:
+            mirrors = {}
+            for channel_name, raw in (_read_json(path) or {}).items():
+                data = dict(raw)
+                data.update(data.pop("filters"))
+                mirrors[channel_name] = Mirror(**data)
+            with self._lock:
+                self._map = cached = (key, mirrors)
+        return cached[1].get(channel)
+
+    def _filter(self, mirror: Mirror) -> MirrorFilter:
+        """The mirror's compiled filter, kept while its definition is unchanged."""
+        cached = self._filters.get(mirror.id)
+        if cached is None or cached[0] != mirror:
+            cached = (mirror, MirrorFilter(mirror))
+            with self._lock:
+                self._filters[mirror.id] = cached
+        return cached[1]
+
+    def _meta(self, directory: Path) -> dict[str, Any] | None:
+        """meta.json, re-read only when it changes (it is replaced by rename)."""
+        path = directory / "meta.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        key = (st.st_mtime_ns, st.st_ino)
+        cached = self._metas.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        meta = _read_json(path)
+        if meta is not None:
+            with self._lock:
+                self._metas[path] = (key, meta)
+        return meta
+
+    def _notify(self, mirror: Mirror, path: str, status: str) -> None:
+        notify(self.core.pm, "repoproxy_mirror_upstream", services=self.core,
+               mirror=mirror.name, channel=mirror.channel, path=path, status=status)
+
+    # --- serving -----------------------------------------------------------------------------
+    def serve(self, request: Any, channel: Channel, mirror: Mirror, subdir: str,
+              filename: str) -> Any:
+        from repoproxy.web.files import file_response
+
+        directory = cache_dir(self.core, mirror.id) / subdir
+        wanted = self._filter(mirror).wants_subdir(subdir) or subdir == "noarch"
+        if not wanted:
+            raise NotFound(f"{filename} not found")
+        if filename.startswith("shards/"):
+            self.index(mirror, channel, subdir)
+            digest = filename.removeprefix("shards/").removesuffix(".msgpack.zst")
+            return file_response(request, directory / "shards" / f"{digest}.msgpack.zst",
+                                 channel, immutable=True, etag=digest)
+        if filename in INDEXES:
+            meta = self.index(mirror, channel, subdir)
+            response = file_response(request, directory / filename, channel, immutable=False)
+            age = time.time() - meta["fetched_at"]
+            if age > self._ttl(meta):
+                response.headers[STALE_HEADER] = str(int(age))
+            return response
+        if is_package_filename(filename):
+            path = self.package(mirror, channel, subdir, filename)
+            response = file_response(request, path, channel, immutable=True)
+            if request.method == "GET":
+                notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
+                       subdir=subdir, filename=filename)
+            return response
+        raise NotFound(f"{filename} not found")
+
+    def _ttl(self, meta: dict[str, Any]) -> float:
+        if meta.get("status") == 404:
+            return float(self.settings["repoproxy_mirror.negative_ttl"])
+        return float(self.settings["repoproxy_mirror.index_freshness"])
+
+    # --- indexes ---------------------------------------------------------------------------
+    def index(self, mirror: Mirror, channel: Channel, subdir: str) -> dict[str, Any]:
+        """The subdir's cache metadata, fetching or refreshing as needed; raises NotFound for
+        a subdir the upstream does not have (noarch excepted)."""
+        directory = cache_dir(self.core, mirror.id) / subdir
+        path = f"{subdir}/repodata.json"
+        meta = self._meta(directory)
+        if meta is None:
+            with file_lock(directory / ".refresh.lock", blocking=True):
+                meta = _read_json(directory / "meta.json")  # another process may have done it
+                if meta is None:
+                    meta = self.refresh(mirror, channel, subdir, None)
+                else:
+                    self._notify(mirror, path, "hit")
+        else:
+            age = time.time() - meta["fetched_at"]
+            if age <= self._ttl(meta):
+                self._notify(mirror, path, "hit")
+            elif age > float(self.settings["repoproxy_mirror.max_stale"]) and meta.get(
+                    "last_error"):
+                raise UpstreamError(f"the upstream of mirror {mirror.name!r} has been failing "
+                                    "for longer than repoproxy_mirror.max_stale")
+            else:
+                self._notify(mirror, path, "stale")
+                self._refresh_in_background(mirror, channel, subdir)
+        if meta.get("status") == 404 and subdir != "noarch":
+            raise NotFound(f"{path} not found")
+        return dict(meta)
+
+    def _refresh_in_background(self, mirror: Mirror, channel: Channel, subdir: str) -> None:
+        key = (mirror.id, subdir)
+        with self._lock:
+            if key in self._background:
+                return
+            self._background.add(key)
+
+        def work() -> None:
+            directory = cache_dir(self.core, mirror.id) / subdir
+            try:
+                with file_lock(directory / ".refresh.lock", blocking=False) as mine:
+                    if not mine:
+                        return  # another process is refreshing it
+                    meta = _read_json(directory / "meta.json")
+                    if meta is not None and time.time() - meta["fetched_at"] <= self._ttl(meta):
+                        return
+                    self.refresh(mirror, channel, subdir, meta)
+            except RepoproxyError as e:
+                log.warning("mirror %s: refresh of %s failed: %s", mirror.name, subdir,
+                            e.message)
+            except Exception:
+                log.exception("mirror %s: refresh of %s failed", mirror.name, subdir)
+            finally:
+                with self._lock:
+                    self._background.discard(key)
+
+        threading.Thread(target=work, name=f"mirror-refresh-{mirror.name}-{subdir}",
+                         daemon=True).start()
+
+    def refresh(self, mirror: Mirror, channel: Channel, subdir: str,
+                meta: dict[str, Any] | None) -> dict[str, Any]:
+        """Revalidate with the upstream and rebuild the served files; the caller holds the
+        subdir's refresh lock."""
+        directory = cache_dir(self.core, mirror.id) / subdir
+        path = f"{subdir}/repodata.json"
+        headers = {}
+        if meta and meta.get("status") == 200:
+            if meta.get("etag"):
+                headers["If-None-Match"] = meta["etag"]
+            if meta.get("last_modified"):
+                headers["If-Modified-Since"] = meta["last_modified"]
+        up = self._upstream(mirror)
+        now = time.time()
+        try:
+            r, body = up.fetch_bytes(path, MAX_INDEX, headers)
+            if r.status_code == 304:
+                if not headers or meta is None:
+                    raise UpstreamError(f"upstream {up.public(path)} answered 304 to a request "
+                                        "without validators")
+                meta = dict(meta, fetched_at=now)
+                meta.pop("last_error", None)
+            else:
+                data = json.loads(body)
+                if not isinstance(data, dict) or not isinstance(data.get("packages", {}), dict):
+                    raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
+                self._build(mirror, channel, subdir, data)
+                meta = {"fetched_at": now, "status": 200, "etag": r.headers.get("ETag"),
+                        "last_modified": r.headers.get("Last-Modified")}
+            self._notify(mirror, path, "miss")
+        except UpstreamNotFound:
+            self._notify(mirror, path, "miss")
+            if subdir == "noarch":
+                self._build(mirror, channel, subdir, {})  # noarch always exists
+            meta = {"fetched_at": now, "status": 404}
+        except (UpstreamError, ValueError) as e:
+            self._notify(mirror, path, "error")
+            message = e.message if isinstance(e, UpstreamError) else (
+                f"upstream {up.public(path)} is not JSON")
+            if meta is not None:
+                atomic_write(directory / "meta.json", json.dumps(
+                    dict(meta, last_error=message, failed_at=now)).encode())
+            raise UpstreamError(message) from None
+        atomic_write(directory / "meta.json", json.dumps(meta).encode())
+        return meta
+
+    def _build(self, mirror: Mirror, channel: Channel, subdir: str, data: dict[str, Any]) -> None:
+        directory = cache_dir(self.core, mirror.id) / subdir
+        kept = self._filter(mirror).select(data, subdir) if data else {}
+        hidden = self._hidden(channel, subdir, kept)
+        records = {fn: rec for fn, rec in kept.items() if fn not in hidden}
+        removed = [fn for fn in data.get("removed") or () if isinstance(fn, str)]
+        by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for fn, rec in records.items():
+            by_name[str(rec.get("name", ""))][fn] = rec
+        shards: dict[str, bytes] = {}
+        written = False
+        for name, recs in sorted(by_name.items()):
+            blob = encode_shard(recs)
+            digest = hashlib.sha256(blob).digest()
+            shard = directory / "shards" / f"{digest.hex()}.msgpack.zst"
+            if not shard.exists():  # content-addressed: an existing file is already right
+                atomic_write(shard, blob, sync_dir=False)
+                written = True
+            shards[name] = digest
+        if written:
+            fsync_dir(directory / "shards")
+        zst = zstandard.ZstdCompressor(level=10)
+        index = {"version": 1,
+                 "info": {"subdir": subdir, "base_url": "./", "shards_base_url": "./shards/",
+                          "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                 "shards": shards}
+        # the upstream's info (base_url above all) stays upstream: every URL is ours
+        repodata = {
+            "info": {"subdir": subdir},
+            "packages": {fn: r for fn, r in sorted(records.items()) if not fn.endswith(".conda")},
+            "packages.conda": {fn: r for fn, r in sorted(records.items())
+                               if fn.endswith(".conda")},
+            "removed": removed,
+            "repodata_version": 1,
+        }
+        text = json.dumps(repodata, separators=(",", ":")).encode()
+        # shards first, then the indexes that name them
+        atomic_write(directory / SHARD_INDEX, zst.compress(msgpack.packb(index,
+                                                                         use_bin_type=True)))
+        atomic_write(directory / "repodata.json.zst", zst.compress(text))
+        atomic_write(directory / "repodata.json", text)
+
+    def _hidden(self, channel: Channel, subdir: str, kept: dict[str, dict[str, Any]]) -> set[str]:
+        """The channel's policy, asked exactly as for uploaded files."""
+        hook = self.core.pm.hook.repoproxy_excluded_files
+        if not hook.get_hookimpls() or not kept:
+            return set()
+        records = [_as_record(channel.name, subdir, fn, rec) for fn, rec in kept.items()]
+        return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
+                                                  services=self.core))}
+
+    def _served_records(self, directory: Path) -> dict[str, dict[str, Any]]:
+        path = directory / "repodata.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return {}
+        key = (st.st_mtime_ns, st.st_ino)
+        cached = self._records.get(path)
+        if cached and cached[0] == key:
+            return cached[1]
+        data = _read_json(path) or {}
+        recs = {**(data.get("packages") or {}), **(data.get("packages.conda") or {})}
+        with self._lock:
+            self._records[path] = (key, recs)
+        return recs
+
+    # --- packages --------------------------------------------------------------------------
+    def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str) -> Path:
+        directory = cache_dir(self.core, mirror.id) / subdir
+        stored = directory / "pkgs" / filename
+        path = f"{subdir}/{filename}"
+        self.index(mirror, channel, subdir)
+        rec = self._served_records(directory).get(filename)
+        if rec is None:
+            # not upstream, filtered out, or hidden by policy: all alike absent
+            raise NotFound(f"{filename} not found")
+        if stored.exists():
+            self._notify(mirror, path, "hit")
+            return stored
+        with file_lock(directory / "pkgs" / ".locks" / f"{filename}.lock", blocking=True):
+            if stored.exists():  # fetched by whoever held the lock before us
+                self._notify(mirror, path, "hit")
+                return stored
+            up = self._upstream(mirror)
+            sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+            size = rec.get("size") if isinstance(rec.get("size"), int) else None
+            try:
+                tmp = up.download(path, directory / "pkgs", sha, size,
+                                  int(self.settings["repoproxy.max_upload_size"]))
+            except UpstreamNotFound:
+                self._notify(mirror, path, "miss")
+                raise NotFound(f"{filename} not found") from None
+            except UpstreamError:
+                self._notify(mirror, path, "error")
+                raise
+            os.replace(tmp, stored)
+            fsync_dir(stored.parent)
+            self._notify(mirror, path, "miss")
+        return stored
+
+
+def _as_record(channel: str, subdir: str, fn: str, rec: dict[str, Any]) -> PackageRecord:
+    def text(key: str) -> str:
+        value = rec.get(key)
+        return value if isinstance(value, str) else ""
+
+    ts = rec.get("timestamp")
+    return PackageRecord(
+        channel=channel, subdir=subdir, filename=fn, name=text("name"), version=text("version"),
+        build=text("build"), build_number=int(rec.get("build_number") or 0),
+        size=int(rec.get("size") or 0), sha256=text("sha256"), md5=text("md5"),
+        indexed_timestamp=int(ts if ts and ts > 1e11 else (ts or 0) * 1000)
+        if isinstance(ts, (int, float)) else 0,
+        record=rec, about={"license": rec.get("license")} if rec.get("license") else {},
+    )
+
+
+def proxy(core: Core) -> Proxy:
+    return core.plugin_state("repoproxy_mirror.proxy", lambda: Proxy(core))

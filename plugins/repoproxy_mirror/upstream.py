@@ -1,0 +1,196 @@
+"""Talking to an upstream channel: credentials, timeouts, verified downloads.
+
+Credentials come from settings (``repoproxy_mirror.credentials``, also from the environment as
+``REPOPROXY_MIRROR__CREDENTIALS``), never from the mirror's stored definition: they are
+applied per request and never appear in a log line, an error message or served metadata.
+Messages name :meth:`Upstream.public` URLs, which carry no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from repoproxy.errors import NotFound, RepoproxyError
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+CHUNK = 256 * 1024
+KINDS = ("bearer", "basic", "token", "apikey")
+
+
+class UpstreamError(RepoproxyError):
+    """The upstream failed (down, 5xx, refused our credentials, sent corrupt bytes).
+
+    Always a 502 to our clients: never a 401/403, which would make them ask their user for
+    credentials that are not theirs to give, nor a 404, which would make them give up.
+    """
+
+    status = 502
+    code = "upstream-unavailable"
+    retry_after = 30
+
+
+class UpstreamNotFound(NotFound):
+    code = "upstream-not-found"
+
+
+@dataclass(frozen=True)
+class Credential:
+    prefix: str
+    kind: str
+    secret: str
+
+
+def parse_credentials(text: str) -> list[Credential]:
+    """``<url-prefix>=<kind>:<secret>`` entries separated by whitespace (docs/mirrors.md)."""
+    out = []
+    for entry in (text or "").split():
+        prefix, sep, rest = entry.partition("=")
+        kind, sep2, secret = rest.partition(":")
+        if not sep or not sep2 or kind not in KINDS or not secret:
+            # the entry is not echoed: it holds a secret
+            raise RepoproxyError("repoproxy_mirror.credentials: each entry must be "
+                                 "<url-prefix>=<bearer|basic|token|apikey>:<secret>")
+        out.append(Credential(prefix.rstrip("/"), kind, secret))
+    return out
+
+
+def credential_for(source: str, creds: list[Credential]) -> Credential | None:
+    best = None
+    for c in creds:
+        if (source == c.prefix or source.startswith(c.prefix + "/")) and (
+                best is None or len(c.prefix) > len(best.prefix)):
+            best = c
+    return best
+
+
+class Upstream:
+    def __init__(self, source: str, settings: Any) -> None:
+        import requests
+
+        self.source = source.rstrip("/")
+        self.timeout = float(settings["repoproxy_mirror.timeout"])
+        self.deadline = float(settings["repoproxy_mirror.download_deadline"])
+        self.cred = credential_for(self.source,
+                                   parse_credentials(settings["repoproxy_mirror.credentials"]))
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "repoproxy-mirror"
+        self._errors = requests.RequestException
+        if self.cred is not None:
+            if self.cred.kind == "bearer":
+                self.session.headers["Authorization"] = f"Bearer {self.cred.secret}"
+            elif self.cred.kind == "apikey":
+                self.session.headers["X-API-Key"] = self.cred.secret
+            elif self.cred.kind == "basic":
+                user, _, password = self.cred.secret.partition(":")
+                self.session.auth = (user, password)
+
+    def public(self, path: str) -> str:
+        return f"{self.source}/{path}"
+
+    def _url(self, path: str) -> str:
+        url = self.public(path)
+        if self.cred is not None and self.cred.kind == "token":
+            parts = urlsplit(url)
+            url = urlunsplit(parts._replace(path=f"/t/{self.cred.secret}{parts.path}"))
+        return url
+
+    def get(self, path: str, headers: dict[str, str] | None = None,
+            stream: bool = False) -> requests.Response:
+        """GET with timeouts; 401/403/5xx and transport errors become :class:`UpstreamError`,
+        404/410 :class:`UpstreamNotFound`; 200 and 304 are returned."""
+        try:
+            r = self.session.get(self._url(path), headers=headers or {}, stream=stream,
+                                 timeout=(self.timeout, self.timeout), allow_redirects=True)
+        except self._errors as e:
+            raise UpstreamError(f"upstream {self.public(path)} unreachable: "
+                                f"{type(e).__name__}") from None
+        if r.status_code in (404, 410):
+            r.close()
+            raise UpstreamNotFound(f"{path} not found upstream")
+        if r.status_code in (401, 403):
+            r.close()
+            raise UpstreamError(f"upstream {self.public(path)} refused the mirror's "
+                                f"credentials ({r.status_code})")
+        if r.status_code not in (200, 304):
+            r.close()
+            raise UpstreamError(f"upstream {self.public(path)} answered {r.status_code}")
+        return r
+
+    def fetch_bytes(self, path: str, limit: int,
+                    headers: dict[str, str] | None = None) -> tuple[requests.Response, bytes]:
+        r = self.get(path, headers=headers, stream=True)
+        if r.status_code == 304:
+            r.close()
+            return r, b""
+        chunks, size, start = [], 0, time.monotonic()
+        try:
+            for chunk in r.iter_content(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamError(f"upstream {self.public(path)} is larger than "
+                                        f"{limit} bytes")
+                if time.monotonic() - start > self.deadline:
+                    raise UpstreamError(f"upstream {self.public(path)} too slow")
+                chunks.append(chunk)
+        except self._errors as e:
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+        finally:
+            r.close()
+        return r, b"".join(chunks)
+
+    def download(self, path: str, directory: Path, sha256: str | None,
+                 size: int | None, limit: int) -> Path:
+        """Download into a temporary file of ``directory``, verified against the record's
+        sha256 and size while it streams; on any failure nothing is left behind."""
+        r = self.get(path, stream=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+        tmp = Path(name)
+        h, got, start = hashlib.sha256(), 0, time.monotonic()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in r.iter_content(CHUNK):
+                    got += len(chunk)
+                    if got > (size if size is not None else limit):
+                        raise UpstreamError(f"upstream {self.public(path)} sent more bytes "
+                                            "than its index announces")
+                    if time.monotonic() - start > self.deadline:
+                        raise UpstreamError(f"upstream {self.public(path)} too slow")
+                    h.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if size is not None and got != size:
+                raise UpstreamError(f"upstream {self.public(path)}: {got} bytes received, "
+                                    f"its index announces {size}")
+            if sha256 and h.hexdigest() != sha256.lower():
+                raise UpstreamError(f"upstream {self.public(path)}: sha256 mismatch "
+                                    "(refused, nothing stored)")
+            return tmp
+        except self._errors as e:
+            with suppress(OSError):
+                tmp.unlink()
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+        except BaseException:
+            with suppress(OSError):
+                tmp.unlink()
+            raise
+        finally:
+            r.close()
+
+    def close(self) -> None:
+        self.session.close()

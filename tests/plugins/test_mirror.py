@@ -1,0 +1,616 @@
+"""The mirror plugin through the real app over real SQLite: definitions (API and CLI), active
+runs through the ingest pipeline, and the pull-through proxy, against a loopback upstream
+serving a channel a real repoproxy core built (and that injects faults on demand)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from repoproxy.testing.packages import PackageSpec
+from repoproxy.testing.upstream import (
+    Upstream,
+    build_upstream_root,
+    slow,
+    status,
+    tampered,
+    truncated,
+)
+
+SPECS = [
+    (PackageSpec("libcore", "1.0", subdir="linux-64"), "conda"),
+    (PackageSpec("libcore", "2.0", subdir="linux-64"), "tar.bz2"),
+    (PackageSpec("helper", "0.5", depends=["libcore >=2"]), "conda"),
+    (PackageSpec("app", "3.0", subdir="linux-64", depends=["helper", "libcore"]), "conda"),
+    (PackageSpec("app", "2.0", subdir="linux-64", depends=["helper"]), "conda"),
+]
+
+
+@pytest.fixture(scope="module")
+def upstream_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The upstream channel, built once by a real core; each test serves its own copy."""
+    tmp = tmp_path_factory.mktemp("upstream")
+    pkgs = tmp / "pkgs"
+    pkgs.mkdir()
+    core = build_upstream_root(tmp / "root", "up", SPECS, pkgs)
+    core.close()
+    return tmp / "root" / "channels"
+
+
+@pytest.fixture
+def upstream(tmp_path: Path, upstream_tree: Path) -> Iterator[tuple[Upstream, Any]]:
+    shutil.copytree(upstream_tree, tmp_path / "upstream")
+    srv = Upstream(tmp_path / "upstream")
+    yield srv, None
+    srv.close()
+
+
+@pytest.fixture
+def source(upstream: tuple[Upstream, Any]) -> str:
+    return f"{upstream[0].url}/up"
+
+
+def _mirror(testapp: Any, headers: dict[str, str], name: str, channel: str, source: str,
+            mode: str = "active", status: int = 201, **body: Any) -> Any:
+    return testapp.post_json("/api/v1/mirrors", {"name": name, "channel": channel,
+                                                  "source": source, "mode": mode, **body},
+                             headers=headers, status=status).json
+
+
+def _files(testapp: Any, channel: str, subdir: str) -> dict[str, Any]:
+    data = testapp.get(f"/{channel}/{subdir}/repodata.json").json
+    return {**data["packages"], **data["packages.conda"]}
+
+
+def _upstream_repodata(upstream: Upstream, subdir: str) -> dict[str, Any]:
+    return json.loads((upstream.directory / "up" / subdir / "repodata.json").read_bytes())
+
+
+def _edit_upstream(upstream: Upstream, subdir: str, edit: Any) -> None:
+    path = upstream.directory / "up" / subdir / "repodata.json"
+    data = json.loads(path.read_bytes())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+# --- definitions ---------------------------------------------------------------------------
+def test_mirror_definitions_through_the_api(testapp: Any, admin_headers: dict[str, str],
+                                            make_channel: Any, source: str) -> None:
+    make_channel("lua")
+    created = _mirror(testapp, admin_headers, "snakes", "lua", source, mode="passive",
+                      subdirs="noarch, osx-64, osx-arm64",
+                      only_specs=["lua", "ncurses", "readline"], cron="0 0 * * *")
+    assert created["name"] == "snakes"
+    assert created["type"] == "conda"
+    assert created["filters"]["subdirs"] == ["noarch", "osx-64", "osx-arm64"]
+    assert created["filters"]["only_specs"] == ["lua", "ncurses", "readline"]
+    shown = testapp.get("/api/v1/mirrors/snakes", {"channel": "lua"},
+                        headers=admin_headers).json
+    assert shown["id"] == created["id"]
+    assert shown["cron"] == "0 0 * * *"
+    assert [m["name"] for m in testapp.get("/api/v1/mirrors", headers=admin_headers)
+            .json["mirrors"]] == ["snakes"]
+    # `channel show` counts the channel's mirrors
+    assert testapp.get("/api/v1/channels/lua", headers=admin_headers).json["mirrors"] == 1
+    updated = testapp.patch_json("/api/v1/mirrors/snakes",
+                                 {"channel": "lua", "only_specs": ["lua"], "mode": "active"},
+                                 headers=admin_headers).json
+    assert updated["filters"]["only_specs"] == ["lua"]
+    assert updated["mode"] == "active"
+    assert testapp.post("/api/v1/mirrors/snakes/stop", headers=admin_headers).json[
+        "state"] == "stopped"
+    assert testapp.post("/api/v1/mirrors/snakes/restart", headers=admin_headers).json[
+        "state"] == "pending"
+    _mirror(testapp, admin_headers, "snakes", "lua", source, status=409)
+    testapp.get("/api/v1/mirrors/snakes", {"channel": "other"}, headers=admin_headers,
+                status=404)
+    assert testapp.delete("/api/v1/mirrors/snakes?channel=lua", headers=admin_headers).json == {
+        "deleted": "snakes", "channel": "lua"}
+    assert testapp.get("/api/v1/channels/lua", headers=admin_headers).json["mirrors"] == 0
+
+
+def test_mirror_routes_need_an_admin(testapp: Any, make_channel: Any, source: str) -> None:
+    make_channel("lua")
+    testapp.get("/api/v1/mirrors", status=401)
+    testapp.post_json("/api/v1/mirrors", {"name": "m", "channel": "lua", "source": source,
+                                          "mode": "active"}, status=401)
+
+
+@pytest.mark.parametrize("kind", ["python_simple", "CRAN"])
+def test_other_mirror_types_are_refused_clearly(testapp: Any, admin_headers: dict[str, str],
+                                                make_channel: Any, source: str,
+                                                kind: str) -> None:
+    make_channel("lua")
+    r = _mirror(testapp, admin_headers, "m", "lua", source, status=422, type=kind)
+    assert "conda channels only" in r["message"]
+    assert testapp.get("/api/v1/mirrors", headers=admin_headers).json["mirrors"] == []
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ({"only_specs": ["lua >=>1"]}, "not a valid MatchSpec"),
+    ({"source": "http://user:pw@example.invalid/c"}, "must not carry credentials"),
+    ({"source": "http://example.invalid/t/abc/c"}, "must not carry credentials"),
+    ({"source": "ftp://example.invalid/c"}, "http(s) URL"),
+    ({"mode": "sideways"}, "active or passive"),
+    ({"cron": "every day"}, "not a valid cron"),
+    ({"subdirs": "noarch, LINUX"}, "not a subdir"),
+    ({"date_from": "2022-05-15", "date_to": "2022-03-01"}, "earlier than"),
+    ({"date_from": "2020-01-01", "date_to": "2022-03-01"}, "one year"),
+    ({"colour": "red"}, "unknown mirror field"),
+])
+def test_bad_mirror_definitions_get_a_specific_400(testapp: Any, admin_headers: dict[str, str],
+                                                   make_channel: Any, source: str,
+                                                   body: dict[str, Any], words: str) -> None:
+    make_channel("lua")
+    full = {"name": "m", "channel": "lua", "source": source, "mode": "active", **body}
+    r = testapp.post_json("/api/v1/mirrors", full, headers=admin_headers, status=400).json
+    assert words in r["message"]
+    assert testapp.get("/api/v1/mirrors", headers=admin_headers).json["mirrors"] == []
+
+
+def test_mirror_command_offline_in_the_seeds_form(services: Any, root: Path, source: str,
+                                                  make_channel: Any) -> None:
+    from repoproxy.cli import build_cli
+
+    make_channel("lua")
+    cli = build_cli()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["mirror", "--create", "boa", "--channel", "lua", "--source", source,
+                            "--mode", "active", "--type", "conda", "--subdirs", "noarch",
+                            "--only_spec", "helper", "--cron", "0 0 * * *", "--run_now",
+                            "--root", str(root)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["state"] == "completed"
+    assert out["counts"]["added"] == 1
+    r = runner.invoke(cli, ["mirror", "--show", "boa", "--channel", "lua", "--root", str(root)])
+    assert r.exit_code == 0, r.output
+    assert "Mirror Details:" in r.output
+    assert "mode: active" in r.output
+    assert "only_specs" in r.output
+    assert "['helper']" in r.output
+    r = runner.invoke(cli, ["mirror", "--list", "--root", str(root)])
+    assert r.output.split("\t")[:4] == ["boa", "lua", "active", "completed"]
+    r = runner.invoke(cli, ["mirror", "--create", "x", "--channel", "lua", "--source", source,
+                            "--mode", "active", "--type", "python_simple", "--root", str(root)])
+    assert r.exit_code == 1
+    assert "conda channels only" in r.output
+    r = runner.invoke(cli, ["mirror", "--stop", "boa", "--root", str(root)])
+    assert json.loads(r.output)["state"] == "stopped"
+    r = runner.invoke(cli, ["mirror", "--delete", "boa", "--channel", "lua", "--root", str(root)])
+    assert r.exit_code == 0
+    assert json.loads(r.output)["deleted"] == "boa"
+
+
+# --- active mode ---------------------------------------------------------------------------
+def _run(services: Any, name: str) -> dict[str, Any]:
+    from repoproxy_mirror.active import run
+
+    return run(services, name)
+
+
+def test_active_run_copies_the_patched_upstream_through_ingest(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        upstream: tuple[Upstream, Any], source: str) -> None:
+    srv, _ = upstream
+
+    def patch(data: dict[str, Any]) -> None:
+        # a repodata patch (conda-forge style) and keys this server does not know
+        rec = data["packages.conda"]["helper-0.5-0.conda"]
+        rec["depends"] = ["libcore >=2,<3"]
+        rec["x_vendor_note"] = {"kept": True}
+        data["removed"] = ["helper-0.1-0.conda"]
+
+    _edit_upstream(srv, "noarch", patch)
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs="noarch, linux-64")
+    out = _run(services, "m")
+    assert out["state"] == "completed", out
+    assert out["counts"]["added"] == 5
+    assert out["counts"]["errors"] == 0
+    noarch = _files(testapp, "mirror", "noarch")
+    assert testapp.get("/mirror/noarch/repodata.json").json["removed"] == ["helper-0.1-0.conda"]
+    assert noarch["helper-0.5-0.conda"]["depends"] == ["libcore >=2,<3"]
+    assert noarch["helper-0.5-0.conda"]["x_vendor_note"] == {"kept": True}
+    up = _upstream_repodata(srv, "linux-64")
+    for fn, rec in _files(testapp, "mirror", "linux-64").items():
+        uprec = {**up["packages"], **up["packages.conda"]}[fn]
+        assert (rec["sha256"], rec["size"]) == (uprec["sha256"], uprec["size"])
+        body = testapp.get(f"/mirror/linux-64/{fn}").body
+        assert hashlib.sha256(body).hexdigest() == rec["sha256"]
+    assert srv.hits["up/noarch/repodata_from_packages.json"] == 0
+    # a second run downloads nothing again
+    before = sum(v for k, v in srv.hits.items() if k.endswith((".conda", ".bz2")))
+    again = _run(services, "m")
+    assert again["counts"]["added"] == 0
+    assert again["counts"]["present"] == 5
+    assert sum(v for k, v in srv.hits.items() if k.endswith((".conda", ".bz2"))) == before
+    entries = [json.loads(line) for line in testapp.get(
+        "/api/v1/audit", headers=admin_headers).text.splitlines() if line.strip()]
+    assert sum(1 for e in entries if e.get("action") == "package.mirror") == 5
+
+
+def test_active_run_with_filters_keeps_what_the_table_says(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str) -> None:
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["linux-64"],
+            only_specs=["app", "libcore"], exclude_specs=["app", "libcore <2"],
+            include_specs=["app 3.*"])
+    out = _run(services, "m")
+    assert out["state"] == "completed"
+    assert sorted(_files(testapp, "mirror", "linux-64")) == [
+        "app-3.0-0.conda", "libcore-2.0-0.tar.bz2"]
+    assert _files(testapp, "mirror", "noarch") == {}
+
+
+def test_active_run_never_stores_a_package_with_the_wrong_sha256_or_size(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        upstream: tuple[Upstream, Any], source: str) -> None:
+    srv, _ = upstream
+    srv.faults["up/linux-64/app-3.0-0.conda"] = tampered(srv.directory)
+    srv.faults["up/linux-64/app-2.0-0.conda"] = truncated(srv.directory)
+    srv.faults["up/linux-64/libcore-1.0-0.conda"] = status(500)
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["linux-64"])
+    out = _run(services, "m")
+    assert out["counts"]["added"] == 1
+    assert out["counts"]["errors"] == 3
+    assert "failed" in out["last_error"]
+    assert list(_files(testapp, "mirror", "linux-64")) == ["libcore-2.0-0.tar.bz2"]
+    leftovers = [p for p in (services.store.root).rglob("*") if p.name.startswith(".dl-")
+                 or p.name.startswith(".in-")]
+    assert leftovers == []
+    assert sorted(p.name for p in services.store.subdir_dir("mirror", "linux-64").iterdir()
+                  if p.name.endswith((".conda", ".bz2"))) == ["libcore-2.0-0.tar.bz2"]
+
+
+def test_files_dropped_upstream_go_only_after_the_retention_period(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        upstream: tuple[Upstream, Any], source: str, pkgdir: Path) -> None:
+    from repoproxy_mirror.service import mirror_store
+
+    from repoproxy.testing.fixtures import upload_raw
+    from repoproxy.testing.packages import build_package
+
+    srv, _ = upstream
+    make_channel("mirror")
+    # a file uploaded to the channel by hand is never the mirror's to remove
+    upload_raw(testapp, "mirror", build_package(PackageSpec("mine", "1.0"), pkgdir),
+               admin_headers)
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["noarch"])
+    assert _run(services, "m")["counts"]["added"] == 1
+    _edit_upstream(srv, "noarch", lambda d: d["packages.conda"].pop("helper-0.5-0.conda"))
+    out = _run(services, "m")
+    assert out["counts"]["pending_removal"] == 1
+    assert out["counts"]["removed"] == 0
+    assert sorted(_files(testapp, "mirror", "noarch")) == ["helper-0.5-0.conda",
+                                                           "mine-1.0-0.conda"]
+    store = mirror_store(services)
+    mirror = store.get("m")
+    store.set_missing(mirror.id, "noarch", ["helper-0.5-0.conda"], time.time() - 8 * 86400)
+    out = _run(services, "m")
+    assert out["counts"]["removed"] == 1
+    assert sorted(_files(testapp, "mirror", "noarch")) == ["mine-1.0-0.conda"]
+
+
+def test_stop_mid_run_then_restart_resumes(testapp: Any, services: Any,
+                                           admin_headers: dict[str, str], make_channel: Any,
+                                           upstream: tuple[Upstream, Any], source: str) -> None:
+    from repoproxy_mirror import service
+
+    srv, _ = upstream
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["linux-64"])
+    directory = srv.directory
+
+    def stop_then_serve(h: Any, path: str) -> bool:
+        service.stop(services, "m")  # the operator stops it while the first file downloads
+        h.send(200, (directory / path).read_bytes())
+        return True
+
+    srv.faults["up/linux-64/app-2.0-0.conda"] = stop_then_serve  # the first file, by name
+    out = _run(services, "m")
+    assert out["state"] == "stopped"
+    assert out["counts"]["added"] == 0  # the stop is seen before the first file is ingested
+    assert _run(services, "m")["state"] == "stopped"  # a stopped mirror does not run
+    del srv.faults["up/linux-64/app-2.0-0.conda"]
+    assert service.restart(services, "m")["state"] == "pending"
+    out = _run(services, "m")
+    assert out["state"] == "completed"
+    assert out["counts"]["added"] == 4
+    assert len(_files(testapp, "mirror", "linux-64")) == 4
+    assert list(services.store.root.rglob(".dl-*")) == []
+
+
+def test_worker_resumes_a_crashed_run_and_runs_requested_and_scheduled_ones(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from repoproxy_mirror.service import mirror_store
+    from repoproxy_mirror.worker import MirrorWorker, cron_due
+
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "crashed", "mirror", source, subdirs=["noarch"])
+    _mirror(testapp, admin_headers, "asked", "mirror", source, subdirs=["linux-64"],
+            only_specs=["libcore"], run_now=True)
+    _mirror(testapp, admin_headers, "idle", "mirror", source, subdirs=["linux-64"],
+            cron="0 0 1 1 *")
+    store = mirror_store(services)
+    store.set_fields(store.get("crashed").id, state="running")  # its process died mid-run
+    worker = MirrorWorker(services)
+    assert sorted(worker.tick()) == ["asked", "crashed"]
+    assert store.get("crashed").state == "completed"
+    assert store.get("asked").counts["added"] == 2
+    assert worker.tick() == []
+    idle = store.get("idle")
+    now = datetime.now(UTC)
+    assert not cron_due(idle, now)
+    idle.cron = "* * * * *"
+    idle.last_run_at = (now - timedelta(minutes=2)).isoformat()
+    assert cron_due(idle, now)
+    idle.last_run_at = now.isoformat()
+    assert not cron_due(idle, now)
+
+
+# --- passive mode --------------------------------------------------------------------------
+@pytest.fixture
+def proxied(testapp: Any, admin_headers: dict[str, str], make_channel: Any,
+            source: str) -> str:
+    make_channel("proxy")
+    _mirror(testapp, admin_headers, "p", "proxy", source, mode="passive")
+    return "proxy"
+
+
+def test_passive_mirror_serves_its_own_indexes_and_shards(
+        testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    _edit_upstream(srv, "linux-64", lambda d: d["info"].update(
+        base_url="https://elsewhere.example/up/linux-64/"))
+    data = testapp.get("/proxy/linux-64/repodata.json").json
+    up = _upstream_repodata(srv, "linux-64")
+    assert data["packages.conda"] == up["packages.conda"]
+    assert data["info"] == {"subdir": "linux-64"}  # no absolute base_url reaches a client
+    zst = testapp.get("/proxy/linux-64/repodata.json.zst")
+    assert json.loads(zstandard.ZstdDecompressor().decompress(zst.body)) == data
+    index = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(
+        testapp.get("/proxy/linux-64/repodata_shards.msgpack.zst").body))
+    assert index["info"]["base_url"] == "./"
+    assert index["info"]["shards_base_url"] == "./shards/"
+    assert sorted(index["shards"]) == ["app", "libcore"]
+    shard = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(testapp.get(
+        f"/proxy/linux-64/shards/{index['shards']['app'].hex()}.msgpack.zst").body))
+    assert sorted(shard["packages.conda"]) == ["app-2.0-0.conda", "app-3.0-0.conda"]
+    # own validators
+    first = testapp.get("/proxy/linux-64/repodata.json")
+    testapp.get("/proxy/linux-64/repodata.json",
+                headers={"If-None-Match": first.headers["ETag"]}, status=304)
+    # a subdir the upstream lacks is 404; noarch always exists
+    testapp.get("/proxy/win-64/repodata.json", status=404)
+    assert srv.hits["up/linux-64/repodata.json"] == 1  # fresh: one upstream fetch
+
+
+def test_passive_packages_are_fetched_once_verified_and_kept(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    original = (srv.directory / "up/linux-64/app-3.0-0.conda").read_bytes()
+    for _ in range(3):
+        assert testapp.get("/proxy/linux-64/app-3.0-0.conda").body == original
+    assert srv.hits["up/linux-64/app-3.0-0.conda"] == 1
+    testapp.get("/proxy/linux-64/nothere-1.0-0.conda", status=404)
+    assert srv.hits["up/linux-64/nothere-1.0-0.conda"] == 0  # not in the index: not asked
+
+
+@pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
+def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
+        testapp: Any, services: Any, settings: dict[str, Any], proxied: str,
+        upstream: tuple[Upstream, Any], fault: str) -> None:
+    srv, _ = upstream
+    key = "up/linux-64/app-3.0-0.conda"
+    srv.faults[key] = {"truncated": truncated(srv.directory),
+                       "tampered": tampered(srv.directory),
+                       "500": status(500), "401": status(401, b"who are you"),
+                       "403": status(403),
+                       "slow": slow(srv.directory, 3.0)}[fault]
+    r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
+    assert r.json["error"] == "upstream-unavailable"
+    cache = services.store.root / "mirror" / "cache"
+    stored = [p.name for p in cache.rglob("*.conda")] + [
+        p.name for p in cache.rglob(".dl-*")]
+    assert stored == []
+    del srv.faults[key]
+    assert testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}").body == (
+        srv.directory / key).read_bytes()
+
+
+@pytest.fixture
+def settings(settings: dict[str, Any]) -> dict[str, Any]:
+    # short enough for the fault tests (a slow body) and the freshness tests
+    return {**settings, "repoproxy_mirror.timeout": "1", "repoproxy_mirror.index_freshness": "1"}
+
+
+@pytest.mark.parametrize(("fault", "code"), [
+    (status(500), 502),
+    (status(404, b"<html>not here</html>", {"Content-Type": "text/html"}), 404),
+    (status(200, b"<html>a login page</html>", {"Content-Type": "text/html"}), 502),
+    (status(200, b"[1, 2]"), 502),
+    (status(304), 502),  # a 304 to a request without validators
+    (status(401), 502),
+])
+def test_upstream_index_faults_without_a_cache(testapp: Any, services: Any, proxied: str,
+                                               upstream: tuple[Upstream, Any], fault: Any,
+                                               code: int) -> None:
+    srv, _ = upstream
+    srv.faults["up/linux-64/repodata.json"] = fault
+    testapp.get("/proxy/linux-64/repodata.json", status=code)
+    assert not (services.store.root / "mirror/cache").exists() or not list(
+        (services.store.root / "mirror/cache").rglob("repodata.json"))
+
+
+def test_noarch_always_exists_even_when_the_upstream_has_none(
+        testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    srv.faults["up/noarch/repodata.json"] = status(404)
+    data = testapp.get("/proxy/noarch/repodata.json").json
+    assert data["packages"] == {}
+    assert data["packages.conda"] == {}
+    testapp.get("/proxy/noarch/repodata_shards.msgpack.zst")
+
+
+def test_stale_index_is_served_marked_while_the_upstream_is_down_then_refreshed(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    assert "helper-0.5-0.conda" in _files(testapp, "proxy", "noarch")
+    testapp.get("/proxy/noarch/helper-0.5-0.conda")
+    srv.faults["*"] = status(503)
+    time.sleep(1.2)  # past the freshness time (1 s in these tests)
+    r = testapp.get("/proxy/noarch/repodata.json")
+    assert "helper-0.5-0.conda" in r.json["packages.conda"]
+    assert int(r.headers["X-Repoproxy-Stale"]) >= 1
+    testapp.get("/proxy/noarch/helper-0.5-0.conda")  # stored packages need no upstream
+    del srv.faults["*"]
+    # a new upload upstream (its record is all the index needs)
+    _edit_upstream(srv, "noarch", lambda d: d["packages.conda"].update(
+        {"newcomer-1.0-0.conda": dict(d["packages.conda"]["helper-0.5-0.conda"],
+                                      name="newcomer", version="1.0")}))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = testapp.get("/proxy/noarch/repodata.json")
+        if "newcomer-1.0-0.conda" in r.json["packages.conda"]:
+            break
+        time.sleep(0.2)
+    assert "newcomer-1.0-0.conda" in r.json["packages.conda"]
+    assert "X-Repoproxy-Stale" not in r.headers
+
+
+def test_channel_policy_applies_to_proxied_content(testapp: Any, admin_headers: dict[str, str],
+                                                   proxied: str) -> None:
+    testapp.post_json("/api/v1/policies", {"name": "no-helper", "channel_name": "proxy",
+                                           "exclude_package_name": "helper"},
+                      headers=admin_headers, status=201)
+    assert "helper-0.5-0.conda" not in _files(testapp, "proxy", "noarch")
+    testapp.get("/proxy/noarch/helper-0.5-0.conda", status=404)
+
+
+def test_upstream_credentials_are_sent_and_never_served_or_stored(
+        tmp_path: Path, upstream: tuple[Upstream, Any]) -> None:
+    from repoproxy_mirror import service
+    from webtest import TestApp
+
+    from repoproxy.domain.channels import create_channel
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    srv, _ = upstream
+    root = tmp_path / "creds"
+    for kind, secret in (("bearer", "s3cr3t-bearer"), ("basic", "alice:s3cr3t-pw"),
+                         ("token", "s3cr3t-tok"), ("apikey", "s3cr3t-key")):
+        srv.headers_seen.clear()
+        srv.paths_seen.clear()
+        core = load_core({"repoproxy.root": str(root / kind), "repoproxy.log_requests": "false",
+                          "repoproxy_mirror.credentials": f"{srv.url}/up={kind}:{secret}"}, {})
+        create_channel(core, "c")
+        service.create(core, "m", "c", {"source": f"{srv.url}/up", "mode": "passive"})
+        app = TestApp(make_app(core))
+        body = app.get("/c/linux-64/repodata.json").body + app.get(
+            "/c/linux-64/repodata_shards.msgpack.zst").body
+        app.get("/c/linux-64/app-3.0-0.conda")
+        assert b"s3cr3t" not in body
+        seen = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
+        needle = {"bearer": "Bearer s3cr3t-bearer", "basic": "Basic YWxpY2U6czNjcjN0LXB3",
+                  "token": "/t/s3cr3t-tok/up/", "apikey": "s3cr3t-key"}[kind]
+        assert needle in seen
+        on_disk = b"".join(p.read_bytes() for p in (root / kind).rglob("*")
+                           if p.is_file() and p.suffix in (".json", ".db"))
+        assert b"s3cr3t" not in on_disk
+        core.close()
+
+
+# --- hooks ---------------------------------------------------------------------------------
+def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None:
+    from repoproxy import hookimpl
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Observer:
+        @hookimpl
+        def repoproxy_mirror_upstream(self, mirror: str, channel: str, path: str,
+                                      status: str) -> None:
+            seen.append((mirror, path, status))
+
+    services.pm.register(Observer(), name="observer")
+    testapp.get("/proxy/noarch/repodata.json")
+    testapp.get("/proxy/noarch/repodata.json")
+    testapp.get("/proxy/noarch/helper-0.5-0.conda")
+    assert seen == [("p", "noarch/repodata.json", "miss"), ("p", "noarch/repodata.json", "hit"),
+                    ("p", "noarch/repodata.json", "hit"), ("p", "noarch/helper-0.5-0.conda",
+                                                           "miss")]
+
+
+def test_hook_channel_file(testapp: Any, services: Any, make_channel: Any) -> None:
+    from pyramid.response import Response
+
+    from repoproxy import hookimpl
+
+    make_channel("main")
+    make_channel("other")
+
+    class Answer:
+        @hookimpl
+        def repoproxy_channel_file(self, request: Any, channel: Any, subdir: str,
+                                   filename: str) -> Any:
+            if channel.name != "main":
+                return None
+            return Response(f"{subdir}|{filename}", content_type="text/plain")
+
+    services.pm.register(Answer(), name="answer")
+    assert testapp.get("/main/noarch/repodata.json").text == "noarch|repodata.json"
+    assert testapp.get("/main/linux-64/shards/" + "a" * 64 + ".msgpack.zst").text == (
+        "linux-64|shards/" + "a" * 64 + ".msgpack.zst")
+    assert "packages" in testapp.get("/other/noarch/repodata.json").json
+
+
+# --- governance ----------------------------------------------------------------------------
+def test_mirrored_packages_get_sboms_and_proxied_downloads_are_counted(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        proxied: str, source: str) -> None:
+    from repoproxy_stats.counter import buffer_for
+
+    make_channel("mirror")
+    _mirror(testapp, admin_headers, "m", "mirror", source, subdirs=["linux-64"],
+            only_specs=["app 3.*"])
+    assert _run(services, "m")["counts"]["added"] == 1
+    sbom = testapp.get("/api/channels/mirror/sbom/linux-64/app-3.0-0.conda").json
+    assert sbom["metadata"]["component"]["name"] == "app"
+    for _ in range(2):
+        testapp.get("/proxy/linux-64/app-3.0-0.conda")
+    testapp.head("/proxy/linux-64/app-3.0-0.conda")  # a HEAD is no download
+    buffer_for(services).flush()
+    counts = testapp.get("/api/channels/proxy/downloads").json
+    assert counts["downloads"] == 2
+
+
+def test_hook_removed_files(testapp: Any, services: Any, make_channel: Any) -> None:
+    from repoproxy import hookimpl
+
+    make_channel("main")
+
+    class Withdrawn:
+        @hookimpl
+        def repoproxy_removed_files(self, channel: Any, subdir: str) -> list[str]:
+            return ["old-1.0-0.conda"] if subdir == "noarch" else []
+
+    services.pm.register(Withdrawn(), name="withdrawn")
+    services.indexer.build("main", "noarch", force=True)
+    assert testapp.get("/main/noarch/repodata.json").json["removed"] == ["old-1.0-0.conda"]
