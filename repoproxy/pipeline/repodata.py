@@ -132,6 +132,7 @@ class Indexer:
         directory = store.subdir_dir(channel, subdir)
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock(channel, subdir):
+            started = time.perf_counter()
             db = self.runtime.db()
             catalog = Catalog(db)
             ch = catalog.get_channel(channel)
@@ -173,8 +174,11 @@ class Indexer:
             self._collect_garbage(channel, subdir, catalog)
             with self._count_lock:
                 self.builds += 1
+            seconds = time.perf_counter() - started
         notify(self.runtime.pm, "repoproxy_repodata_written",
                services=self.runtime, channel=ch, subdir=subdir, path=directory)
+        notify(self.runtime.pm, "repoproxy_operation_timed", services=self.runtime,
+               operation="index_build", channel=channel, seconds=seconds)
         return True
 
     def _excluded(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pyramid.response import FileResponse
+from pyramid.response import FileResponse, Response
 
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
@@ -33,12 +33,20 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
     except FileNotFoundError:
         raise NotFound(f"{path.name} not found") from None
     suffix = ".json" if encoding else path.suffix
-    response = FileResponse(str(path), request=request,
-                            content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
     # strong validator: files are only ever replaced by rename, never changed in place, so
     # inode + mtime + size change whenever the bytes do
-    response.etag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
+    tag = (etag or f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}") + (
         "-gz" if encoding else "")
+    if _not_modified(request, tag, st.st_mtime):
+        # decided from the stat alone: the file is not opened for a 304
+        response = Response(status=304)
+        response.content_type = None  # a 304 carries the validators, not a representation
+        response.last_modified = st.st_mtime
+    else:
+        response = FileResponse(str(path), request=request,
+                                content_type=CONTENT_TYPES.get(suffix,
+                                                               "application/octet-stream"))
+    response.etag = tag
     if encoding:
         response.content_encoding = encoding
     if path.name.removesuffix(".gz") in GZIP_TWINS:
@@ -49,5 +57,17 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
     else:
         max_age = request.services.settings["repoproxy.index_max_age"]
         response.cache_control = f"{scope}, max-age={max_age}"
-    response.conditional_response = True
+    response.conditional_response = response.status_int == 200
     return response
+
+
+def _not_modified(request: Any, etag: str, mtime: float) -> bool:
+    """RFC 9110 13.2.2 for GET/HEAD: If-None-Match decides when present, else
+    If-Modified-Since (whole seconds, as Last-Modified is sent)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        return etag in request.if_none_match
+    since = request.if_modified_since if "If-Modified-Since" in request.headers else None
+    return since is not None and int(mtime) <= since.timestamp()
