@@ -293,6 +293,9 @@ def run_server(services: Core, server: Any, *, background: bool) -> None:
     found = collect(hooks.repoproxy_process_workers(services=services))
     if background:
         found += collect(hooks.repoproxy_background_workers(services=services))
+    if found:
+        log.info("starting %d %s workers", len(found),
+                 "background and process" if background else "process")
     workers = []
     for worker in found:
         try:
