@@ -88,7 +88,8 @@ def repoproxy_migrations() -> Any:
 def repoproxy_background_workers(services: Core) -> Iterable[Any]:
     """Contribute background workers that ``repoproxy serve`` runs beside the web server.
 
-    Called once when the server starts. A worker is an object with ``start()`` (returns
+    Called once when the server starts; with ``repoproxy serve --workers N``, in exactly
+    one of the serving processes. A worker is an object with ``start()`` (returns
     quickly, starts its own thread) and ``stop()`` (called on shutdown, must return within a
     few seconds). A worker's failure to start is logged and does not stop the server.
 

@@ -39,8 +39,7 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
         "-gz" if encoding else "")
     if _not_modified(request, tag, st.st_mtime):
         # decided from the stat alone: the file is not opened for a 304
-        response = Response(status=304)
-        response.content_type = None  # a 304 carries the validators, not a representation
+        response = NotModified(status=304)
         response.last_modified = st.st_mtime
     else:
         response = FileResponse(str(path), request=request,
@@ -59,6 +58,21 @@ def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool
         response.cache_control = f"{scope}, max-age={max_age}"
     response.conditional_response = response.status_int == 200
     return response
+
+
+class NotModified(Response):
+    """A 304 built without opening the file. It carries the validators and cache headers, but
+    no Content-Type or Content-Length (what a view sets on it afterwards is dropped when it is
+    sent), as webob's own conditional 304 does."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers
+                    if k.lower() not in ("content-type", "content-length")]
+            return start_response(status, kept, exc_info) if exc_info else start_response(
+                status, kept)
+
+        return super().__call__(environ, start)
 
 
 def _not_modified(request: Any, etag: str, mtime: float) -> bool:
