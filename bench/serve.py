@@ -156,6 +156,11 @@ def thread_rate(port: int, path: str, headers: dict[str, str], duration: float,
     return sum(count) / (time.monotonic() - start)
 
 
+def _stop(*steps: Callable[[], object]) -> None:
+    for step in steps:
+        step()
+
+
 # --- servers --------------------------------------------------------------------------------
 class Server:
     def __init__(self, name: str, port: int, stop: Callable[[], None],
@@ -173,7 +178,7 @@ def start_repoproxy(root: Path, work: Path, workers: int, log: bool = False) -> 
     deadline = time.monotonic() + 30
     while get(srv.port, "/-/health")[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.1)
-    return Server(f"repoproxy x{workers}", srv.port, lambda: srv.stop() and None)
+    return Server(f"repoproxy x{workers}", srv.port, lambda: _stop(srv.stop))
 
 
 def start_bare(directory: Path, threads: int) -> Server:
@@ -181,7 +186,7 @@ def start_bare(directory: Path, threads: int) -> Server:
     proc = subprocess.Popen([python(), "-c", BARE_APP, str(directory), str(port), str(threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
-    return Server("bare WSGI", port, lambda: (proc.terminate(), proc.wait(10)) and None)
+    return Server("bare WSGI", port, lambda: _stop(proc.terminate, proc.wait))
 
 
 def start_nginx(directory: Path, work: Path, workers: int) -> Server | None:
@@ -199,7 +204,7 @@ def start_nginx(directory: Path, work: Path, workers: int) -> Server | None:
     proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
-    return Server("nginx", port, lambda: (proc.terminate(), proc.wait(10)) and None)
+    return Server("nginx", port, lambda: _stop(proc.terminate, proc.wait))
 
 
 def start_front(root: Path, work: Path, upstream: Server) -> Server | None:
@@ -232,7 +237,7 @@ def start_front(root: Path, work: Path, upstream: Server) -> Server | None:
     except RuntimeError as e:
         print(f"notice: the nginx front did not start ({e}); see {prefix}")
         return None
-    return Server("front", port, lambda: (proc.terminate(), proc.wait(10)) and None)
+    return Server("front", port, lambda: _stop(proc.terminate, proc.wait))
 
 
 # --- the run --------------------------------------------------------------------------------

@@ -83,7 +83,11 @@ def repoproxy_serve_processes(services: Any, workers: int) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     pid = os.getpid()
     # the supervisor only (forked workers inherit atexit but leave through os._exit)
-    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(directory, ignore_errors=True))
+    def _remove() -> None:
+        if os.getpid() == pid:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(_remove)
 
 
 @hookimpl

@@ -11,8 +11,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from repoproxy.errors import NotFound
-from repoproxy.storage.generation import access_changed
 from repoproxy.models import Channel, PackageRecord, Privacy
+from repoproxy.storage.generation import access_changed
 
 
 def utcnow() -> str:

@@ -31,7 +31,7 @@ def stamp_path(catalog_path: Path) -> Path:
 def read_stamp(path: Path) -> int:
     """The current generation (0 before the first change); one stat, no open."""
     try:
-        return os.stat(path).st_mtime_ns
+        return path.stat().st_mtime_ns
     except FileNotFoundError:
         return 0
 
@@ -39,7 +39,7 @@ def read_stamp(path: Path) -> int:
 def bump(path: Path) -> None:
     """Move the generation forward: a new mtime, strictly later than the last one."""
     try:
-        old = os.stat(path).st_mtime_ns
+        old = path.stat().st_mtime_ns
     except FileNotFoundError:
         old = 0
         atomic_write(path, b"access generation: its mtime changes on every change\n",

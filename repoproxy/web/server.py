@@ -224,21 +224,21 @@ def server_options(settings: Any) -> dict[str, Any]:
     limit = connection_limit(settings["repoproxy.connection_limit"], fd_limit, threads)
     idle = max(1, settings["repoproxy.idle_timeout"])
     log.info("open-file limit %d, connection limit %d, idle timeout %ds", fd_limit, limit, idle)
-    return dict(
-        threads=threads,
-        connection_limit=limit,
-        backlog=BACKLOG,
+    return {
+        "threads": threads,
+        "connection_limit": limit,
+        "backlog": BACKLOG,
         # select() cannot watch descriptors numbered 1024 or more; poll() can
-        asyncore_use_poll=True,
+        "asyncore_use_poll": True,
         # waitress refuses larger bodies itself (413) before they reach the app
-        max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
+        "max_request_body_size": settings["repoproxy.max_upload_size"] + 1024 * 1024,
         # a connection silent this long (and not waiting for its answer) is closed; the sweep
         # runs often enough that it happens within 1.5 times the timeout
-        channel_timeout=idle,
-        cleanup_interval=max(1, idle // 2),
-        ident="repoproxy",
-        clear_untrusted_proxy_headers=True,
-    )
+        "channel_timeout": idle,
+        "cleanup_interval": max(1, idle // 2),
+        "ident": "repoproxy",
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 def listen_sockets(host: str, port: int) -> list[socket.socket]:

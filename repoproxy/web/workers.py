@@ -15,6 +15,7 @@ A worker whose supervisor is gone (SIGKILL) stops by itself within a second.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -157,10 +158,8 @@ def _follow_supervisor(parent: int) -> None:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _describe(status: int) -> str:
