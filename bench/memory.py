@@ -87,7 +87,8 @@ def main() -> None:
                   f"{serving / MB:.0f} MB (peak {rss(pid, 'VmHWM') / MB:.0f} MB; goal <= 150 MB)",
                   flush=True)
 
-            blob = random.Random(2).randbytes(args.upload_mib << 20)
+            rng = random.Random(2)  # randbytes() overflows past 256 MiB at once
+            blob = b"".join(rng.randbytes(1 << 20) for _ in range(args.upload_mib))
             big = build_package(PackageSpec("huge", "1.0", files={"data/blob": blob}),
                                 work / "upload")
             del blob
