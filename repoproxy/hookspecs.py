@@ -88,12 +88,68 @@ def repoproxy_migrations() -> Any:
 def repoproxy_background_workers(services: Core) -> Iterable[Any]:
     """Contribute background workers that ``repoproxy serve`` runs beside the web server.
 
-    Called once when the server starts. A worker is an object with ``start()`` (returns
+    Called once when the server starts; with ``repoproxy serve --workers N``, in exactly
+    one of the serving processes. A worker is an object with ``start()`` (returns
     quickly, starts its own thread) and ``stop()`` (called on shutdown, must return within a
     few seconds). A worker's failure to start is logged and does not stop the server.
 
     :param services: the shared services (settings, catalog, store, ingest, indexer).
     :return: an iterable of workers. All results are used.
+    """
+
+
+@hookspec
+def repoproxy_process_workers(services: Core) -> Iterable[Any]:
+    """Contribute workers that every serving process runs (``repoproxy_background_workers``
+    run in one process only).
+
+    For work about the process's own state: flushing an in-memory buffer, say. Called once
+    in each serving process (``repoproxy serve --workers N`` runs N); same worker shape,
+    start and stop rules as ``repoproxy_background_workers``.
+
+    :param services: the shared services.
+    :return: an iterable of workers. All results are used.
+    """
+
+
+@hookspec
+def repoproxy_serve_processes(services: Core, workers: int) -> None:
+    """``repoproxy serve --workers N`` (N > 1) is about to build the app and fork N serving
+    processes.
+
+    Called once in the supervising process, before the app is built and before any fork:
+    the place to set up what processes share (a multiprocess metrics directory, say).
+
+    :param services: the shared services.
+    :param workers: the number of serving processes.
+    """
+
+
+@hookspec
+def repoproxy_worker_exited(services: Core, pid: int) -> None:
+    """A serving process of ``repoproxy serve --workers N`` ended (crashed or stopped).
+
+    Called in the supervising process; a crashed worker is started again afterwards.
+
+    :param services: the shared services.
+    :param pid: the process id that ended.
+    """
+
+
+@hookspec
+def repoproxy_operation_timed(services: Core, operation: str, channel: str,
+                              seconds: float) -> None:
+    """Event: a timed operation finished; ``operation`` is ``"ingest"`` (one package file,
+    from the start of its ingest to its commit and index rebuild) or ``"index_build"`` (one
+    subdir's repodata files written).
+
+    Called on the thread that did the work; implementations must be quick. Failures are
+    logged and isolated.
+
+    :param services: the shared services.
+    :param operation: ``"ingest"`` or ``"index_build"``.
+    :param channel: the channel's name.
+    :param seconds: the wall-clock duration.
     """
 
 

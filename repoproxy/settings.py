@@ -27,6 +27,8 @@ CORE_DEFAULTS: dict[str, Any] = {
     "repoproxy.host": "127.0.0.1",
     "repoproxy.port": 8080,
     "repoproxy.threads": 8,
+    # serving processes of `repoproxy serve` (its --workers); 0 = one per core
+    "repoproxy.serve_workers": 0,
     # py-rattler opens hundreds of downloads at once; waitress's default of 100 would stall it.
     # 0 = sized to the open-file limit (web/server.py); a larger value is lowered to that size
     "repoproxy.connection_limit": 0,
@@ -181,6 +183,8 @@ def build_settings(
         raise ConfigError(f"repoproxy.port: {port} is not a TCP port")
     if values["repoproxy.threads"] < 1:
         raise ConfigError("repoproxy.threads: must be at least 1")
+    if values["repoproxy.serve_workers"] < 0:
+        raise ConfigError("repoproxy.serve_workers: must be 0 (one per core) or more")
     return Settings(values)
 
 

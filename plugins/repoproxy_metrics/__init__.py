@@ -4,10 +4,17 @@ Request series are labelled by the matched route name (``"none"`` when no route 
 by the raw path, so a flood of random URLs adds no series. With ``PROMETHEUS_MULTIPROC_DIR`` set,
 prometheus_client's multiprocess mode aggregates the series of every worker process.
 prometheus_client is imported on first use so ``repoproxy --help`` stays fast.
+
+``repoproxy serve --workers N`` turns multiprocess mode on by itself when
+``PROMETHEUS_MULTIPROC_DIR`` is not set: a fresh directory under the root's ``tmp/``, set
+before prometheus_client is first imported (``repoproxy_serve_processes``), removed when the
+supervisor exits; a dead worker's live series are dropped (``repoproxy_worker_exited``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from types import ModuleType
 from typing import Any
 
@@ -53,3 +60,39 @@ def repoproxy_package_added(services: Any, channel: Any, record: Any, path: Any)
 def repoproxy_repodata_written(services: Any, channel: Any, subdir: str, path: Any) -> None:
     # the hook carries no duration: count builds
     _metrics().INDEX_BUILDS.labels(channel=channel.name).inc()
+
+
+@hookimpl
+def repoproxy_operation_timed(services: Any, operation: str, channel: str,
+                              seconds: float) -> None:
+    histogram = _metrics().TIMED.get(operation)
+    if histogram is not None:
+        histogram.observe(seconds)
+
+
+@hookimpl
+def repoproxy_serve_processes(services: Any, workers: int) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the operator's directory (they clean it between runs)
+    import atexit
+
+    directory = services.store.tmp_dir / f"prometheus-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    # read by prometheus_client when it is first imported: the app is built after this
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    pid = os.getpid()
+    # the supervisor only (forked workers inherit atexit but leave through os._exit)
+    def _remove() -> None:
+        if os.getpid() == pid:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(_remove)
+
+
+@hookimpl
+def repoproxy_worker_exited(services: Any, pid: int) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

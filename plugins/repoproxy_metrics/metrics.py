@@ -23,6 +23,15 @@ UPLOADS = Counter("repoproxy_uploads_total", "Packages added by channel", ["chan
 INDEX_BUILDS = Counter("repoproxy_index_builds_total", "Subdir repodata rebuilds by channel",
                        ["channel"])
 
+# durations of the write side, without a channel label (buckets x channels would grow fast)
+INGEST_SECONDS = Histogram("repoproxy_ingest_duration_seconds",
+                           "One package file: from receiving it to commit and index rebuild",
+                           buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+INDEX_BUILD_SECONDS = Histogram("repoproxy_index_build_duration_seconds",
+                                "One subdir's repodata files written",
+                                buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+TIMED = {"ingest": INGEST_SECONDS, "index_build": INDEX_BUILD_SECONDS}
+
 _extra = CollectorRegistry(auto_describe=True)
 
 

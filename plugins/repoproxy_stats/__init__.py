@@ -56,7 +56,8 @@ def repoproxy_channel_removed(services: Core, channel: Any) -> None:
 
 
 @hookimpl
-def repoproxy_background_workers(services: Core) -> Any:
+def repoproxy_process_workers(services: Core) -> Any:
+    # every serving process counts into its own buffer, so every one flushes it
     interval = float(services.settings["repoproxy_stats.flush_interval"])
     return [_counter().FlushWorker(services, interval)]
 

@@ -1,9 +1,20 @@
-"""The built-in token backend (essential): API tokens from the catalog."""
+"""The built-in token backend (essential): API tokens from the catalog.
+
+A verified token is kept in a bounded in-memory cache keyed by its SHA-256 digest, so that a
+request with a known token costs neither a catalog query nor a hash comparison against a row.
+An entry is good while the access generation (``storage/generation.py``: bumped after every
+change to tokens, users, members or channels, by any process) is the one it was verified
+under, and its token has not expired: a revoke is seen by every process on its next request.
+Failures are never cached (they cost what they cost before).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
 from repoproxy import hookimpl
@@ -14,12 +25,36 @@ from repoproxy.models import Credentials, Identity
 @hookimpl(trylast=True)
 def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | None:
     # imported here, not at module level: loading plugins (as `repoproxy --help` does) stays cheap
-    from repoproxy.domain.tokens import parse_id, verify
-    from repoproxy.storage.accounts import Accounts
+    from repoproxy.domain.tokens import parse_id, token_hash
 
     token = credentials.token
     if token is None or parse_id(token) is None:
         return None  # not one of ours: another backend may know it
+    services = request.registry.services
+    cache = services.plugin_state("tokenauth.verified", VerifiedTokens)
+    digest = token_hash(token)
+    generation = services.generation()
+    hit = cache.get(digest, generation)
+    if hit is not None:
+        owner, identity = hit
+        if credentials.username is not None and owner and credentials.username != owner:
+            raise CredentialsInvalid("token does not belong to this user")
+        if identity.token_id:
+            _touch(request, identity.token_id)
+        return identity
+    identity = _verify(request, token, credentials)
+    cache.put(digest, generation, _owner_of(identity), identity)
+    return identity
+
+
+def _owner_of(identity: Identity) -> str | None:
+    return None if identity.name.startswith("token:") else identity.name
+
+
+def _verify(request: Any, token: str, credentials: Credentials) -> Identity:
+    from repoproxy.domain.tokens import verify
+    from repoproxy.storage.accounts import Accounts
+
     catalog = request.registry.services.catalog()
     row = verify(catalog, token)
     if row is None:
@@ -53,6 +88,35 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
         token_id=row.id,
         expires=row.expires,
     )
+
+
+class VerifiedTokens:
+    """digest -> (generation, expiry, owner, identity), at most ``MAX`` entries (oldest out)."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[int, float, str | None, Identity]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, generation: int) -> tuple[str | None, Identity] | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        stamp, expiry, owner, identity = entry
+        if stamp != generation or time.time() >= expiry:
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return owner, identity
+
+    def put(self, digest: str, generation: int, owner: str | None, identity: Identity) -> None:
+        expiry = (datetime.fromisoformat(identity.expires).timestamp() if identity.expires
+                  else float("inf"))
+        with self._lock:
+            self._entries[digest] = (generation, expiry, owner, identity)
+            while len(self._entries) > self.MAX:
+                self._entries.popitem(last=False)
 
 
 def _touch(request: Any, token_id: str) -> None:

@@ -27,8 +27,14 @@ log = logging.getLogger("repoproxy")
 @config_option
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8080).")
-def serve(root: Path | None, config: Path | None, host: str | None, port: int | None) -> None:
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Serving processes sharing the socket (default: repoproxy.serve_workers, "
+                   "0 = one per core); one of them runs the background workers.")
+def serve(root: Path | None, config: Path | None, host: str | None, port: int | None,
+          workers: int | None) -> None:
     """Serve channels until SIGTERM/SIGINT."""
+    import os
+
     from repoproxy.domain.channels import sync_public_view
     from repoproxy.domain.recovery import recover
     from repoproxy.plugins import describe_plugins
@@ -47,13 +53,18 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
         log.info("plugin %s %s loaded (%s)", plugin["name"], plugin["version"] or "",
                  ", ".join(plugin["hooks"]))
     log.info("root %s", services.store.root)
+    count = workers if workers is not None else services.settings["repoproxy.serve_workers"]
+    count = count or os.cpu_count() or 1
     try:
         check_startup(services)
-        recover(services)
+        recover(services)  # once, before any worker process exists
         sync_public_view(services)  # what the nginx front may serve straight from the tree
+        if count > 1:
+            # before the app is built: plugins set up what the processes share
+            services.pm.hook.repoproxy_serve_processes(services=services, workers=count)
         app = make_app(services)  # plugins check their settings here
         run(services, app, services.settings["repoproxy.host"],
-            services.settings["repoproxy.port"])
+            services.settings["repoproxy.port"], workers=count)
     except RepoproxyError as e:  # bad settings, or the address cannot be listened on
         services.close()
         raise click.ClickException(e.message) from None

@@ -527,6 +527,7 @@ class Ingestor:
         plugin checks: an upload view reads the rest of a multipart body there (side parts
         such as an attestation may follow the file part).
         """
+        started = time.perf_counter()
         if isinstance(channel, str):
             channel = self.catalog.require_channel(channel)
         with self.receive(read, filename, target_subdir, expected_sha256, max_size) as prepared:
@@ -536,6 +537,8 @@ class Ingestor:
             self.check(channel, prepared)
             rec = self.commit(channel, prepared, force=force, uploader=uploader, audit=audit)
         self.publish(channel, [rec])
+        notify(self.runtime.pm, "repoproxy_operation_timed", services=self.runtime,
+               operation="ingest", channel=channel.name, seconds=time.perf_counter() - started)
         return rec
 
     def ingest_file(self, channel_name: str, src: Path, **kwargs: Any) -> PackageRecord:

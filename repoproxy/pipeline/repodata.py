@@ -251,6 +251,7 @@ class Indexer:
         directory = store.subdir_dir(channel, subdir)
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock(channel, subdir):
+            started = time.perf_counter()
             db = self.runtime.db()
             catalog = Catalog(db)
             ch = catalog.get_channel(channel)
@@ -308,8 +309,11 @@ class Indexer:
             self._collect_garbage(channel, subdir, catalog)
             with self._count_lock:
                 self.builds += 1
+            seconds = time.perf_counter() - started
         notify(self.runtime.pm, "repoproxy_repodata_written",
                services=self.runtime, channel=ch, subdir=subdir, path=directory)
+        notify(self.runtime.pm, "repoproxy_operation_timed", services=self.runtime,
+               operation="index_build", channel=channel, seconds=seconds)
         return True
 
     def _current_parts(self, catalog: Catalog, channel: Channel, subdir: str, built: int,

@@ -16,6 +16,7 @@ from sqlite_utils import Database
 from repoproxy.errors import Conflict, InvalidName, NotFound
 from repoproxy.models import Access
 from repoproxy.storage.catalog import utcnow
+from repoproxy.storage.generation import access_changed
 
 ROLES = ("admin", "user")
 MEMBER_ROLES = {"owner": Access.MANAGE, "member": Access.READ}
@@ -45,6 +46,7 @@ class Accounts:
             raise InvalidName("the password must have at least 8 characters")
         self.db.table("users").insert({"name": name, "password_hash": _hasher.hash(password),
                                        "role": role, "created": utcnow()})
+        access_changed(self.db)
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.table("users").rows_where("name = ?", [name]))
@@ -68,12 +70,14 @@ class Accounts:
         self.db.execute("DELETE FROM members WHERE user = ?", [name])
         self.db.execute("UPDATE tokens SET revoked = 1 WHERE owner = ?", [name])
         self.db.execute("DELETE FROM users WHERE name = ?", [name])
+        access_changed(self.db)
 
     def set_password(self, name: str, password: str) -> None:
         self.require_user(name)
         if len(password) < 8:
             raise InvalidName("the password must have at least 8 characters")
         self.db.table("users").update(name, {"password_hash": _hasher.hash(password)})
+        access_changed(self.db)
 
     def verify_password(self, name: str, password: str) -> dict[str, Any] | None:
         user = self.get_user(name)
@@ -103,6 +107,7 @@ class Accounts:
             self._ensure_other_owner(channel, user)
         self.db.execute("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
                         [channel, user, role, utcnow()])
+        access_changed(self.db)
 
     def remove_member(self, channel: str, user: str) -> None:
         role = self._role(channel, user)
@@ -111,6 +116,7 @@ class Accounts:
         if role == "owner":
             self._ensure_other_owner(channel, user)
         self.db.execute("DELETE FROM members WHERE channel = ? AND user = ?", [channel, user])
+        access_changed(self.db)
 
     def _role(self, channel: str, user: str) -> str | None:
         row = self.db.execute("SELECT role FROM members WHERE channel = ? AND user = ?",
@@ -126,6 +132,7 @@ class Accounts:
     # --- audit ----------------------------------------------------------------------------
     def audit(self, actor: str, action: str, channel: str | None = None,
               target: str | None = None, **details: Any) -> None:
+        access_changed(self.db)  # every audited operation may change who sees what
         # plain SQL: sqlite_utils' insert introspects the table each time (one row per
         # imported file makes that count)
         self.db.execute(

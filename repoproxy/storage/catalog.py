@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, PackageRecord, Privacy
+from repoproxy.storage.generation import access_changed
 
 
 def utcnow() -> str:
@@ -128,15 +129,18 @@ class Catalog:
         self.db.table("subdirs").insert(
             {"channel": channel.name, "subdir": "noarch", "generation": 1, "built": -1}
         )
+        access_changed(self.db)
 
     def update_channel(self, name: str, **fields: Any) -> None:
         self.db.table("channels").update(name, {k: str(v) for k, v in fields.items()})
+        access_changed(self.db)
 
     def delete_channel(self, name: str) -> None:
         for table in ("packages", "subdirs", "dirty_names", "shards", "superseded_shards",
                       "members", "artifacts"):
             self.db.execute(f"DELETE FROM {table} WHERE channel = ?", [name])  # noqa: S608
         self.db.execute("DELETE FROM channels WHERE name = ?", [name])
+        access_changed(self.db)
 
     # --- packages -------------------------------------------------------------------------
     def get_package(self, channel: str, subdir: str, filename: str) -> PackageRecord | None:
@@ -418,6 +422,7 @@ class Catalog:
     # --- tokens -------------------------------------------------------------------------
     def insert_token(self, row: dict[str, Any]) -> None:
         self.db.table("tokens").insert(row)
+        access_changed(self.db)
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
         rows = list(self.db.table("tokens").rows_where("id = ?", [token_id]))
@@ -428,6 +433,8 @@ class Catalog:
 
     def update_token(self, token_id: str, **fields: Any) -> None:
         self.db.table("tokens").update(token_id, fields)
+        if set(fields) != {"last_used"}:  # bookkeeping changes no access
+            access_changed(self.db)
 
     def tokens_of_channel(self, channel: str) -> list[dict[str, Any]]:
         """Tokens (revoked or not) whose channel list names ``channel``."""

@@ -51,10 +51,15 @@ class ConnectionPool:
 @contextmanager
 def write_transaction(db: Database) -> Iterator[Database]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    from repoproxy.storage.generation import after_commit, after_rollback
+
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
         db.execute("ROLLBACK")
+        after_rollback(db)
         raise
     db.execute("COMMIT")
+    # snapshots in every process see the change once it is committed, not before
+    after_commit(db)

@@ -8,15 +8,17 @@ their own for one root keep it through :meth:`Runtime.plugin_state`, never as at
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pluggy
 from sqlite_utils import Database
 
+from repoproxy.models import Channel
 from repoproxy.settings import Settings
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import ConnectionPool
+from repoproxy.storage.generation import read_stamp, stamp_path
 from repoproxy.storage.store import Store
 
 T = TypeVar("T")
@@ -30,6 +32,28 @@ class Runtime:
         self.pool = ConnectionPool(self.store.catalog_path)
         self._plugin_state: dict[str, Any] = {}
         self._state_lock = threading.Lock()
+        self.generation_path = stamp_path(self.store.catalog_path)
+        self._channels: tuple[int, Mapping[str, Channel]] | None = None
+        self._channels_lock = threading.Lock()
+
+    def generation(self) -> int:
+        """The access generation (``storage/generation.py``): one stat, no query."""
+        return read_stamp(self.generation_path)
+
+    def channel_map(self) -> Mapping[str, Channel]:
+        """Every channel by name, from an in-memory snapshot reloaded when the generation moved
+        (a change by any process is seen on the next call). The hot path's channel lookup."""
+        snapshot = self._channels
+        if snapshot is not None and snapshot[0] == self.generation():
+            return snapshot[1]
+        with self._channels_lock:
+            # the stamp is read before the query: a change committed meanwhile leaves the
+            # snapshot older-stamped than the file, so the next call reloads again
+            stamp = self.generation()
+            if self._channels is None or self._channels[0] != stamp:
+                channels = {c.name: c for c in self.catalog().list_channels()}
+                self._channels = (stamp, channels)
+            return self._channels[1]
 
     def db(self) -> Database:
         """This thread's connection to the catalog."""

@@ -119,11 +119,11 @@ def upload_raw(testapp: Any, channel: str, path: Path, headers: dict[str, str],
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def _start(root: Path | None = None, **env_extra: str) -> RunningServer:
+    def _start(root: Path | None = None, workers: int = 1, **env_extra: str) -> RunningServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
         env.update(env_extra)
         srv = RunningServer(root or tmp_path / "server-root", free_port(),
-                            tmp_path / f"server-{len(started)}.log", env)
+                            tmp_path / f"server-{len(started)}.log", env, workers=workers)
         started.append(srv)
         return srv.start()
 

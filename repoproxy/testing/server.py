@@ -21,8 +21,10 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, root: Path, port: int, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, port: int, log_path: Path, env: dict[str, str],
+                 workers: int = 1) -> None:
         self.root, self.port, self.log_path, self.env = root, port, log_path, env
+        self.workers = workers
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -30,7 +32,7 @@ class RunningServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process until stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "repoproxy", "serve", "--root", str(self.root),
-             "--host", "127.0.0.1", "--port", str(self.port)],
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env,
         )
         log.close()

@@ -8,11 +8,8 @@ from pyramid.config import Configurator
 from pyramid.tweens import INGRESS
 
 from repoproxy.domain.core import Core, load_core
-from repoproxy.domain.permissions import Permissions
-from repoproxy.domain.reads import ReadModel
 from repoproxy.web.request import Request
-from repoproxy.web.resources import ChannelResource
-from repoproxy.web.security import SecurityPolicy, identify
+from repoproxy.web.security import SecurityPolicy
 
 
 def make_app(services: Core) -> Any:
@@ -21,11 +18,8 @@ def make_app(services: Core) -> Any:
     config.registry.services = services
     # the conda file views and the read model share the indexer's cache of hidden sets
     config.registry.hidden_cache = services.indexer.hidden_cache
-    # request properties, all in one place
+    # request properties, all in one place: the Request class (web/request.py)
     config.set_request_factory(Request)
-    config.add_request_method(lambda r: r.registry.services, "services", reify=True)
-    config.add_request_method(_identity, "repoproxy_identity", reify=True)
-    config.add_request_method(_reads, "reads", reify=True)
     config.set_security_policy(SecurityPolicy())
     # tweens, outermost first: access log, URL decoding check, /t/<token>/ stripping, routing
     config.add_tween("repoproxy.web.tweens.logging_tween_factory", under=INGRESS)
@@ -38,21 +32,6 @@ def make_app(services: Core) -> Any:
     # plugins last: core routes and views win on equal patterns
     services.pm.hook.repoproxy_configure(config=config)
     return config.make_wsgi_app()
-
-
-def _identity(request: Any) -> Any:
-    ident = identify(request)
-    request.environ["repoproxy.identity_name"] = ident.name
-    return ident
-
-
-def _reads(request: Any) -> ReadModel:
-    """What this caller may see: the one read model, asking the security policy per channel."""
-    def may_read(channel: Any) -> bool:
-        return bool(request.has_permission(Permissions.CHANNEL_READ,
-                                           ChannelResource(request, channel)))
-
-    return ReadModel(request.services, may_read)
 
 
 def main(global_config: dict[str, Any] | None = None, **settings: Any) -> Any:

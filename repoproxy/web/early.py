@@ -28,12 +28,12 @@ from io import BytesIO
 from typing import Any
 
 from pyramid.interfaces import IRoutesMapper
-from pyramid.request import Request
 from pyramid.scripting import prepare
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import CredentialsInvalid, RepoproxyError
 from repoproxy.web.refusal import refusal
+from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory
 from repoproxy.web.tweens import redacted_path, strip_path_token, undecodable_url
 
@@ -79,7 +79,7 @@ class EarlyCheck:
         environ = _environ(method, path, query, headers)
         if undecodable_url(environ) is not None:
             return None  # the application answers these (400)
-        request = Request(environ)
+        request = Request(environ)  # the app's class: its properties (identity, services)
         env = prepare(request=request, registry=self.registry)
         try:
             strip_path_token(request)

@@ -42,8 +42,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: a word every pattern above needs (case-insensitively a superset): text without any of them
+#: (most access log lines) is returned after one search instead of five substitutions
+_TRIGGER = re.compile(r"(?i)rp-|/t/|authoriz|api[-_]key|token|password|secret")
+
+
 def redact(text: str) -> str:
     """``text`` with every credential-shaped part replaced by ``<redacted>``."""
+    if _TRIGGER.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -19,13 +19,14 @@ import http
 import logging
 import resource
 import signal
+import socket
 from typing import Any
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import MultiSocketServer, TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from repoproxy.domain.core import Core
@@ -42,6 +43,8 @@ FD_RESERVE = 64
 FDS_PER_CONNECTION = 2
 #: connections accepted per turn of the event loop at most
 ACCEPT_BATCH = 64
+#: the listen backlog
+BACKLOG = 2048
 
 
 def raise_fd_limit() -> int:
@@ -118,8 +121,39 @@ class EarlyCheckParser(HTTPRequestParser):
         return len(data)  # the rest of this chunk is the refused body
 
 
+class KeepAliveTask(WSGITask):
+    """waitress's task, keeping HTTP/1.1 connections open after a 304 (or 204).
+
+    waitress closes every HTTP/1.1 connection whose answer has no Content-Length, to frame an
+    unframed body; but a 304 has no body by definition (RFC 9112 6.3: it ends at the header
+    block), so closing after it only makes a revalidating client (conda's indexes, all day)
+    pay a new TCP connection per request.
+    """
+
+    _framed_by_status = False
+
+    def build_response_header(self) -> bytes:
+        state: Any = self  # waitress is untyped
+        self._framed_by_status = (
+            not state.has_body and state.version == "1.1" and not state.close_on_finish
+            and state.request.headers.get("CONNECTION", "").lower() != "close")
+        try:
+            header: bytes = super().build_response_header()
+            return header
+        finally:
+            self._framed_by_status = False
+
+    def set_close_on_finish(self) -> None:
+        if self._framed_by_status:
+            return  # only waitress's "no Content-Length" rule asks for it here
+        super().set_close_on_finish()
+
+
 class RepoproxyChannel(HTTPChannel):
-    """waitress's channel whose parsers run its server's early check."""
+    """waitress's channel whose parsers run its server's early check, with
+    :class:`KeepAliveTask`."""
+
+    task_class = KeepAliveTask
 
     def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
         # the channel makes parsers as parser_class(adj), also for its own 500 answers
@@ -140,9 +174,10 @@ class RepoproxyServer(TcpWSGIServer):
 
     channel_class = RepoproxyChannel
     early_check: EarlyCheck | None = None
+    accept_batch = ACCEPT_BATCH
 
     def handle_accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
+        for _ in range(self.accept_batch):
             before = len(self._map)
             super().handle_accept()
             # nothing pending (or a failed accept), or the connection limit reached
@@ -150,58 +185,119 @@ class RepoproxyServer(TcpWSGIServer):
                 return
 
 
-def make_server(app: Any, early_check: EarlyCheck | None, **kw: Any) -> Any:
-    """waitress's ``create_server`` for TCP listeners, with :class:`RepoproxyServer`."""
+def make_server(app: Any, early_check: EarlyCheck | None, *,
+                sockets: list[socket.socket] | None = None, accept_batch: int = ACCEPT_BATCH,
+                **kw: Any) -> Any:
+    """waitress's ``create_server`` for TCP listeners, with :class:`RepoproxyServer`.
+
+    With ``sockets`` (bound and listening already, by the supervisor of several processes)
+    the server accepts on those instead of binding ``host``/``port``.
+    """
     adj = Adjustments(**kw)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     socket_map: dict[int, Any] = {}
     servers = []
-    for sockinfo in adj.listen:
-        server = RepoproxyServer(app, socket_map, dispatcher=dispatcher, adj=adj,
-                                 sockinfo=sockinfo)
-        server.early_check = early_check
-        servers.append(server)
+    for sock in sockets or [None]:  # type: ignore[list-item]
+        if sock is None:
+            sockinfos = adj.listen
+            extra: dict[str, Any] = {}
+        else:
+            sockinfos = [(sock.family, sock.type, sock.proto, sock.getsockname())]
+            extra = {"bind_socket": False, "_sock": sock}
+        for sockinfo in sockinfos:
+            server = RepoproxyServer(app, socket_map, dispatcher=dispatcher, adj=adj,
+                                     sockinfo=sockinfo, **extra)
+            server.early_check = early_check
+            server.accept_batch = accept_batch
+            servers.append(server)
     if len(servers) == 1:
         return servers[0]
     listening = [(srv.effective_host, srv.effective_port) for srv in servers]
     return MultiSocketServer(socket_map, adj, listening, dispatcher, servers[-1].log_info)
 
 
-def serve(services: Core, app: Any, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT, then stop workers and exit cleanly."""
-    settings = services.settings
+def server_options(settings: Any) -> dict[str, Any]:
+    """waitress's adjustments from the settings (the listening address aside)."""
     threads = settings["repoproxy.threads"]
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings["repoproxy.connection_limit"], fd_limit, threads)
     idle = max(1, settings["repoproxy.idle_timeout"])
+    log.info("open-file limit %d, connection limit %d, idle timeout %ds", fd_limit, limit, idle)
+    return {
+        "threads": threads,
+        "connection_limit": limit,
+        "backlog": BACKLOG,
+        # select() cannot watch descriptors numbered 1024 or more; poll() can
+        "asyncore_use_poll": True,
+        # waitress refuses larger bodies itself (413) before they reach the app
+        "max_request_body_size": settings["repoproxy.max_upload_size"] + 1024 * 1024,
+        # a connection silent this long (and not waiting for its answer) is closed; the sweep
+        # runs often enough that it happens within 1.5 times the timeout
+        "channel_timeout": idle,
+        "cleanup_interval": max(1, idle // 2),
+        "ident": "repoproxy",
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def listen_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bind and listen on ``host:port`` (every address it resolves to), as waitress would;
+    for a supervisor whose forked workers all accept on these sockets."""
     try:
-        server = make_server(
-            app,
-            EarlyCheck(app.registry),
-            host=host,
-            port=port,
-            threads=threads,
-            connection_limit=limit,
-            backlog=2048,
-            # select() cannot watch descriptors numbered 1024 or more; poll() can
-            asyncore_use_poll=True,
-            # waitress refuses larger bodies itself (413) before they reach the app
-            max_request_body_size=settings["repoproxy.max_upload_size"] + 1024 * 1024,
-            # a connection silent this long (and not waiting for its answer) is closed; the sweep
-            # runs often enough that it happens within 1.5 times the timeout
-            channel_timeout=idle,
-            cleanup_interval=max(1, idle // 2),
-            ident="repoproxy",
-            clear_untrusted_proxy_headers=True,
-        )
+        adj = Adjustments(host=host, port=port)
+        out = []
+        for family, socktype, proto, sockaddr in adj.listen:
+            sock = socket.socket(family, socktype, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(BACKLOG)
+            out.append(sock)
+        return out
     except (OSError, ValueError) as e:  # address in use, unknown host: one line, no traceback
         raise ConfigError(f"cannot listen on {host}:{port}: "
                           f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def serve(services: Core, app: Any, host: str, port: int, workers: int = 1) -> None:
+    """Serve until SIGTERM or SIGINT, then stop workers and exit cleanly.
+
+    ``workers`` > 1: bind here, then fork that many serving processes
+    (``web/workers.py``); one of them runs the background workers.
+    """
+    if workers > 1:
+        from repoproxy.web.workers import Supervisor
+
+        sockets = listen_sockets(host, port)
+        Supervisor(services, app, sockets, workers).run()
+        return
+    try:
+        server = make_server(app, EarlyCheck(app.registry), host=host, port=port,
+                             **server_options(services.settings))
+    except (OSError, ValueError) as e:  # address in use, unknown host: one line, no traceback
+        raise ConfigError(f"cannot listen on {host}:{port}: "
+                          f"{getattr(e, 'strerror', None) or e}") from None
+    run_server(services, server, background=True)
+
+
+def run_server(services: Core, server: Any, *, background: bool) -> None:
+    """Run a built server with the plugins' workers until SIGTERM or SIGINT.
+
+    ``background``: also run ``repoproxy_background_workers`` (exactly one serving process
+    does); ``repoproxy_process_workers`` run in every serving process.
+    """
     install_redaction()  # waitress's logger and anything created since logging was set up
-    log.info("open-file limit %d, connection limit %d, idle timeout %ds", fd_limit, limit, idle)
+    hooks = services.pm.hook
+    found = collect(hooks.repoproxy_process_workers(services=services))
+    if background:
+        found += collect(hooks.repoproxy_background_workers(services=services))
+    if found:
+        log.info("starting %d %s workers", len(found),
+                 "background and process" if background else "process")
     workers = []
-    for worker in collect(services.pm.hook.repoproxy_background_workers(services=services)):
+    for worker in found:
         try:
             worker.start()
             workers.append(worker)

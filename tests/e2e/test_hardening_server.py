@@ -52,7 +52,7 @@ def start_with_limits(srv: RunningServer, soft: int, hard: int,
     log = open(srv.log_path, "ab")  # noqa: SIM115 - owned by the process until stop()
     srv.proc = subprocess.Popen(
         [sys.executable, "-m", "repoproxy", "serve", "--root", str(srv.root),
-         "--host", "127.0.0.1", "--port", str(srv.port)],
+         "--host", "127.0.0.1", "--port", str(srv.port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=srv.env,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
     )

@@ -1152,3 +1152,121 @@ def test_hook_channel_extra(services: Core, testapp: Any, make_channel: Any,
     # never called for a channel the caller may not read
     testapp.get("/api/v1/channels/hidden", status=401)
     assert plugin.calls == ["shown"]
+
+
+# --- serving processes (repoproxy serve --workers N) ----------------------------------------
+PROCESS_PLUGIN = """
+    import os
+    from pathlib import Path
+    from repoproxy import hookimpl
+
+    class Marker:
+        def __init__(self, kind):
+            self.kind = kind
+
+        def start(self):
+            (Path(MARKERS) / f"{self.kind}-{os.getpid()}").write_text("")
+
+        def stop(self):
+            (Path(MARKERS) / f"stopped-{self.kind}-{os.getpid()}").write_text("")
+
+    @hookimpl
+    def repoproxy_process_workers(services):
+        return [Marker("process")]
+
+    @hookimpl
+    def repoproxy_background_workers(services):
+        return [Marker("background")]
+
+    @hookimpl
+    def repoproxy_serve_processes(services, workers):
+        (Path(MARKERS) / f"serve-{workers}-{os.getpid()}").write_text("")
+
+    @hookimpl
+    def repoproxy_worker_exited(services, pid):
+        (Path(MARKERS) / f"exited-{pid}").write_text("")
+"""
+
+
+def _markers(directory: Path, kind: str) -> set[int]:
+    return {int(p.name.rsplit("-", 1)[1]) for p in directory.glob(f"{kind}-*")}
+
+
+def _until(predicate: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def two_workers(site_plugins: SitePlugins, server_factory: Any,
+                tmp_path: Path) -> tuple[Any, Path]:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    site_plugins.write("repoproxy_hooktest_processes", PROCESS_PLUGIN, MARKERS=str(markers))
+    server = server_factory(tmp_path / "server-root", workers=2,
+                            REPOPROXY_PLUGINS__DIR=str(site_plugins.dir))
+    _until(lambda: len(_markers(markers, "process")) == 2)
+    return server, markers
+
+
+def test_hook_process_workers(two_workers: tuple[Any, Path]) -> None:
+    server, markers = two_workers
+    processes = _markers(markers, "process")
+    # every serving process runs its process workers; one of them the background workers
+    assert _markers(markers, "background") <= processes
+    assert len(_markers(markers, "background")) == 1
+    assert server.proc.pid not in processes  # the supervisor serves nothing
+    assert server.stop() == 0
+    assert _markers(markers, "stopped-process") == processes
+    assert _markers(markers, "stopped-background") == _markers(markers, "background")
+
+
+def test_hook_serve_processes(two_workers: tuple[Any, Path]) -> None:
+    server, markers = two_workers
+    # once, in the supervisor, with the number of processes
+    assert [p.name for p in markers.glob("serve-*")] == [f"serve-2-{server.proc.pid}"]
+
+
+def test_hook_worker_exited(two_workers: tuple[Any, Path]) -> None:
+    import os
+    import signal
+
+    server, markers = two_workers
+    (background,) = _markers(markers, "background")
+    os.kill(background, signal.SIGKILL)
+    _until(lambda: _markers(markers, "exited") == {background})
+    # the replacement takes the background work over
+    _until(lambda: len(_markers(markers, "background")) == 2)
+    assert len(_markers(markers, "process")) == 3
+    processes = _markers(markers, "process")
+    assert server.stop() == 0
+    assert _markers(markers, "exited") == processes
+
+
+class TimingRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float]] = []
+
+    @hookimpl
+    def repoproxy_operation_timed(self, services: Any, operation: str, channel: str,
+                                  seconds: float) -> None:
+        self.calls.append((operation, channel, seconds))
+
+
+def test_hook_operation_timed(services: Core, testapp: Any, make_channel: Any,
+                              admin_headers: dict[str, str], pkgdir: Path) -> None:
+    recorder = TimingRecorder()
+    services.pm.register(recorder, name="repoproxy_timing_recorder")
+    make_channel("timed")  # its empty noarch index is built
+    assert [(op, ch) for op, ch, _ in recorder.calls] == [("index_build", "timed")]
+    recorder.calls.clear()
+    upload_raw(testapp, "timed", _package(pkgdir, "clocked"), admin_headers)
+    assert sorted((op, ch) for op, ch, _ in recorder.calls) == [
+        ("index_build", "timed"), ("ingest", "timed")]
+    ingest = next(s for op, _, s in recorder.calls if op == "ingest")
+    build = next(s for op, _, s in recorder.calls if op == "index_build")
+    assert ingest >= build > 0  # the ingest includes its index build

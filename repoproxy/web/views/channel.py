@@ -1,7 +1,8 @@
 """Conda-facing GET/HEAD of channel files, served straight from the materialised tree.
 
-Per request: the auth check (one catalog lookup), a stat of the file, and for package files a
-stat of the subdir's hidden-files list (cached by mtime). No other catalog query.
+Per request: a stat of the access generation (the channel and a known token come from
+in-memory snapshots), a stat of the file, and for package files a stat of the subdir's
+hidden-files list (cached by mtime). No catalog query once warm.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ def channel_file(request: Request) -> Any:
     store = request.services.store
     directory = store.subdir_dir(channel.name, subdir)
     if filename in INDEX_FILES:
-        if not (directory / filename).exists() and subdir == "noarch":
-            # every channel serves noarch/repodata.json from its first moment (clients treat
-            # a missing noarch as a missing channel): build it if a crash left it unbuilt
-            request.services.indexer.build(channel.name, subdir)
+        try:
+            return file_response(request, directory / filename, channel, immutable=False)
+        except NotFound:
+            if subdir != "noarch":
+                raise
+        # every channel serves noarch/repodata.json from its first moment (clients treat a
+        # missing noarch as a missing channel): build it if a crash left it unbuilt
+        request.services.indexer.build(channel.name, subdir)
         return file_response(request, directory / filename, channel, immutable=False)
     package = filename.removesuffix(".attestation.json")
     if is_package_filename(package):
