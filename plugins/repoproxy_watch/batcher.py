@@ -216,8 +216,9 @@ class Batcher:
             from repoproxy.domain.channels import create_channel
 
             try:
-                channel = create_channel(self.services, name,
-                                         privacy=self.config.create_privacy, actor="watch")
+                # a subchannel takes its parent's privacy
+                privacy = None if "/" in name else self.config.create_privacy
+                channel = create_channel(self.services, name, privacy=privacy, actor="watch")
             except NotFound:  # a subchannel of a channel that does not exist
                 return None
             log.info("watch: created channel %s (%s)", name, self.config.create_privacy)

@@ -81,19 +81,19 @@ def channel() -> None:
 @channel.command("create")
 @click.argument("name")
 @click.option("--description", default="")
-@click.option("--privacy", default="public", show_default=True,
+@click.option("--privacy", default=None,
               type=click.Choice(["public", "authenticated", "private"]),
-              help="A subchannel's privacy is its parent's.")
+              help="Default public. A subchannel's privacy is its parent's (another is refused).")
 @client_options
-def channel_create(client: Client, name: str, description: str, privacy: str) -> None:
+def channel_create(client: Client, name: str, description: str, privacy: str | None) -> None:
     """Create a channel (public by default), or subchannel C/SUB of channel C."""
     parent, sep, sub = name.partition("/")
+    body = {"description": description, **({"privacy": privacy} if privacy else {})}
     if sep:
         _print(client.request("POST", f"/api/v1/channels/{parent}/subchannels",
-                              json={"name": sub, "description": description}))
+                              json={"name": sub, **body}))
         return
-    _print(client.request("POST", "/api/v1/channels",
-                          json={"name": name, "description": description, "privacy": privacy}))
+    _print(client.request("POST", "/api/v1/channels", json={"name": name, **body}))
 
 
 @channel.command("list")

@@ -45,17 +45,17 @@ def parse_privacy(value: object) -> Privacy:
             f"invalid privacy {value!r}: use public, authenticated or private") from None
 
 
-def create_channel(core: Core, name: str, description: str = "", privacy: str = "public",
+def create_channel(core: Core, name: str, description: str = "", privacy: str | None = None,
                    *, actor: Actor = CLI) -> Channel:
     """Create a channel and materialise its empty noarch index.
 
     Admins and local callers create channels; a user (or a user's token) creates one and
-    becomes its first owner. Any other identity is refused.
+    becomes its first owner. Any other identity is refused. ``privacy`` defaults to public.
     """
     check_channel_name(name)
     if "/" in name:
-        return create_subchannel(core, name, description, actor=actor)
-    priv = parse_privacy(privacy)
+        return create_subchannel(core, name, description, actor=actor, privacy=privacy)
+    priv = parse_privacy(privacy or "public")
     channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
     db = core.db()
     with _view_change(core, name, public=priv == Privacy.PUBLIC), write_transaction(db):
@@ -94,13 +94,15 @@ def _may_read(actor: Actor, channel: Channel) -> bool:
 
 
 def create_subchannel(core: Core, name: str, description: str = "", *,
-                      actor: Actor = CLI) -> Channel:
+                      actor: Actor = CLI, privacy: str | None = None) -> Channel:
     """Create ``C/SUB`` under an existing channel ``C``: who manages ``C`` may.
 
-    Its privacy is the parent's (access follows the parent). A parent the caller may not
+    Its privacy is the parent's (access follows the parent): a ``privacy`` asked for that is
+    not the parent's is refused, rather than silently ignored. A parent the caller may not
     manage answers like an absent one, so the call tells nothing about hidden channels.
     """
     check_channel_name(name)
+    wanted = parse_privacy(privacy) if privacy is not None else None
     parent_name, _ = split_channel(name)
     db = core.db()
     with write_transaction(db):
@@ -112,6 +114,10 @@ def create_subchannel(core: Core, name: str, description: str = "", *,
             raise Forbidden(f"you may not manage channel {parent_name!r}")
         if catalog.get_channel(name) is not None:
             raise ChannelExists(f"subchannel {name!r} already exists")
+        if wanted is not None and wanted != parent.privacy:
+            raise RepoproxyError(
+                f"a subchannel's privacy follows its parent channel: {parent_name!r} is "
+                f"{parent.privacy}, so {name!r} cannot be {wanted}")
         channel = Channel(name=name, description=description, privacy=parent.privacy,
                           created=utcnow())
         catalog.insert_channel(channel)

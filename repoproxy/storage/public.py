@@ -33,7 +33,11 @@ class PublicView:
         self.dir = Path(root) / "public"
 
     def link(self, channel: str) -> Path | None:
-        """The channel's place in the view; None for a name no channel can have."""
+        """The channel's place in the view; None for a name no channel can have, and for a
+        subchannel ``C/SUB``: its files lie under ``channels/C/SUB/`` and its privacy is always
+        C's, so C's link already covers it, exactly as long as C is public."""
+        if "/" in channel:
+            return None
         try:
             return self.dir / check_channel_name(channel)
         except InvalidName:

@@ -452,9 +452,11 @@ TRANSFER_PATHS: dict[str, Any] = {
         "get": op("A channel's subchannels", "channels",
                   {"200": ok(obj({"channel": STR, "subchannels": array(ref("Channel"))}))},
                   operation_id="listSubchannels"),
-        "post": op("Create a subchannel `C/SUB` (who manages C); served at /C/SUB/", "channels",
+        "post": op("Create a subchannel `C/SUB` (who manages C); served at /C/SUB/. Its "
+                   "privacy is C's: a `privacy` other than C's is refused (400)", "channels",
                    {"201": ok(ref("ChannelDetails"), "Created")},
-                   body=json_body(obj({"name": STR}, {"description": STR}, closed=True)),
+                   body=json_body(obj({"name": STR}, {"description": STR, "privacy": PRIVACY},
+                                      closed=True)),
                    operation_id="createSubchannel"),
     },
     "/api/v1/channels/{name}/subchannels/{sub}": {

@@ -68,3 +68,20 @@ def test_a_replacement_never_repeats_the_validator(tmp_path: Path) -> None:
         second = stat_etag(path.stat())
         assert second != first
         first = second
+
+
+def test_a_subchannel_is_covered_by_its_parents_link_only(services: Any) -> None:
+    """A subchannel's files lie under its parent's tree and its privacy is the parent's: the
+    parent's link covers it while the parent is public, and nothing exposes it otherwise."""
+    create_channel(services, "main")
+    create_channel(services, "main/rc")
+    view = services.store.public
+    assert linked(services) == {"main"}
+    assert (view.dir / "main" / "rc" / "noarch" / "repodata.json").is_file()
+    sync_public_view(services)
+    assert linked(services) == {"main"}
+    update_channel(services, "main", privacy="private")
+    assert linked(services) == set()
+    assert not (view.dir / "main").exists()
+    remove_channel(services, "main")  # the subchannel goes with it, the view stays clean
+    assert linked(services) == set()

@@ -128,6 +128,14 @@ def test_access_follows_the_parent(testapp: Any, services: Any, make_channel: Ca
     testapp.get("/secret/dev/noarch/repodata.json")
     with pytest.raises(RepoproxyError):
         channels.update_channel(services, "secret/dev", privacy="private")
+    # nor asked for at creation: refused with the reason, not silently ignored
+    for url, body in (("/api/v1/channels/secret/subchannels", {"name": "p", "privacy": "private"}),
+                      ("/api/v1/channels", {"name": "secret/p", "privacy": "private"})):
+        r = testapp.post_json(url, body, headers=admin_headers, status=400)
+        assert "follows its parent" in r.json["message"]
+    assert services.catalog().get_channel("secret/p") is None
+    testapp.post_json("/api/v1/channels/secret/subchannels", {"name": "p", "privacy": "public"},
+                      headers=admin_headers, status=201)
     # creating a subchannel needs manage on the parent
     testapp.post_json("/api/v1/channels/secret/subchannels", {"name": "x"}, headers=auth,
                       status=403)

@@ -53,7 +53,7 @@ def post_channel(request: Request) -> Any:
     channel = channels.create_channel(
         request.services, str_field(body, "name", required=True) or "",
         str_field(body, "description", max_len=MAX_TEXT) or "",
-        str_field(body, "privacy") or "public", actor=request.identity)
+        str_field(body, "privacy"), actor=request.identity)
     request.response.status_int = 201
     return channel_details(request, channel)
 

@@ -40,7 +40,8 @@ def post_subchannel(request: Request) -> Any:
     sub = check_subchannel_name(str_field(body, "name", required=True) or "")
     channel = channels.create_subchannel(
         request.services, f"{request.context.channel.name}/{sub}",
-        str_field(body, "description", max_len=MAX_TEXT) or "", actor=request.identity)
+        str_field(body, "description", max_len=MAX_TEXT) or "", actor=request.identity,
+        privacy=str_field(body, "privacy"))
     request.response.status_int = 201
     return channel_details(request, channel)
 
