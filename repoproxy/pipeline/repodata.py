@@ -34,7 +34,7 @@ from repoproxy.models import Channel, PackageRecord
 from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
-from repoproxy.storage.db import write_transaction
+from repoproxy.storage.db import read_snapshot, write_transaction
 from repoproxy.storage.store import atomic_write_many
 
 if TYPE_CHECKING:
@@ -260,11 +260,17 @@ class Indexer:
             if force:
                 with write_transaction(db):
                     catalog.mark_all_dirty(channel, subdir)
-            generation, built = catalog.subdir_state(channel, subdir)
-            if built >= generation and (directory / "repodata.json").exists():
-                return False
-            last_dirty, dirty = catalog.dirty_names(channel, subdir)
-            parts = self._current_parts(catalog, ch, subdir, built, dirty, force)
+            # one snapshot for the state, the dirty names, the records and the shard hashes: a
+            # file committed meanwhile must be in all of them or in none (else repodata.json
+            # could name a file whose shard this build does not write); it is then the next
+            # build's, since its commit moved the generation on
+            with read_snapshot(db):
+                generation, built = catalog.subdir_state(channel, subdir)
+                if built >= generation and (directory / "repodata.json").exists():
+                    return False
+                last_dirty, dirty = catalog.dirty_names(channel, subdir)
+                parts = self._current_parts(catalog, ch, subdir, built, dirty, force)
+                current = catalog.shard_hashes(channel, subdir)
 
             hidden = self._excluded(ch, subdir, catalog)
             previous_hidden = self.hidden_files(channel, subdir)
@@ -283,7 +289,6 @@ class Indexer:
             # fsynced at once and renamed in that order (a crash before mark_built below is
             # repaired by the rebuild at start-up: the generation is still unbuilt).
             writes, shards = self._shard_writes(channel, subdir, parts, dirty, left_out)
-            current = catalog.shard_hashes(channel, subdir)
             current.update({k: v for k, v in shards.items() if v is not None})
             for name, digest in shards.items():
                 if digest is None:

@@ -63,3 +63,19 @@ def write_transaction(db: Database) -> Iterator[Database]:
     db.execute("COMMIT")
     # snapshots in every process see the change once it is committed, not before
     after_commit(db)
+
+
+@contextmanager
+def read_snapshot(db: Database) -> Iterator[Database]:
+    """BEGIN ... COMMIT around reads that must agree with one another: in WAL mode the first
+    read fixes one snapshot of the database for all of them, so a commit made meanwhile by
+    another connection is seen by none of them or (after) by all. Inside a transaction
+    already, that transaction is the snapshot."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        db.execute("COMMIT")
