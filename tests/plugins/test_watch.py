@@ -273,17 +273,19 @@ def test_layout_problems_are_refused_with_reasons(
     pkg = build_package(PackageSpec("placed", "1.0"), tmp_path)
     drop_dir(config)
     (config.root / pkg.name).write_bytes(pkg.read_bytes())  # no channel folder
-    (drop_dir(config, CH, "notasubdir") / pkg.name).write_bytes(pkg.read_bytes())
+    # <channel>/<sub>/<folder>/: <sub> is a subchannel, and <folder> must be a subdir
+    (drop_dir(config, CH, "dev", "notasubdir") / pkg.name).write_bytes(pkg.read_bytes())
     (drop_dir(config, CH) / "README.txt").write_text("not a package")
     (drop_dir(config, CH) / "link.conda").symlink_to(pkg)
     start_worker()
     wait_for(lambda: (config.rejected_dir / CH / "link.conda.reason.json").exists()
              and (config.rejected_dir / pkg.name).exists()
              and (config.rejected_dir / CH / "README.txt").exists()
-             and (config.rejected_dir / CH / pkg.name).exists())
+             and (config.rejected_dir / CH / "dev" / pkg.name).exists())
     assert "not in a channel folder" in json.loads(
         (config.rejected_dir / f"{pkg.name}.reason.json").read_text())["reason"]
-    assert "is not a conda subdir" in reason(config, CH, pkg.name)["reason"]
+    assert "is not a conda subdir" in json.loads(
+        (config.rejected_dir / CH / "dev" / f"{pkg.name}.reason.json").read_text())["reason"]
     assert "not a conda package file name" in reason(config, CH, "README.txt")["reason"]
     assert "symbolic link" in reason(config, CH, "link.conda")["reason"]
     assert listed(services) == set()
