@@ -143,17 +143,8 @@ http {{
         # A missing file is nginx's 404 turned into repoproxy's answer (error_page): one
         # system call less per request than try_files, which stats before opening
         log_not_found off;
-        location ~ "^/[^/]+/[^/]+/(?:{indexes})$" {{
-            root {public};
-            limit_except GET {{
-                proxy_pass http://$repoproxy_upstream;
-            }}
-            gzip_static on;
-            gzip_vary on;
-            add_header Cache-Control "{index_cache}";
-            error_page 404 = @repoproxy;
-        }}
-        location ~ "^/[^/]+/channeldata\\.json$" {{
+        # (a subdir's indexes, or the channel's channeldata.json)
+        location ~ "^/[^/]+/(?:[^/]+/(?:{indexes})|channeldata\\.json)$" {{
             root {public};
             limit_except GET {{
                 proxy_pass http://$repoproxy_upstream;

@@ -80,7 +80,8 @@ def _narrowing(body: dict[str, Any]) -> dict[str, Any]:
 def _destination(request: Request, body: dict[str, Any]) -> str:
     """The destination named in the body, once the caller may upload there."""
     name = str_field(body, "destination", required=True) or ""
-    resource = ChannelResource(request, request.services.catalog().find_channel(name), name)
+    # the same in-memory snapshot as every route's channel (resources.channel_factory)
+    resource = ChannelResource(request, request.services.channel_map().get(name), name)
     if not request.has_permission(Permissions.CHANNEL_UPLOAD, resource):
         raise refusal(request, resource, Permissions.CHANNEL_UPLOAD)
     return name
