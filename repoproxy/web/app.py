@@ -8,6 +8,7 @@ from pyramid.config import Configurator
 from pyramid.tweens import INGRESS
 
 from repoproxy.domain.core import Core, load_core
+from repoproxy.web.fastpath import install as install_fast_path
 from repoproxy.web.request import Request
 from repoproxy.web.security import SecurityPolicy
 
@@ -31,7 +32,8 @@ def make_app(services: Core) -> Any:
     config.scan(".views")
     # plugins last: core routes and views win on equal patterns
     services.pm.hook.repoproxy_configure(config=config)
-    return config.make_wsgi_app()
+    # the conda file routes skip the router's route and view lookup (web/fastpath.py)
+    return install_fast_path(config.make_wsgi_app())
 
 
 def main(global_config: dict[str, Any] | None = None, **settings: Any) -> Any:
