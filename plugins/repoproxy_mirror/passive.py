@@ -111,6 +111,8 @@ class Proxy:
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
         self._local = threading.local()
+        # a string, made once: the request path stats it on every conda file request
+        self._passive_json = str(mirror_dir(core) / "passive.json")
 
     def _upstream(self, mirror: Mirror) -> Upstream:
         """This thread's client of the mirror's upstream: connections are reused across
@@ -125,16 +127,16 @@ class Proxy:
 
     # --- which channels are proxies ------------------------------------------------------
     def mirror_for(self, channel: str) -> Mirror | None:
-        path = mirror_dir(self.core) / "passive.json"
+        path = self._passive_json
         try:
-            st = path.stat()
+            st = os.stat(path)  # noqa: PTH116 (hot path: str paths)
         except FileNotFoundError:
             return None
         key = (st.st_mtime_ns, st.st_ino)
         cached = self._map
         if cached is None or cached[0] != key:
             mirrors = {}
-            for channel_name, raw in (_read_json(path) or {}).items():
+            for channel_name, raw in (_read_json(Path(path)) or {}).items():
                 data = dict(raw)
                 data.update(data.pop("filters"))
                 mirrors[channel_name] = Mirror(**data)

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import UserList, defaultdict
@@ -94,12 +95,12 @@ class HiddenCache:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int], frozenset[str]]] = {}
+        self._cache: dict[Path | str, tuple[tuple[int, int], frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> frozenset[str]:
+    def get(self, path: Path | str) -> frozenset[str]:
         try:
-            st = path.stat()
+            st = os.stat(path)  # noqa: PTH116 (hot path: str paths)
         except FileNotFoundError:
             return frozenset()
         key = (st.st_mtime_ns, st.st_ino)
@@ -107,7 +108,8 @@ class HiddenCache:
         if cached and cached[0] == key:
             return cached[1]
         try:
-            value = frozenset(json.loads(path.read_bytes()))
+            with open(path, "rb") as f:
+                value = frozenset(json.loads(f.read()))
         except FileNotFoundError:  # the channel was removed between stat and read
             return frozenset()
         with self._lock:

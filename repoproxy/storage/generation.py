@@ -28,10 +28,10 @@ def stamp_path(catalog_path: Path) -> Path:
     return catalog_path.with_name(catalog_path.name + ".generation")
 
 
-def read_stamp(path: Path) -> int:
+def read_stamp(path: Path | str) -> int:
     """The current generation (0 before the first change); one stat, no open."""
     try:
-        return path.stat().st_mtime_ns
+        return os.stat(path).st_mtime_ns  # noqa: PTH116 (hot path: str paths)
     except FileNotFoundError:
         return 0
 

@@ -33,12 +33,13 @@ class Runtime:
         self._plugin_state: dict[str, Any] = {}
         self._state_lock = threading.Lock()
         self.generation_path = stamp_path(self.store.catalog_path)
+        self._generation_file = str(self.generation_path)  # stat'ed on every request
         self._channels: tuple[int, Mapping[str, Channel]] | None = None
         self._channels_lock = threading.Lock()
 
     def generation(self) -> int:
         """The access generation (``storage/generation.py``): one stat, no query."""
-        return read_stamp(self.generation_path)
+        return read_stamp(self._generation_file)
 
     def channel_map(self) -> Mapping[str, Channel]:
         """Every channel by name, from an in-memory snapshot reloaded when the generation moved

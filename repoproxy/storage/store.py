@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import tempfile
@@ -175,6 +176,10 @@ class Store:
     def subdir_dir(self, channel: str, subdir: str) -> Path:
         return self.channel_dir(channel) / check_subdir(subdir)
 
+    def subdir_path(self, channel: str, subdir: str) -> str:
+        """:meth:`subdir_dir` as a string, checked once per (channel, subdir): the hot path's."""
+        return _subdir_path(str(self.channels_dir), channel, subdir)
+
     def package_path(self, channel: str, subdir: str, filename: str) -> Path:
         if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
             raise InvalidName(f"invalid file name {filename!r}")
@@ -216,3 +221,10 @@ class Store:
                     p.unlink()
                     count += 1
         return count
+
+
+@functools.lru_cache(maxsize=4096)
+def _subdir_path(channels_dir: str, channel: str, subdir: str) -> str:
+    # bounded: callers pass names of existing channels and valid subdirs, but the subdir
+    # comes from a URL
+    return os.path.join(channels_dir, check_channel_name(channel), check_subdir(subdir))  # noqa: PTH118 (hot path: str paths)

@@ -3,7 +3,9 @@ cache policy of its channel. Shared by the conda file views and plugins' views."
 
 from __future__ import annotations
 
+import functools
 import os
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
 
 _BLOCK = 64 * 1024
+#: the request headers webob's conditional response app reads
+CONDITIONAL_HEADERS = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 GZIP_TWINS = frozenset({"repodata.json", "run_exports.json", "channeldata.json"})
 CONTENT_TYPES = {
     ".json": "application/json",
@@ -32,59 +36,82 @@ def stat_etag(st: os.stat_result) -> str:
     return f"{int(st.st_mtime):x}-{st.st_size:x}"
 
 
-def file_response(request: Any, path: Path, channel: Channel, *, immutable: bool,
+def file_response(request: Any, path: Path | str, channel: Channel, *, immutable: bool,
                   etag: str | None = None) -> Any:
-    accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
+    """A 200 (its bytes through ``wsgi.file_wrapper``) or a 304 decided from a stat, with
+    validators and the channel's cache policy; Range and HEAD are webob's (the response is
+    conditional). Raises NotFound when the file is absent.
+
+    On the hot path: headers are written as a list (webob's property setters cost about as
+    much as the rest of the request), paths are strings."""
+    name = os.path.basename(path)  # noqa: PTH119 (hot path: str paths)
+    base = os.fspath(path)
+    environ = request.environ
     # a gzip twin may vanish at any moment (a publish removes it before replacing its file,
     # see Indexer._write_json): then the file itself is answered, plain
-    candidates: list[tuple[Path, str | None]] = []
-    if path.name in GZIP_TWINS and accepts_gzip:
-        candidates.append((path.with_name(path.name + ".gz"), "gzip"))
-    candidates.append((path, None))
-    for path, encoding in candidates:
+    candidates: tuple[tuple[str, str | None], ...] = ((base, None),)
+    if name in GZIP_TWINS and "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
+        candidates = ((base + ".gz", "gzip"), (base, None))
+    for candidate, encoding in candidates:
         try:
-            st = path.stat()
+            st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
         except FileNotFoundError:
             continue
-        tag = etag or stat_etag(st)
-        if _not_modified(request, tag, st.st_mtime):
+        if _not_modified(request, etag or stat_etag(st), st.st_mtime):
             # decided from the stat alone: the file is not opened for a 304
-            response: Response = NotModified(status=304)
-            response.last_modified = st.st_mtime
-            break
+            return NotModified(status=304, headerlist=_validators(
+                request, etag or stat_etag(st), st, name, encoding, channel, immutable))
         try:
-            f = open(path, "rb")  # noqa: SIM115 - owned by the response's app_iter
+            f = open(candidate, "rb")  # noqa: SIM115 - owned by the response's app_iter
         except FileNotFoundError:  # replaced or removed since the stat
             continue
         # size and validators from the open file, not the path: an index is replaced by
         # rename at any moment, and a length taken from the next version truncates or pads
         # this one (pyramid's FileResponse stats the path, then opens it)
         st = os.fstat(f.fileno())
-        # nginx's validator scheme (see stat_etag), so answers agree with and without the
-        # front; a gzip twin is a file of its own, with its own stamp
-        tag = etag or stat_etag(st)
-        suffix = ".json" if encoding else path.suffix
-        response = Response(content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
-        response.last_modified = st.st_mtime
-        wrapper = request.environ.get("wsgi.file_wrapper")
-        response.app_iter = wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK)
-        response.content_length = st.st_size
-        break
-    else:
-        raise NotFound(f"{path.name} not found")
-    response.etag = tag
+        suffix = ".json" if encoding else os.path.splitext(name)[1]  # noqa: PTH122 (hot path: str paths)
+        headers = [("Content-Type", CONTENT_TYPES.get(suffix, "application/octet-stream")),
+                   *_validators(request, etag or stat_etag(st), st, name, encoding, channel,
+                                immutable, length=st.st_size)]
+        wrapper = environ.get("wsgi.file_wrapper")
+        # webob's conditional answering (Range, and the validators again) only where the
+        # request has a header it looks at: it costs a third of a small 200
+        conditional = any(h in environ for h in CONDITIONAL_HEADERS)
+        return Response(headerlist=headers, conditional_response=conditional,
+                        app_iter=wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK))
+    raise NotFound(f"{name} not found")
+
+
+def _validators(request: Any, tag: str, st: os.stat_result, name: str, encoding: str | None,
+                channel: Channel, immutable: bool, length: int | None = None
+                ) -> list[tuple[str, str]]:
+    # nginx's validator scheme (see stat_etag), so answers agree with and without the front;
+    # a gzip twin is a file of its own, with its own stamp
+    headers = [("Last-Modified", http_date(st.st_mtime))]
+    if length is not None:
+        headers.append(("Content-Length", str(length)))
+    headers.append(("ETag", f'"{tag}"'))
     if encoding:
-        response.content_encoding = encoding
-    if path.name.removesuffix(".gz") in GZIP_TWINS:
-        response.vary = ("Accept-Encoding",)
+        headers.append(("Content-Encoding", encoding))
+    if name.removesuffix(".gz") in GZIP_TWINS:
+        headers.append(("Vary", "Accept-Encoding"))
     scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
     if immutable:
-        response.cache_control = f"{scope}, max-age=31536000, immutable"
+        headers.append(("Cache-Control", f"{scope}, max-age=31536000, immutable"))
     else:
-        max_age = request.services.settings["repoproxy.index_max_age"]
-        response.cache_control = f"{scope}, max-age={max_age}"
-    response.conditional_response = response.status_int == 200
-    return response
+        max_age = request.registry.services.settings["repoproxy.index_max_age"]
+        headers.append(("Cache-Control", f"{scope}, max-age={max_age}"))
+    return headers
+
+
+@functools.lru_cache(maxsize=1024)
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)
+
+
+def http_date(mtime: float) -> str:
+    """An HTTP date of a file time, in whole seconds (as webob writes Last-Modified)."""
+    return _http_date(int(mtime))
 
 
 class NotModified(Response):
@@ -107,8 +134,9 @@ def _not_modified(request: Any, etag: str, mtime: float) -> bool:
     If-Modified-Since (whole seconds, as Last-Modified is sent)."""
     if request.method not in ("GET", "HEAD"):
         return False
-    if_none_match = request.headers.get("If-None-Match")
+    if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
-        return etag in request.if_none_match
+        # a client revalidating sends back the one tag it got: no parsing for that
+        return if_none_match == f'"{etag}"' or etag in request.if_none_match
     since = request.if_modified_since if "If-Modified-Since" in request.headers else None
     return since is not None and int(mtime) <= since.timestamp()

@@ -89,7 +89,7 @@ def forget(request: Any) -> None:
 
 def session_identity(request: Any) -> Identity | None:
     """The identity of a valid session cookie on a request that may use it, else None."""
-    if COOKIE not in request.cookies:
+    if "HTTP_COOKIE" not in request.environ or COOKIE not in request.cookies:
         return None  # conda clients never send one: their requests cost nothing more
     if request.method not in ("GET", "HEAD") and not request.path.startswith(UI_PREFIX):
         return None
