@@ -309,32 +309,46 @@ def main() -> None:
                 ("front +token", "front", "priv", auth),
             ]
             print(f"{args.packages} packages + one 5 MB; {generator}, {args.duration:g} s, "
-                  f"median of {args.repeat}; waitress threads {args.threads}; "
-                  f"{os.cpu_count()} cores")
+                  f"median of {args.repeat} interleaved rounds (every column once per round); "
+                  f"waitress threads {args.threads}; {os.cpu_count()} cores")
             table: dict[str, dict[str, float | None]] = {}
+            load_of: dict[str, str] = {}
             for key in args.only.split(","):
                 label, rel, conditional = cases[key]
+                # (column, port, path, headers) of the columns this row measures
+                plan: list[tuple[str, int, str, dict[str, str]]] = []
                 row: dict[str, float | None] = {}
                 for column, server_key, channel, headers in columns:
+                    row[column] = None
                     server = servers.get(server_key)
                     if server is None or (column == "log on" and key != "304"):
-                        row[column] = None
                         continue
                     path = f"/{channel}/{rel}"
                     status, etag = get(server.port, path, headers)
                     if status != 200:
                         print(f"  {column}: {path} answered {status}")
-                        row[column] = None
                         continue
                     hdrs = dict(headers)
                     if conditional:
                         hdrs["If-None-Match"] = etag
-                    row[column] = median([rate(server.port, path, hdrs, args.duration,
-                                               args.connections) for _ in range(args.repeat)])
+                    plan.append((column, server.port, path, hdrs))
+                # interleaved: round after round of every column, so that a change of the
+                # machine's load hits all columns alike; medians per column
+                samples: dict[str, list[float]] = {column: [] for column, *_ in plan}
+                loads = [os.getloadavg()[0]]
+                for _ in range(args.repeat):
+                    for column, port, path, hdrs in plan:
+                        samples[column].append(rate(port, path, hdrs, args.duration,
+                                                    args.connections))
+                    loads.append(os.getloadavg()[0])
+                for column, values in samples.items():
+                    row[column] = median(values)
                 table[label] = row
-                print(f"  {label}: " + ", ".join(f"{c} {v:,.0f}/s" for c, v in row.items()
-                                                 if v is not None), flush=True)
-            print_table(table, args.workers)
+                load_of[label] = f"{min(loads):.1f}-{max(loads):.1f}"
+                print(f"  {label} (load {min(loads):.1f}-{max(loads):.1f}): "
+                      + ", ".join(f"{c} {v:,.0f}/s" for c, v in row.items() if v is not None),
+                      flush=True)
+            print_table(table, args.workers, load_of)
         finally:
             for server in servers.values():
                 if server is not None:
@@ -345,9 +359,10 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
-def print_table(table: dict[str, dict[str, float | None]], workers: int) -> None:
+def print_table(table: dict[str, dict[str, float | None]], workers: int,
+                load_of: dict[str, str]) -> None:
     columns = list(next(iter(table.values())).keys())
-    head = ["request", *columns, "rp/bare", "rp+tok/bare", f"x{workers}/x1",
+    head = ["request", "load", *columns, "rp/bare", "rp+tok/bare", f"x{workers}/x1",
             f"x{workers}+tok/x1+tok", "log on/off", "rp/nginx", "front/nginx", "front+tok/nginx"]
     print()
     print("| " + " | ".join(head) + " |")
@@ -360,7 +375,7 @@ def print_table(table: dict[str, dict[str, float | None]], workers: int) -> None
                   ratio(multi, rp), ratio(multi_tok, tok), ratio(row["log on"], rp),
                   ratio(rp, row["nginx"]), ratio(row["front"], row["nginx"]),
                   ratio(row["front +token"], row["nginx"])]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        print(f"| {label} | {load_of[label]} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
