@@ -148,7 +148,7 @@ class FileSlice:
         return self.count
 
 
-class SendfileBuffer(ReadOnlyFileBasedBuffer):  # type: ignore[misc]
+class SendfileBuffer(ReadOnlyFileBasedBuffer):
     """``wsgi.file_wrapper`` whose bytes go from the file to the socket by ``sendfile()``.
 
     waitress sends a file body by reading a socket-buffer-sized chunk (16 KiB on Linux at

@@ -80,8 +80,6 @@ def test_a_big_package_arrives_whole_by_sendfile(
     url = f"/big/noarch/{pkg.name}"
     get = f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as sock:
-        # a slow reader: the body waits in the socket buffer between sendfile() calls
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         rest = b""
         etag = b""
         for _ in range(2):
