@@ -116,7 +116,26 @@ def routing_plan(registry: Any) -> tuple[frozenset[str], list[Any]] | None:
     if not _core_views_only(registry):
         log.info("fast path off: a plugin adds a view on a conda file route")
         return None
+    if not _events_unaffected(registry):
+        log.info("fast path off: a subscriber to an event of routing (NewRequest, ...)")
+        return None
     return frozenset(words), tail
+
+
+def _events_unaffected(registry: Any) -> bool:
+    """True when no subscriber waits for an event the router sends and this handler does
+    not (NewRequest, BeforeTraversal, ContextFound): only the ones it leaves as they are
+    (NewResponse, sent around every handler; BeforeRender, sent by renderers, which these
+    views do not use; ApplicationCreated)."""
+    from pyramid.events import ApplicationCreated, BeforeRender, NewResponse
+    from pyramid.interfaces import IApplicationCreated, IBeforeRender, INewResponse
+
+    harmless = {ApplicationCreated, BeforeRender, NewResponse, IApplicationCreated,
+                IBeforeRender, INewResponse}
+    for item in registry.introspector.get_category("subscribers") or ():
+        if not set(item["introspectable"]["interfaces"]) <= harmless:
+            return False
+    return True
 
 
 def _core_views_only(registry: Any) -> bool:

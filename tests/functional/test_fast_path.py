@@ -144,3 +144,28 @@ def test_a_plugin_view_on_a_conda_route_turns_the_fast_path_off(services: Any) -
                     permission=Permissions.CHANNEL_READ)
     config.commit()
     assert fastpath.routing_plan(config.registry) is None
+
+
+def test_a_subscriber_to_routing_events_turns_the_fast_path_off(services: Any) -> None:
+    from pyramid.config import Configurator
+    from pyramid.events import ContextFound, NewResponse
+
+    from repoproxy.domain.permissions import Permissions
+    from repoproxy.web.views.channel import channel_file, channel_shard
+
+    def configured(*events: Any) -> Any:
+        config = Configurator(settings=dict(services.settings))
+        config.add_route("channel.root", "/{channel}/")
+        config.add_route("channel.shard", "/{channel}/{subdir}/shards/{filename}")
+        config.add_route("channel.file", "/{channel}/{subdir}/{filename}")
+        for route, view in (("channel.file", channel_file), ("channel.shard", channel_shard)):
+            config.add_view(view, route_name=route, request_method=("GET", "HEAD"),
+                            permission=Permissions.CHANNEL_READ)
+        for event in events:
+            config.add_subscriber(lambda e: None, event)
+        config.commit()
+        return config.registry
+
+    assert fastpath.routing_plan(configured()) is not None
+    assert fastpath.routing_plan(configured(NewResponse)) is not None
+    assert fastpath.routing_plan(configured(ContextFound)) is None
