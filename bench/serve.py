@@ -8,8 +8,9 @@ Servers, all on loopback, all serving the very files repoproxy materialised:
 - repoproxy, one process (``--workers 1``), anonymous on a public channel and with a bearer
   token on a private copy of it; the same with ``--workers N`` (default: cores);
 - repoproxy with its access log on (one process, the 304 row only: what logging costs);
-- a bare WSGI app on waitress (the same threads and poll loop) that stats the file and answers
-  304 or streams it with ``wsgi.file_wrapper``: the Python ceiling;
+- a bare WSGI app that stats the file and answers 304 or streams it with
+  ``wsgi.file_wrapper``, on repoproxy's own waitress server (same threads, options, poll
+  loop, keep-alive after 304 and sendfile): the Python ceiling, only the app differing;
 - plain nginx (``nginx -p PREFIX -c FILE -g 'daemon off;'``, a generated minimal conf);
 - repoproxy behind its nginx front (``repoproxy nginx-conf``), public and with a token, when
   that command exists; otherwise the row says so (see ``start_front``).
@@ -41,10 +42,13 @@ from _common import clean_env, median, python, run
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
 
-#: the bare WSGI app: the least a Python file server on waitress can do per request
+#: the bare WSGI app: the least a Python file server on waitress can do per request. It runs
+#: on repoproxy's own waitress server (web/server.py: keep-alive after a 304, sendfile, the
+#: same options), so that only the application differs: stock waitress closes the connection
+#: after every 304, which made the ceiling of the 304 row a reconnect per request
 BARE_APP = r'''
 import os, sys
-from waitress import serve
+from repoproxy.web.server import make_server
 ROOT = sys.argv[1]
 
 def app(environ, start_response):
@@ -64,8 +68,10 @@ def app(environ, start_response):
                                         ("Content-Type", "application/octet-stream")])
     return environ["wsgi.file_wrapper"](f, 65536)
 
-serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
-      asyncore_use_poll=True, connection_limit=1000, ident="bare")
+# repoproxy's server_options() with its defaults, the connection limit fixed
+make_server(app, None, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
+            asyncore_use_poll=True, connection_limit=1000, backlog=2048, channel_timeout=30,
+            cleanup_interval=15, clear_untrusted_proxy_headers=True, ident="bare").run()
 '''
 
 NGINX_CONF = """\

@@ -52,15 +52,19 @@ def file_response(request: Any, path: Path | str, channel: Channel, *, immutable
     candidates: tuple[tuple[str, str | None], ...] = ((base, None),)
     if name in GZIP_TWINS and "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
         candidates = ((base + ".gz", "gzip"), (base, None))
+    # validators or a Range to look at: else neither a 304 nor webob's conditional answering
+    # (which costs a third of a small 200) can apply
+    conditional = any(h in environ for h in CONDITIONAL_HEADERS)
     for candidate, encoding in candidates:
         try:
             st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
         except FileNotFoundError:
             continue
-        if _not_modified(request, etag or stat_etag(st), st.st_mtime):
+        tag = etag or stat_etag(st)
+        if conditional and _not_modified(request, tag, st.st_mtime):
             # decided from the stat alone: the file is not opened for a 304
             return NotModified(status=304, headerlist=_validators(
-                request, etag or stat_etag(st), st, name, encoding, channel, immutable))
+                request, tag, st, name, encoding, channel, immutable))
         try:
             f = open(candidate, "rb")  # noqa: SIM115 - owned by the response's app_iter
         except FileNotFoundError:  # replaced or removed since the stat
@@ -74,9 +78,6 @@ def file_response(request: Any, path: Path | str, channel: Channel, *, immutable
                    *_validators(request, etag or stat_etag(st), st, name, encoding, channel,
                                 immutable, length=st.st_size)]
         wrapper = environ.get("wsgi.file_wrapper")
-        # webob's conditional answering (Range, and the validators again) only where the
-        # request has a header it looks at: it costs a third of a small 200
-        conditional = any(h in environ for h in CONDITIONAL_HEADERS)
         return Response(headerlist=headers, conditional_response=conditional,
                         app_iter=wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK))
     raise NotFound(f"{name} not found")

@@ -12,7 +12,9 @@ Hardening on top of waitress's defaults:
   is read;
 * connections stay open after a 304 (:class:`KeepAliveTask`);
 * file bodies (``wsgi.file_wrapper``) go from the file to the socket by ``sendfile()``
-  (:class:`SendfileBuffer`), not through Python in 16 KiB reads.
+  (:class:`SendfileBuffer`), not through Python in 16 KiB reads;
+* waitress's "Task queue depth" warning is logged at most once a minute
+  (:class:`QueueDepthLog`), not once per request queued under load.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import resource
 import signal
 import socket
+import time
 from typing import Any
 
 from waitress.adjustments import Adjustments
@@ -78,6 +81,36 @@ def connection_limit(configured: int, fd_limit: int, threads: int) -> int:
                     "using %d", configured, fd_limit, fits)
         return fits
     return configured
+
+
+class QueueDepthLog:
+    """waitress's "Task queue depth is N" warning, at most once per ``interval`` seconds.
+
+    waitress warns each time a request is queued while every thread is busy: under load,
+    a formatted and redacted log line for every request, which cost a few percent of a
+    small answer. Here the first one is logged, then at most one per interval, naming the
+    deepest queue and how many warnings it stands for.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.logger = logging.getLogger("waitress.queue")
+        self.interval = interval
+        self._next = 0.0
+        self._deepest = 0
+        self._count = 0
+
+    def warning(self, msg: str, depth: int, *args: Any) -> None:
+        # called under the dispatcher's lock: no lock of its own needed
+        self._deepest = max(self._deepest, depth)
+        self._count += 1
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval
+        self.logger.warning("Task queue depth is %d (deepest of %d warnings in the last "
+                            "%.0f s: every thread was busy)", self._deepest, self._count,
+                            self.interval)
+        self._deepest = self._count = 0
 
 
 class EarlyError(Error):
@@ -264,6 +297,7 @@ def make_server(app: Any, early_check: EarlyCheck | None, *,
     """
     adj = Adjustments(**kw)
     dispatcher = ThreadedTaskDispatcher()
+    dispatcher.queue_logger = QueueDepthLog()
     dispatcher.set_thread_count(adj.threads)
     socket_map: dict[int, Any] = {}
     servers = []
