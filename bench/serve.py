@@ -41,6 +41,7 @@ from _common import clean_env, median, python, run
 
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
+from repoproxy.web.front import DEFAULT_ACCEL
 
 #: the bare WSGI app: the least a Python file server on waitress can do per request. It runs
 #: on repoproxy's own waitress server (web/server.py: keep-alive after a 304, sendfile, the
@@ -174,11 +175,15 @@ class Server:
         self.name, self.port, self.stop, self.token, self.prefix = name, port, stop, token, prefix
 
 
-def start_repoproxy(root: Path, work: Path, workers: int, log: bool = False) -> Server:
+def start_repoproxy(root: Path, work: Path, workers: int, log: bool = False,
+                    accel: str = "") -> Server:
     env = clean_env()
     env["REPOPROXY_LOG_REQUESTS"] = "true" if log else "false"
+    # behind the front: package bytes leave through its internal location (web/accel.py)
+    env["REPOPROXY_ACCEL_REDIRECT"] = accel
     env["REPOPROXY_THREADS"] = os.environ.get("BENCH_THREADS", "8")
-    srv = RunningServer(root, free_port(), work / f"repoproxy-{workers}-{log}.log", env,
+    log_path = work / f"repoproxy-{workers}-{log}-{bool(accel)}.log"
+    srv = RunningServer(root, free_port(), log_path, env,
                         workers=workers).start()
     # the workers are up once the server answers (the supervisor binds before they start)
     deadline = time.monotonic() + 30
@@ -274,6 +279,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--threads", type=int, default=8, help="waitress threads (both servers)")
     ap.add_argument("--only", default="304,shard,zst,5mb")
+    ap.add_argument("--columns", default="", help="measure only these columns (comma-separated "
+                    "names as in the table, e.g. 'nginx,front,front +token')")
     args = ap.parse_args()
     if shutil.which("wrk"):
         rate, generator = wrk_rate, f"wrk -t2 -c{args.connections}"
@@ -293,8 +300,10 @@ def main() -> None:
             servers["rp1log"] = start_repoproxy(root, work, 1, log=True)
             servers["bare"] = start_bare(channels, args.threads)
             servers["nginx"] = start_nginx(channels, work, args.workers)
-            rp1 = servers["rp1"]
-            servers["front"] = start_front(root, work, rp1) if rp1 else None
+            # the front's own upstream: one process with repoproxy.accel_redirect set, as the
+            # front requires (README "Production")
+            upstream = servers["rp1accel"] = start_repoproxy(root, work, 1, accel=DEFAULT_ACCEL)
+            servers["front"] = start_front(root, work, upstream)
             auth = {"Authorization": f"Bearer {token}"}
             cases = {
                 "304": ("304 of repodata.json", "noarch/repodata.json", True),
@@ -324,8 +333,11 @@ def main() -> None:
                 # (column, port, path, headers) of the columns this row measures
                 plan: list[tuple[str, int, str, dict[str, str]]] = []
                 row: dict[str, float | None] = {}
+                wanted = set(filter(None, args.columns.split(",")))
                 for column, server_key, channel, headers in columns:
                     row[column] = None
+                    if wanted and column not in wanted:
+                        continue
                     server = servers.get(server_key)
                     if server is None or (column == "log on" and key != "304"):
                         continue
