@@ -53,6 +53,16 @@ def exposition() -> bytes:
 
 def metrics_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
     """Count and time each request by matched route name (``none`` if unmatched) and status."""
+    # (route, status) -> the labelled children: ``labels()`` costs a lock and a keyword
+    # check per call, on every request. Bounded: route names and statuses are finite
+    children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def series(name: str, status: str) -> tuple[Any, Any]:
+        pair = children.get((name, status))
+        if pair is None:
+            pair = children[(name, status)] = (REQUESTS.labels(route=name, status=status),
+                                               LATENCY.labels(route=name, status=status))
+        return pair
 
     def tween(request: Any) -> Any:
         start = time.perf_counter()
@@ -64,8 +74,9 @@ def metrics_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Calla
             route = getattr(request, "matched_route", None)
             name = route.name if route is not None else "none"
             status = str(response.status_int) if response is not None else "500"
-            REQUESTS.labels(route=name, status=status).inc()
-            LATENCY.labels(route=name, status=status).observe(time.perf_counter() - start)
+            count, latency = series(name, status)
+            count.inc()
+            latency.observe(time.perf_counter() - start)
             if status == "401":
                 AUTH_FAILURES.labels(route=name).inc()
 

@@ -55,10 +55,14 @@ def undecodable_url(environ: dict[str, Any]) -> str | None:
     raises ``UnicodeDecodeError`` from wherever that happens to be, which used to surface as
     a 500 with a traceback on every route.
     """
-    try:
-        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return "the request path is not valid percent-encoded UTF-8"
+    path = environ.get("PATH_INFO", "")
+    if not path.isascii():  # ASCII is UTF-8 (the common case, checked without a copy)
+        try:
+            path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return "the request path is not valid percent-encoded UTF-8"
+    if not environ.get("QUERY_STRING"):
+        return None
     try:
         parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
                   encoding="utf-8", errors="strict")
