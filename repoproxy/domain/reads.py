@@ -81,6 +81,7 @@ class Dependency:
         return out
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_dependency(raw: str) -> Dependency:
     """``conda-forge::numpy >=1.2``, ``numpy[version='>=1.2']``, ``python 3.11.* *_cpython``...
 
@@ -371,14 +372,16 @@ class ReadModel:
     def dependents(self, ref: ChannelRef, name: str) -> list[dict[str, Any]]:
         """Visible packages of the channel whose dependencies name ``name``, newest first."""
         package = self.package(ref, name)
+        channel = package.channel.name
         wanted = name.lower()  # MatchSpec names are normalised to lower case
         found: dict[str, set[str]] = {}
-        # only files whose record names it at all are parsed (MatchSpec is the slow part)
-        candidates = (r for r in self.catalog.packages_mentioning(package.channel.name, wanted)
-                      if self.visible(r))
-        for rec in candidates:
-            if any(parse_dependency(s).name == wanted for s in rec.record.get("depends") or []):
-                found.setdefault(rec.name, set()).add(rec.version)
+        # SQL narrows to the dependency strings containing the name; MatchSpec (remembered per
+        # distinct string) decides which really name it
+        for subdir, filename, dependent, version, raw in self.catalog.dependency_mentions(
+                channel, wanted):
+            if (parse_dependency(raw).name == wanted
+                    and filename not in self.hidden(channel, subdir)):
+                found.setdefault(dependent, set()).add(version)
         return [{"name": n, "versions": sorted(v, key=version_key, reverse=True)}
                 for n, v in sorted(found.items())]
 

@@ -196,14 +196,17 @@ class Catalog:
             [channel, *(part for pair in wanted for part in pair)]).fetchall()
         return {(sd, fn): json.loads(about or "{}") for sd, fn, about in rows}
 
-    def packages_mentioning(self, channel: str, text: str) -> Iterator[PackageRecord]:
-        """Files whose repodata record contains ``text`` (lower case), a cheap superset of
-        the files that depend on a package of that name."""
-        for row in self.db.table("packages").rows_where(
-            "channel = ? AND instr(lower(record), ?) > 0", [channel, text.lower()],
-            order_by="subdir, filename",
-        ):
-            yield _record(row)
+    def dependency_mentions(self, channel: str, text: str
+                            ) -> list[tuple[str, str, str, str, str]]:
+        """(subdir, filename, name, version, dependency) for every ``depends`` entry of the
+        channel's files that contains ``text`` (lower case): a cheap superset of the entries
+        naming a package ``text``, read from the records in SQL without decoding one in Python
+        (the package page's dependents)."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT p.subdir, p.filename, p.name, p.version, d.value "
+            "FROM packages AS p, json_each(p.record, '$.depends') AS d "
+            "WHERE p.channel = ? AND d.type = 'text' AND instr(lower(d.value), ?) > 0",
+            [channel, text.lower()]).fetchall()]
 
     def file_counts(self, channel: str) -> dict[str, int]:
         """Stored package files per subdir (subdirs without files are absent)."""
