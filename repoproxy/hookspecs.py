@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from pyramid.request import Request
 
     from repoproxy.domain.core import Core
-    from repoproxy.models import Channel, Identity, PackageMetadata, PackageRecord, Rejection
+    from repoproxy.models import (
+        Channel,
+        Identity,
+        PackageMetadata,
+        PackageRecord,
+        PageSection,
+        Rejection,
+    )
 
 hookspec = pluggy.HookspecMarker("repoproxy")
 
@@ -341,6 +348,21 @@ def repoproxy_channel_extra(request: Request, channel: Channel) -> dict[str, Any
     :param channel: the channel shown.
     :return: a dict merged into the channel's JSON (e.g. download totals), or None. All results
         are merged in order.
+    """
+
+
+@hookspec
+def repoproxy_channel_page_sections(request: Request, channel: Channel
+                                    ) -> Iterable[PageSection] | None:
+    """Add sections to a channel's web page (``/ui/channels/<name>/``), e.g. its mirrors.
+
+    Called once per page view, after the caller's read access to the channel was checked.
+    Show only what that caller may see (``request.has_permission`` tells who manages).
+
+    :param request: the current request.
+    :param channel: the channel shown.
+    :return: :class:`~repoproxy.models.PageSection` values, or None. The sections of every
+        implementation are shown in hook-call order, after the core's.
     """
 
 

@@ -90,6 +90,13 @@ def repoproxy_channel_extra(request: Any, channel: Channel) -> dict[str, Any] | 
 
 
 @hookimpl
+def repoproxy_channel_page_sections(request: Any, channel: Channel) -> list[Any]:
+    from .page import mirrors_section
+
+    return [mirrors_section(request, channel)]
+
+
+@hookimpl
 def repoproxy_channel_removed(services: Core, channel: Channel) -> None:
     from .service import channel_removed
 

@@ -265,7 +265,7 @@ class ReadModel:
 
     def _listing_key(self, channel: Channel) -> tuple[Any, ...]:
         if channel.name not in self._keys:
-            self._keys[channel.name] = (channel.name, channel.created,
+            self._keys[channel.name] = (channel.name, channel.incarnation,
                                         self.catalog.generations(channel.name))
         return self._keys[channel.name]
 

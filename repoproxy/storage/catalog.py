@@ -14,6 +14,9 @@ from repoproxy.errors import NotFound
 from repoproxy.models import Channel, PackageRecord, Privacy
 from repoproxy.storage.generation import access_changed
 
+CHANNEL_KEYS = ("name", "description", "privacy", "created", "incarnation")
+CHANNEL_COLUMNS = ", ".join(CHANNEL_KEYS)
+
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -25,6 +28,7 @@ def _channel(row: dict[str, Any]) -> Channel:
         description=row["description"] or "",
         privacy=Privacy(row["privacy"]),
         created=row["created"] or "",
+        incarnation=row["incarnation"] or "",  # NULL: a row inserted by hand
     )
 
 
@@ -77,11 +81,11 @@ class Catalog:
     # --- channels ---------------------------------------------------------------------
     def get_channel(self, name: str) -> Channel | None:
         row = self.db.execute(
-            "SELECT name, description, privacy, created FROM channels WHERE name = ?", [name]
+            f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE name = ?", [name]  # noqa: S608
         ).fetchone()
         if row is None:
             return None
-        return _channel(dict(zip(("name", "description", "privacy", "created"), row, strict=True)))
+        return _channel(dict(zip(CHANNEL_KEYS, row, strict=True)))
 
     def find_channel(self, name: str) -> Channel | None:
         """``get_channel`` at the same cost whether the channel exists or not.
@@ -91,16 +95,15 @@ class Catalog:
         when it is absent, the first one; only the answer differs.
         """
         row = self.db.execute(
-            "SELECT name, description, privacy, created, name = ?1 FROM channels WHERE rowid = "
+            f"SELECT {CHANNEL_COLUMNS}, name = ?1 FROM channels WHERE rowid = "  # noqa: S608
             "COALESCE((SELECT rowid FROM channels WHERE name = ?1), "
             "(SELECT MIN(rowid) FROM channels))",
             [name],
         ).fetchone()
         if row is None:  # no channel at all: nothing to hide
             return None
-        channel = _channel(dict(zip(("name", "description", "privacy", "created"), row[:4],
-                                    strict=True)))
-        return channel if row[4] else None
+        channel = _channel(dict(zip(CHANNEL_KEYS, row[:-1], strict=True)))
+        return channel if row[-1] else None
 
     def require_channel(self, name: str) -> Channel:
         ch = self.get_channel(name)
@@ -125,7 +128,8 @@ class Catalog:
                         [privacy, len(prefix), prefix])
 
     def insert_channel(self, channel: Channel) -> None:
-        self.db.table("channels").insert(channel.as_json())
+        self.db.table("channels").insert({**channel.as_json(),
+                                          "incarnation": channel.incarnation})
         self.db.table("subdirs").insert(
             {"channel": channel.name, "subdir": "noarch", "generation": 1, "built": -1}
         )

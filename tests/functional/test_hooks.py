@@ -1154,6 +1154,47 @@ def test_hook_channel_extra(services: Core, testapp: Any, make_channel: Any,
     assert plugin.calls == ["shown"]
 
 
+class PageSections:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def repoproxy_channel_page_sections(self, request: Any, channel: Any) -> Any:
+        from repoproxy.models import PageSection
+
+        self.calls.append(channel.name)
+        return [PageSection(id="contacts", title="Contacts", columns=("Team", "Mail"),
+                            rows=(("<b>Packaging</b>", f"pkg@{channel.name}.example"),)),
+                PageSection(id="notes", title="Notes", empty="No notes yet.")]
+
+
+def test_hook_channel_page_sections(services: Core, testapp: Any, make_channel: Any) -> None:
+    from bs4 import BeautifulSoup
+
+    plugin = PageSections()
+    services.pm.register(plugin, name="repoproxy_page_sections")
+    make_channel("shown")
+    make_channel("hidden", privacy="private")
+    page = BeautifulSoup(testapp.get("/ui/channels/shown/", headers={"Accept": "text/html"})
+                         .text, "html.parser")
+    contacts, notes = page.find(id="contacts"), page.find(id="notes")
+    assert contacts is not None
+    assert notes is not None
+    assert contacts.find("h2").get_text() == "Contacts"
+    assert [th.get_text() for th in contacts.find_all("th")] == ["Team", "Mail"]
+    # cells are text: markup from a plugin is escaped, never rendered
+    assert [td.get_text() for td in contacts.find_all("td")] == [
+        "<b>Packaging</b>", "pkg@shown.example"]
+    assert contacts.find("b") is None
+    assert notes.find("table") is None
+    assert "No notes yet." in notes.get_text()
+    # never called for a channel the caller may not read
+    # (anonymous: sent to sign in, exactly like for an absent channel)
+    hidden = testapp.get("/ui/channels/hidden/", headers={"Accept": "text/html"}, status=303)
+    assert hidden.location.endswith("/ui/login?next=%2Fui%2Fchannels%2Fhidden%2F")
+    assert plugin.calls == ["shown"]
+
+
 # --- serving processes (repoproxy serve --workers N) ----------------------------------------
 PROCESS_PLUGIN = """
     import os

@@ -266,3 +266,36 @@ def test_find_channel_answers_like_get_channel(services: Any, make_channel: Any)
     make_channel("secret", privacy="private")
     for name in ("pub", "secret", "absent", ""):
         assert catalog.find_channel(name) == catalog.get_channel(name), name
+
+
+def test_a_channel_made_again_under_its_name_never_meets_the_old_listing(
+        testapp: Any, services: Any, make_channel: Any, admin_headers: dict[str, str],
+        pkgdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from repoproxy.domain import channels
+    from repoproxy.domain.channels import remove_channel
+
+    # both channels made within one second: `created` cannot tell them apart
+    monkeypatch.setattr(channels, "utcnow", lambda: "2026-12-02T05:00:00+00:00")
+
+    def listed() -> list[str]:  # the channel page lists from the kept listing
+        from bs4 import BeautifulSoup
+
+        page = testapp.get("/ui/channels/again/", headers={**admin_headers,
+                                                            "Accept": "text/html"})
+        table = BeautifulSoup(page.text, "html.parser").find(id="packages")
+        return [a.get_text() for a in table.select("tbody td:first-child a")]
+
+    make_channel("again")
+    upload_raw(testapp, "again", build_package(PackageSpec("first"), pkgdir), admin_headers)
+    assert listed() == ["first"]  # now kept in the listing cache
+    before = services.catalog().get_channel("again")
+    remove_channel(services, "again")
+    make_channel("again")
+    upload_raw(testapp, "again", build_package(PackageSpec("second"), pkgdir), admin_headers)
+    after = services.catalog().get_channel("again")
+    # the same subdir generations and the same `created`: only the incarnation differs
+    assert services.catalog().generations("again") == (("noarch", 2),)
+    assert after.created == before.created
+    assert after.incarnation != before.incarnation
+    assert len(after.incarnation) == 16
+    assert listed() == ["second"]

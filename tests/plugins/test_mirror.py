@@ -364,6 +364,36 @@ def test_worker_resumes_a_crashed_run_and_runs_requested_and_scheduled_ones(
     assert not cron_due(idle, now)
 
 
+def test_channel_page_shows_its_mirrors_and_only_managers_their_errors(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    from bs4 import BeautifulSoup
+
+    browser = {"Accept": "text/html"}
+    make_channel("lua")
+    page = testapp.get("/ui/channels/lua/", headers=browser)
+    assert BeautifulSoup(page.text, "html.parser").find(id="mirrors") is None  # none yet
+    _mirror(testapp, admin_headers, "snakes", "lua", source, subdirs="noarch, linux-64",
+            cron="0 0 * * *")
+    _mirror(testapp, admin_headers, "proxy", "lua", source, mode="passive")
+
+    def table(headers: dict[str, str]) -> list[dict[str, str]]:
+        html = testapp.get("/ui/channels/lua/", headers={**browser, **headers}).text
+        section = BeautifulSoup(html, "html.parser").find(id="mirrors")
+        assert section is not None
+        assert section.find("h2").get_text() == "Mirrors"
+        heads = [th.get_text() for th in section.find_all("th")]
+        return [dict(zip(heads, (td.get_text() for td in tr.find_all("td")), strict=True))
+                for tr in section.find("tbody").find_all("tr")]
+
+    anonymous = table({})
+    assert [(r["Mirror"], r["Mode"], r["Upstream"], r["Subdirs"], r["Schedule"])
+            for r in anonymous] == [
+        ("proxy", "pull-through proxy", source, "all", "on request"),
+        ("snakes", "copy (scheduled)", source, "noarch, linux-64", "cron 0 0 * * *")]
+    assert all("Last error" not in r for r in anonymous)
+    assert [r["Last error"] for r in table(admin_headers)] == ["", ""]
+
+
 # --- passive mode --------------------------------------------------------------------------
 @pytest.fixture
 def proxied(testapp: Any, admin_headers: dict[str, str], make_channel: Any,
