@@ -11,9 +11,10 @@ served with an ``X-Repoproxy-Stale: <age>`` header for at most ``repoproxy_mirro
 seconds. An upstream 404 is remembered for ``repoproxy_mirror.negative_ttl`` seconds; noarch
 always exists (an empty index stands in).
 
-Packages: fetched on first request, verified against the index's sha256 and size before a
-byte is served, stored immutable. One download per file across threads and processes: the
-others wait on its lock file and then read the stored file.
+Packages: fetched on first request and relayed to that client while they arrive, hashed and
+written beside the cache (relay.py); committed only when the sha256 and size match, else the
+client's response is cut. Stored immutable. One download per file across threads and
+processes: the others wait on its lock file and then read the stored file.
 
 Layout: ``<root>/mirror/cache/<mirror id>/<subdir>/{meta.json, repodata.json,
 repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
@@ -27,10 +28,11 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,7 @@ import msgpack
 import zstandard
 
 from repoproxy.errors import NotFound, RepoproxyError
-from repoproxy.models import Channel, PackageRecord
+from repoproxy.models import Channel, PackageRecord, Privacy
 from repoproxy.names import is_package_filename
 from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
@@ -47,6 +49,7 @@ from repoproxy.storage.store import atomic_write, fsync_dir
 
 from .filters import MirrorFilter
 from .model import Mirror
+from .relay import Relay
 from .service import mirror_dir
 from .upstream import Upstream, UpstreamError, UpstreamNotFound
 
@@ -57,6 +60,8 @@ log = logging.getLogger(__name__)
 INDEXES = ("repodata.json", "repodata.json.zst", SHARD_INDEX)
 MAX_INDEX = 1024**3
 STALE_HEADER = "X-Repoproxy-Stale"
+#: relayed chunks: small enough that the client gets bytes as they arrive
+RELAY_CHUNK = 64 * 1024
 
 
 def cache_dir(core: Core, mirror_id: str) -> Path:
@@ -89,6 +94,27 @@ def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def try_lock(path: Path) -> Callable[[], None] | None:
+    """The lock file taken without waiting, and its release; None when it is held (by any
+    thread or process: flock locks belong to the open file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+b")  # noqa: SIM115 - closed by the release
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+    return release
 
 
 def _read_json(path: Path) -> Any:
@@ -194,7 +220,12 @@ class Proxy:
                 response.headers[STALE_HEADER] = str(int(age))
             return response
         if is_package_filename(filename):
-            path = self.package(mirror, channel, subdir, filename)
+            rec = self._record(mirror, channel, subdir, filename)
+            if request.method == "GET" and request.range is None:
+                streamed = self._stream(request, mirror, channel, subdir, filename, rec)
+                if streamed is not None:
+                    return streamed
+            path = self.package(mirror, channel, subdir, filename, rec)
             response = file_response(request, path, channel, immutable=True)
             if request.method == "GET":
                 notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
@@ -379,15 +410,76 @@ class Proxy:
         return recs
 
     # --- packages --------------------------------------------------------------------------
-    def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str) -> Path:
-        directory = cache_dir(self.core, mirror.id) / subdir
-        stored = directory / "pkgs" / filename
-        path = f"{subdir}/{filename}"
+    def _record(self, mirror: Mirror, channel: Channel, subdir: str,
+                filename: str) -> dict[str, Any]:
         self.index(mirror, channel, subdir)
-        rec = self._served_records(directory).get(filename)
+        rec = self._served_records(cache_dir(self.core, mirror.id) / subdir).get(filename)
         if rec is None:
             # not upstream, filtered out, or hidden by policy: all alike absent
             raise NotFound(f"{filename} not found")
+        return rec
+
+    def _stream(self, request: Any, mirror: Mirror, channel: Channel, subdir: str,
+                filename: str, rec: dict[str, Any]) -> Any | None:
+        """A first fetch relayed while it is verified (relay.py), or None when the file is
+        stored or another request (any process) is fetching it: then :meth:`package`
+        waits for that file."""
+        from pyramid.response import Response
+
+        from repoproxy.web.files import CONTENT_TYPES
+
+        directory = cache_dir(self.core, mirror.id) / subdir
+        stored = directory / "pkgs" / filename
+        if stored.exists():
+            return None
+        release = try_lock(directory / "pkgs" / ".locks" / f"{filename}.lock")
+        if release is None:
+            return None
+        relay = None
+        try:
+            if stored.exists():  # stored by whoever held the lock before us
+                return None
+            up = self._upstream(mirror)
+            path = f"{subdir}/{filename}"
+            sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+            size = rec.get("size") if isinstance(rec.get("size"), int) else None
+            try:
+                r = up.get(path, stream=True)
+            except UpstreamNotFound:
+                self._notify(mirror, path, "miss")
+                raise NotFound(f"{filename} not found") from None
+            except UpstreamError:
+                self._notify(mirror, path, "error")
+                raise
+            if size is None and r.headers.get("Content-Length", "").isdigit():
+                size = int(r.headers["Content-Length"])
+            fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
+            check = up.verifier(path, sha, size,
+                                int(self.settings["repoproxy.max_upload_size"]))
+            relay = Relay(r, up.body(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
+                          Path(name), stored, release,
+                          lambda status: self._notify(mirror, path, status))
+        finally:
+            if relay is None:
+                release()
+        response = Response(content_type=CONTENT_TYPES.get(Path(filename).suffix,
+                                                           "application/octet-stream"))
+        response.app_iter = relay
+        if size is not None:
+            response.content_length = size
+        scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
+        response.cache_control = f"{scope}, max-age=31536000, immutable"
+        notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
+               subdir=subdir, filename=filename)
+        return response
+
+    def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str,
+                rec: dict[str, Any] | None = None) -> Path:
+        directory = cache_dir(self.core, mirror.id) / subdir
+        stored = directory / "pkgs" / filename
+        path = f"{subdir}/{filename}"
+        if rec is None:
+            rec = self._record(mirror, channel, subdir, filename)
         if stored.exists():
             self._notify(mirror, path, "hit")
             return stored

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,36 @@ class UpstreamError(RepoproxyError):
 
 class UpstreamNotFound(NotFound):
     code = "upstream-not-found"
+
+
+class Verifier:
+    """Checks a download while it streams: never more bytes than announced, within the
+    deadline, and at the end exactly the announced size and sha256."""
+
+    def __init__(self, url: str, sha256: str | None, size: int | None, limit: int,
+                 deadline: float) -> None:
+        self.url, self.sha256, self.size = url, (sha256 or "").lower() or None, size
+        self.limit = size if size is not None else limit
+        self.deadline = time.monotonic() + deadline
+        self.hash = hashlib.sha256()
+        self.got = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.got += len(chunk)
+        if self.got > self.limit:
+            raise UpstreamError(f"upstream {self.url} sent more bytes than its index "
+                                "announces")
+        if time.monotonic() > self.deadline:
+            raise UpstreamError(f"upstream {self.url} too slow")
+        self.hash.update(chunk)
+
+    def finish(self) -> None:
+        if self.size is not None and self.got != self.size:
+            raise UpstreamError(f"upstream {self.url}: {self.got} bytes received, its index "
+                                f"announces {self.size}")
+        if self.sha256 and self.hash.hexdigest() != self.sha256:
+            raise UpstreamError(f"upstream {self.url}: sha256 mismatch (refused, nothing "
+                                "stored)")
 
 
 @dataclass(frozen=True)
@@ -151,6 +182,18 @@ class Upstream:
             r.close()
         return r, b"".join(chunks)
 
+    def body(self, r: requests.Response, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The chunks of a streamed answer; a broken transfer becomes :class:`UpstreamError`."""
+        try:
+            yield from r.iter_content(chunk)
+        except self._errors as e:
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+
+    def verifier(self, path: str, sha256: str | None, size: int | None,
+                 limit: int) -> Verifier:
+        return Verifier(self.public(path), sha256, size, limit, self.deadline)
+
     def download(self, path: str, directory: Path, sha256: str | None,
                  size: int | None, limit: int) -> Path:
         """Download into a temporary file of ``directory``, verified against the record's
@@ -159,32 +202,16 @@ class Upstream:
         directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
         tmp = Path(name)
-        h, got, start = hashlib.sha256(), 0, time.monotonic()
+        check = self.verifier(path, sha256, size, limit)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in r.iter_content(CHUNK):
-                    got += len(chunk)
-                    if got > (size if size is not None else limit):
-                        raise UpstreamError(f"upstream {self.public(path)} sent more bytes "
-                                            "than its index announces")
-                    if time.monotonic() - start > self.deadline:
-                        raise UpstreamError(f"upstream {self.public(path)} too slow")
-                    h.update(chunk)
+                for chunk in self.body(r, path):
+                    check.feed(chunk)
                     out.write(chunk)
+                check.finish()
                 out.flush()
                 os.fsync(out.fileno())
-            if size is not None and got != size:
-                raise UpstreamError(f"upstream {self.public(path)}: {got} bytes received, "
-                                    f"its index announces {size}")
-            if sha256 and h.hexdigest() != sha256.lower():
-                raise UpstreamError(f"upstream {self.public(path)}: sha256 mismatch "
-                                    "(refused, nothing stored)")
             return tmp
-        except self._errors as e:
-            with suppress(OSError):
-                tmp.unlink()
-            raise UpstreamError(f"upstream {self.public(path)} broke off: "
-                                f"{type(e).__name__}") from None
         except BaseException:
             with suppress(OSError):
                 tmp.unlink()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -412,6 +414,69 @@ def test_passive_packages_are_fetched_once_verified_and_kept(
     assert srv.hits["up/linux-64/nothere-1.0-0.conda"] == 0  # not in the index: not asked
 
 
+def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
+    """Send ``first`` bytes, wait for ``go``, then the rest (one byte flipped if ``tamper``)."""
+    def fault(h: Any, path: str) -> bool:
+        data = bytearray((directory / path).read_bytes())
+        if tamper:
+            data[-1] ^= 0xFF
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:first])
+        h.wfile.flush()
+        go.wait(30)
+        h.wfile.write(data[first:])
+        return True
+    return fault
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, services: Any,
+        tmp_path: Path, tamper: bool) -> None:
+    from webob import Request
+
+    # a package of ~1 MB (random payload: it does not compress), behind an upstream that
+    # stops half-way until told to go on
+    core = build_upstream_root(tmp_path / "big", "up", [(PackageSpec(
+        "big", files={"data.bin": random.Random(1).randbytes(1_000_000)}), "conda")],
+        tmp_path / "bigpkgs")
+    core.close()
+    srv = Upstream(tmp_path / "big" / "channels")
+    try:
+        make_channel("bigproxy")
+        _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
+        original = (srv.directory / "up/noarch/big-1.0-0.conda").read_bytes()
+        go = threading.Event()
+        srv.faults["up/noarch/big-1.0-0.conda"] = _paused(srv.directory, 400_000, go, tamper)
+        response = Request.blank("/bigproxy/noarch/big-1.0-0.conda").get_response(testapp.app)
+        assert response.status_int == 200
+        assert response.content_length == len(original)
+        chunks = iter(response.app_iter)
+        got = next(chunks)  # while the upstream is still holding back its second half
+        assert 0 < len(got) < 400_000
+        assert original.startswith(got)
+        assert not go.is_set()
+        go.set()
+        got += b"".join(chunks)
+        response.app_iter.close()
+        stored = list((services.store.root / "mirror" / "cache").rglob("big-1.0-0.conda"))
+        leftovers = list((services.store.root / "mirror" / "cache").rglob(".dl-*"))
+        assert leftovers == []
+        if tamper:  # cut before its end, nothing kept
+            assert len(got) < len(original)
+            assert stored == []
+        else:
+            assert got == original
+            assert [p.read_bytes() for p in stored] == [original]
+            del srv.faults["up/noarch/big-1.0-0.conda"]
+            assert testapp.get("/bigproxy/noarch/big-1.0-0.conda").body == original
+            assert srv.hits["up/noarch/big-1.0-0.conda"] == 1  # the second one was a hit
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
 def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
         testapp: Any, services: Any, settings: dict[str, Any], proxied: str,
@@ -423,8 +488,15 @@ def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
                        "500": status(500), "401": status(401, b"who are you"),
                        "403": status(403),
                        "slow": slow(srv.directory, 3.0)}[fault]
-    r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
-    assert r.json["error"] == "upstream-unavailable"
+    if fault in ("truncated", "tampered", "slow"):
+        # shown only by the body: the first fetch is relayed, so the client got a 200 and a
+        # Content-Length, and the response is cut before its end (the held-back last chunk
+        # is never sent), which the client's own length and checksum checks refuse
+        r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}")
+        assert len(r.body) < int(r.headers["Content-Length"])
+    else:
+        r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
+        assert r.json["error"] == "upstream-unavailable"
     cache = services.store.root / "mirror" / "cache"
     stored = [p.name for p in cache.rglob("*.conda")] + [
         p.name for p in cache.rglob(".dl-*")]
