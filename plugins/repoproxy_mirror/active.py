@@ -34,6 +34,7 @@ from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
 from repoproxy.storage.store import atomic_write
 
+from . import own_policy
 from .filters import MirrorFilter
 from .model import InvalidMirror, Mirror
 from .service import mirror_dir, mirror_store
@@ -191,9 +192,11 @@ class Run:
         self.counts["upstream"] += sum(len(repodata.get(k) or {})
                                        for k in ("packages", "packages.conda"))
         wanted = filt.select(repodata, subdir)
-        self.counts["selected"] += len(wanted)
         core = self.core
         channel = core.catalog().require_channel(self.mirror.channel)
+        refused = own_policy.hidden(core, self.mirror, channel, subdir, wanted)
+        wanted = {fn: rec for fn, rec in wanted.items() if fn not in refused}
+        self.counts["selected"] += len(wanted)
         removed_changed = self._carry_removed(subdir, repodata.get("removed"))
         present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
         mine = self.store.files(self.mirror.id, subdir)

@@ -41,14 +41,16 @@ import msgpack
 import zstandard
 
 from repoproxy.errors import NotFound, RepoproxyError
-from repoproxy.models import Channel, PackageRecord, Privacy
+from repoproxy.models import Channel, Privacy
 from repoproxy.names import is_package_filename
 from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.store import atomic_write, fsync_dir
 
+from . import own_policy
 from .filters import MirrorFilter
 from .model import Mirror
+from .own_policy import as_record
 from .relay import Relay
 from .service import mirror_dir
 from .upstream import Upstream, UpstreamError, UpstreamNotFound
@@ -345,7 +347,9 @@ class Proxy:
     def _build(self, mirror: Mirror, channel: Channel, subdir: str, data: dict[str, Any]) -> None:
         directory = cache_dir(self.core, mirror.id) / subdir
         kept = self._filter(mirror).select(data, subdir) if data else {}
-        hidden = self._hidden(channel, subdir, kept)
+        # the channel's policy, or (--use-channel-policy False) not; the mirror's own on top
+        hidden = self._hidden(channel, subdir, kept) if mirror.use_channel_policy else set()
+        hidden |= own_policy.hidden(self.core, mirror, channel, subdir, kept)
         records = {fn: rec for fn, rec in kept.items() if fn not in hidden}
         removed = [fn for fn in data.get("removed") or () if isinstance(fn, str)]
         by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -389,7 +393,7 @@ class Proxy:
         hook = self.core.pm.hook.repoproxy_excluded_files
         if not hook.get_hookimpls() or not kept:
             return set()
-        records = [_as_record(channel.name, subdir, fn, rec) for fn, rec in kept.items()]
+        records = [as_record(channel.name, subdir, fn, rec) for fn, rec in kept.items()]
         return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
                                                   services=self.core))}
 
@@ -503,22 +507,6 @@ class Proxy:
             fsync_dir(stored.parent)
             self._notify(mirror, path, "miss")
         return stored
-
-
-def _as_record(channel: str, subdir: str, fn: str, rec: dict[str, Any]) -> PackageRecord:
-    def text(key: str) -> str:
-        value = rec.get(key)
-        return value if isinstance(value, str) else ""
-
-    ts = rec.get("timestamp")
-    return PackageRecord(
-        channel=channel, subdir=subdir, filename=fn, name=text("name"), version=text("version"),
-        build=text("build"), build_number=int(rec.get("build_number") or 0),
-        size=int(rec.get("size") or 0), sha256=text("sha256"), md5=text("md5"),
-        indexed_timestamp=int(ts if ts and ts > 1e11 else (ts or 0) * 1000)
-        if isinstance(ts, (int, float)) else 0,
-        record=rec, about={"license": rec.get("license")} if rec.get("license") else {},
-    )
 
 
 def proxy(core: Core) -> Proxy:

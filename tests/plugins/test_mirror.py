@@ -575,6 +575,76 @@ def test_channel_policy_applies_to_proxied_content(testapp: Any, admin_headers: 
     testapp.get("/proxy/noarch/helper-0.5-0.conda", status=404)
 
 
+def test_a_passive_mirrors_own_policy_replaces_the_channels(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    make_channel("own")
+    # the channel's policy hides helper; the mirror's own (not assigned to any channel)
+    # hides app: with --use-channel-policy False only the mirror's applies
+    testapp.post_json("/api/v1/policies", {"name": "no-helper", "channel_name": "own",
+                                           "exclude_package_name": "helper"},
+                      headers=admin_headers, status=201)
+    pid = testapp.post_json("/api/v1/policies", {"name": "no-app",
+                                                 "exclude_package_name": "app"},
+                            headers=admin_headers, status=201).json["id"]
+    _mirror(testapp, admin_headers, "own", "own", source, mode="passive",
+            use_channel_policy=False, policy_id=str(pid))
+    assert sorted(_files(testapp, "own", "linux-64")) == [
+        "libcore-1.0-0.conda", "libcore-2.0-0.tar.bz2"]
+    assert "helper-0.5-0.conda" in _files(testapp, "own", "noarch")
+    testapp.get("/own/linux-64/app-3.0-0.conda", status=404)
+    # back to the channel's policy: app returns, helper goes
+    testapp.patch_json("/api/v1/mirrors/own", {"channel": "own", "use_channel_policy": True},
+                       headers=admin_headers)
+    assert "app-3.0-0.conda" in _files(testapp, "own", "linux-64")
+    assert "helper-0.5-0.conda" not in _files(testapp, "own", "noarch")
+
+
+def test_a_mirrors_own_policy_must_exist(testapp: Any, admin_headers: dict[str, str],
+                                         make_channel: Any, source: str) -> None:
+    make_channel("own")
+    r = _mirror(testapp, admin_headers, "own", "own", source, status=404,
+                use_channel_policy=False, policy_id="nope")
+    assert "nope" in r["message"]
+    assert testapp.get("/api/v1/mirrors", headers=admin_headers).json["mirrors"] == []
+
+
+class CveFeed:
+    """A CVE data source (the hook the CVE plugin implements): libcore 1.0 has a curated CVE
+    of score 9.8, app 3.0 an uncurated one of score 2."""
+
+    from repoproxy import hookimpl
+
+    @hookimpl
+    def repoproxy_cve_facts(self, services: Any, channel: Any, records: Any) -> Any:
+        facts = {("libcore", "1.0"): {"id": "CVE-2099-0001", "score": 9.8, "status": "active"},
+                 ("app", "3.0"): {"id": "CVE-2099-0002", "score": 2.0, "status": None}}
+        return {(r.subdir, r.filename): [facts[(r.name, r.version)]]
+                for r in records if (r.name, r.version) in facts}
+
+
+@pytest.mark.parametrize(("options", "left_out"), [
+    ({"cve_score": 7}, ["libcore-1.0-0.conda"]),
+    ({"exclude_uncurated_cve_packages": True}, ["app-3.0-0.conda"]),
+    ({"cve_score": 7, "exclude_uncurated_cve_packages": True},
+     ["app-3.0-0.conda", "libcore-1.0-0.conda"]),
+])
+def test_an_active_mirrors_cve_options_filter_what_it_copies(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str, options: dict[str, Any], left_out: list[str]) -> None:
+    services.pm.register(CveFeed(), name="repoproxy_test_cve_feed")
+    try:
+        make_channel("cvecopy")
+        _mirror(testapp, admin_headers, "c", "cvecopy", source, subdirs=["linux-64"],
+                **options)
+        assert _run(services, "c")["state"] == "completed"
+        everything = {"app-2.0-0.conda", "app-3.0-0.conda", "libcore-1.0-0.conda",
+                      "libcore-2.0-0.tar.bz2"}
+        assert sorted(_files(testapp, "cvecopy", "linux-64")) == sorted(
+            everything - set(left_out))
+    finally:
+        services.pm.unregister(name="repoproxy_test_cve_feed")
+
+
 def test_upstream_credentials_are_sent_and_never_served_or_stored(
         tmp_path: Path, upstream: tuple[Upstream, Any]) -> None:
     from repoproxy_mirror import service
