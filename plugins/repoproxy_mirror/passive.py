@@ -47,7 +47,7 @@ from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.store import atomic_write, fsync_dir
 
-from . import own_policy
+from . import own_policy, shard_gc
 from .filters import MirrorFilter
 from .model import Mirror
 from .own_policy import as_record
@@ -64,6 +64,7 @@ MAX_INDEX = 1024**3
 STALE_HEADER = "X-Repoproxy-Stale"
 #: relayed chunks: small enough that the client gets bytes as they arrive
 RELAY_CHUNK = 64 * 1024
+GC_LIMIT = 10_000  # unreferenced shards removed per build at most
 
 
 def cache_dir(core: Core, mirror_id: str) -> Path:
@@ -117,6 +118,16 @@ def try_lock(path: Path) -> Callable[[], None] | None:
             fcntl.flock(f, fcntl.LOCK_UN)
             f.close()
     return release
+
+
+def _shards_named(path: Path) -> set[str]:
+    """The shard digests (hex) a stored shard index names; none when it is missing or bad."""
+    try:
+        data = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(path.read_bytes()))
+        return {bytes(d).hex() for d in data["shards"].values()}
+    except (OSError, ValueError, KeyError, TypeError, zstandard.ZstdError,
+            msgpack.UnpackException):
+        return set()
 
 
 def _read_json(path: Path) -> Any:
@@ -382,11 +393,17 @@ class Proxy:
             "repodata_version": 1,
         }
         text = json.dumps(repodata, separators=(",", ":")).encode()
+        named = {d.hex() for d in shards.values()}
+        dropped = _shards_named(directory / SHARD_INDEX) - named
         # shards first, then the indexes that name them
         atomic_write(directory / SHARD_INDEX, zst.compress(msgpack.packb(index,
                                                                          use_bin_type=True)))
         atomic_write(directory / "repodata.json.zst", zst.compress(text))
         atomic_write(directory / "repodata.json", text)
+        now = time.time()
+        shard_gc.mark_dropped(directory / "shards", dropped, now)
+        shard_gc.collect(directory / "shards", named,
+                         float(self.settings["repoproxy_mirror.shard_grace"]), now, GC_LIMIT)
 
     def _hidden(self, channel: Channel, subdir: str, kept: dict[str, dict[str, Any]]) -> set[str]:
         """The channel's policy, asked exactly as for uploaded files."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import threading
@@ -401,6 +402,46 @@ def test_passive_mirror_serves_its_own_indexes_and_shards(
     # a subdir the upstream lacks is 404; noarch always exists
     testapp.get("/proxy/win-64/repodata.json", status=404)
     assert srv.hits["up/linux-64/repodata.json"] == 1  # fresh: one upstream fetch
+
+
+def test_proxied_shards_no_longer_named_go_after_their_grace_period(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    from repoproxy_mirror.passive import proxy
+
+    srv, _ = upstream
+    index_url = "/proxy/linux-64/repodata_shards.msgpack.zst"
+
+    def shard_of(name: str) -> str:
+        index = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(
+            testapp.get(index_url).body))
+        return f"/proxy/linux-64/shards/{index['shards'][name].hex()}.msgpack.zst"
+
+    def rebuild() -> None:  # what a refresh does once the upstream index changed
+        p = proxy(services)
+        mirror = p.mirror_for("proxy")
+        assert mirror is not None
+        p.refresh(mirror, services.catalog().require_channel("proxy"), "linux-64", None)
+
+    old_app, libcore = shard_of("app"), shard_of("libcore")
+    _edit_upstream(srv, "linux-64", lambda d: d["packages.conda"].pop("app-2.0-0.conda"))
+    rebuild()
+    new_app = shard_of("app")
+    assert new_app != old_app
+    testapp.get(old_app)  # dropped just now: still served to clients of the old index
+    shards = next((services.store.root / "mirror" / "cache").glob("*/linux-64/shards"))
+    old_path = shards / old_app.rsplit("/", 1)[1]
+    grace = float(services.settings["repoproxy_mirror.shard_grace"])
+    past = time.time() - grace - 5
+    os.utime(old_path, (past, past))
+    # still-named shards are never collected, however old
+    for path in shards.iterdir():
+        if path != old_path:
+            os.utime(path, (past, past))
+    rebuild()
+    testapp.get(old_app, status=404)
+    testapp.get(new_app)
+    testapp.get(libcore)
+    assert not list(shards.glob(".tmp-*"))
 
 
 def test_passive_packages_are_fetched_once_verified_and_kept(
