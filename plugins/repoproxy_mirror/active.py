@@ -169,7 +169,7 @@ class Run:
     def _index(self, up: Upstream, subdir: str) -> dict[str, Any] | None:
         path = f"{subdir}/repodata.json"
         try:
-            _, body = up.fetch_bytes(path, MAX_INDEX)
+            got = up.index(subdir, MAX_INDEX)
         except UpstreamNotFound:
             self._fetched(path, "miss")
             return None  # an absent subdir is an empty one
@@ -177,13 +177,7 @@ class Run:
             self._fetched(path, "error")
             raise
         self._fetched(path, "miss")
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise UpstreamError(f"upstream {up.public(path)} is not JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
-        return data
+        return got.data
 
     def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str) -> None:
         repodata = self._index(up, subdir)

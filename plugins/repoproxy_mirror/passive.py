@@ -1,7 +1,8 @@
 """Passive mirrors: a pull-through proxy of an upstream channel.
 
-Indexes: the upstream's ``<subdir>/repodata.json`` is fetched (with its validators), filtered
-(the mirror's filters, then the channel's policy through ``repoproxy_excluded_files``), and
+Indexes: the upstream's ``<subdir>/repodata.json`` (its ``.zst`` when it has a good one,
+upstream.py) is fetched (with its validators), filtered (the mirror's filters, then the
+channel's policy through ``repoproxy_excluded_files`` and the mirror's own), and
 turned into this server's own ``repodata.json``, ``.zst``, CEP-16 shard index and shards, with
 relative URLs only (an upstream's absolute ``base_url`` never reaches a client, so clients
 never bypass the proxy). The cache is fresh for ``repoproxy_mirror.index_freshness`` seconds;
@@ -315,43 +316,38 @@ class Proxy:
         subdir's refresh lock."""
         directory = cache_dir(self.core, mirror.id) / subdir
         path = f"{subdir}/repodata.json"
-        headers = {}
+        validators, previous = {}, None
         if meta and meta.get("status") == 200:
+            previous = meta.get("source", "repodata.json")
             if meta.get("etag"):
-                headers["If-None-Match"] = meta["etag"]
+                validators["If-None-Match"] = meta["etag"]
             if meta.get("last_modified"):
-                headers["If-Modified-Since"] = meta["last_modified"]
+                validators["If-Modified-Since"] = meta["last_modified"]
         up = self._upstream(mirror)
         now = time.time()
         try:
-            r, body = up.fetch_bytes(path, MAX_INDEX, headers)
-            if r.status_code == 304:
-                if not headers or meta is None:
-                    raise UpstreamError(f"upstream {up.public(path)} answered 304 to a request "
-                                        "without validators")
+            got = up.index(subdir, MAX_INDEX, previous, validators)
+            if got.data is None:  # 304: the cache is still right
+                assert meta is not None
                 meta = dict(meta, fetched_at=now)
                 meta.pop("last_error", None)
             else:
-                data = json.loads(body)
-                if not isinstance(data, dict) or not isinstance(data.get("packages", {}), dict):
-                    raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
-                self._build(mirror, channel, subdir, data)
-                meta = {"fetched_at": now, "status": 200, "etag": r.headers.get("ETag"),
-                        "last_modified": r.headers.get("Last-Modified")}
+                self._build(mirror, channel, subdir, got.data)
+                meta = {"fetched_at": now, "status": 200, "source": got.source,
+                        "etag": got.headers.get("ETag"),
+                        "last_modified": got.headers.get("Last-Modified")}
             self._notify(mirror, path, "miss")
         except UpstreamNotFound:
             self._notify(mirror, path, "miss")
             if subdir == "noarch":
                 self._build(mirror, channel, subdir, {})  # noarch always exists
             meta = {"fetched_at": now, "status": 404}
-        except (UpstreamError, ValueError) as e:
+        except UpstreamError as e:
             self._notify(mirror, path, "error")
-            message = e.message if isinstance(e, UpstreamError) else (
-                f"upstream {up.public(path)} is not JSON")
             if meta is not None:
                 atomic_write(directory / "meta.json", json.dumps(
-                    dict(meta, last_error=message, failed_at=now)).encode())
-            raise UpstreamError(message) from None
+                    dict(meta, last_error=e.message, failed_at=now)).encode())
+            raise UpstreamError(e.message) from None
         atomic_write(directory / "meta.json", json.dumps(meta).encode())
         return meta
 

@@ -9,6 +9,7 @@ Messages name :meth:`Upstream.public` URLs, which carry no secret.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -106,6 +107,43 @@ def credential_for(source: str, creds: list[Credential]) -> Credential | None:
     return best
 
 
+@dataclass(frozen=True)
+class UpstreamIndex:
+    source: str  # the file it came from: repodata.json.zst or repodata.json
+    headers: Any  # the answer's headers (validators)
+    data: dict[str, Any] | None  # None: 304, the cached index is still right
+
+
+def unzstd(body: bytes, limit: int) -> bytes | None:
+    """The decompressed bytes, or None when ``body`` is not zstd or expands beyond ``limit``."""
+    import zstandard
+
+    parts, size = [], 0
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+            while chunk := reader.read(CHUNK * 16):
+                size += len(chunk)
+                if size > limit:
+                    return None
+                parts.append(chunk)
+    except zstandard.ZstdError:
+        return None
+    return b"".join(parts) if size else None
+
+
+def _repodata(text: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("packages", "packages.conda"):
+        if not isinstance(data.get(key, {}), dict):
+            return None
+    return data
+
+
 class Upstream:
     def __init__(self, source: str, settings: Any) -> None:
         import requests
@@ -181,6 +219,43 @@ class Upstream:
         finally:
             r.close()
         return r, b"".join(chunks)
+
+    def index(self, subdir: str, limit: int, previous: str | None = None,
+              validators: dict[str, str] | None = None) -> UpstreamIndex:
+        """The subdir's patched index: ``repodata.json.zst`` when the upstream has it (a tenth
+        of the transfer), else ``repodata.json``. A 404 for the .zst, or a body that is not
+        zstd holding a JSON object (an HTML page, a login form), means "none": the JSON is
+        fetched instead, and nothing of the bad body is kept. ``validators`` (If-None-Match,
+        If-Modified-Since) are sent only for the file ``previous`` names, whose validators
+        they are; a 304 then returns no data. 404 for the JSON raises
+        :class:`UpstreamNotFound`; other failures :class:`UpstreamError`."""
+        for name in ("repodata.json.zst", "repodata.json"):
+            path = f"{subdir}/{name}"
+            headers = dict(validators or {}) if previous == name else {}
+            try:
+                r, body = self.fetch_bytes(path, limit, headers)
+            except UpstreamNotFound:
+                if name.endswith(".zst"):
+                    continue
+                raise
+            if r.status_code == 304:
+                if not headers:
+                    raise UpstreamError(f"upstream {self.public(path)} answered 304 to a "
+                                        "request without validators")
+                return UpstreamIndex(name, r.headers, None)
+            if name.endswith(".zst"):
+                text = unzstd(body, limit)
+                data = _repodata(text) if text is not None else None
+                if data is None:
+                    log.info("upstream %s is not a zstd repodata object: using repodata.json",
+                             self.public(path))
+                    continue
+                return UpstreamIndex(name, r.headers, data)
+            data = _repodata(body)
+            if data is None:
+                raise UpstreamError(f"upstream {self.public(path)} is not a repodata object")
+            return UpstreamIndex(name, r.headers, data)
+        raise AssertionError("unreachable: repodata.json answers or raises")
 
     def body(self, r: requests.Response, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
         """The chunks of a streamed answer; a broken transfer becomes :class:`UpstreamError`."""

@@ -84,6 +84,9 @@ def _edit_upstream(upstream: Upstream, subdir: str, edit: Any) -> None:
     data = json.loads(path.read_bytes())
     edit(data)
     path.write_text(json.dumps(data))
+    # its .zst twin, which mirrors read first, says the same
+    path.with_name("repodata.json.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(path.read_bytes()))
 
 
 # --- definitions ---------------------------------------------------------------------------
@@ -401,7 +404,34 @@ def test_passive_mirror_serves_its_own_indexes_and_shards(
                 headers={"If-None-Match": first.headers["ETag"]}, status=304)
     # a subdir the upstream lacks is 404; noarch always exists
     testapp.get("/proxy/win-64/repodata.json", status=404)
-    assert srv.hits["up/linux-64/repodata.json"] == 1  # fresh: one upstream fetch
+    # fresh: one upstream fetch, of the .zst (the upstream has one)
+    assert srv.hits["up/linux-64/repodata.json.zst"] == 1
+    assert srv.hits["up/linux-64/repodata.json"] == 0
+
+
+@pytest.mark.parametrize("zst", ["html 404", "html 200", "not a repodata", "absent"])
+def test_an_upstream_without_a_good_zst_index_is_read_from_its_json(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any],
+        zst: str) -> None:
+    srv, _ = upstream
+    key = "up/linux-64/repodata.json.zst"
+    html = {"Content-Type": "text/html"}
+    if zst == "absent":
+        (srv.directory / key).unlink()
+    else:
+        srv.faults[key] = {
+            "html 404": status(404, b"<html>no such page</html>", html),
+            "html 200": status(200, b"<html>sign in</html>", html),
+            "not a repodata": status(200, zstandard.ZstdCompressor().compress(b"[1, 2]")),
+        }[zst]
+    data = testapp.get("/proxy/linux-64/repodata.json").json
+    assert data["packages.conda"] == _upstream_repodata(srv, "linux-64")["packages.conda"]
+    assert srv.hits["up/linux-64/repodata.json"] == 1
+    # what is served is repoproxy's own .zst of what it serves; the bad body was not kept
+    ours = testapp.get("/proxy/linux-64/repodata.json.zst").body
+    assert json.loads(zstandard.ZstdDecompressor().decompress(ours)) == data
+    cache = next((services.store.root / "mirror" / "cache").glob("*/linux-64"))
+    assert b"<html>" not in b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
 
 
 def test_proxied_shards_no_longer_named_go_after_their_grace_period(
@@ -566,6 +596,7 @@ def test_upstream_index_faults_without_a_cache(testapp: Any, services: Any, prox
                                                code: int) -> None:
     srv, _ = upstream
     srv.faults["up/linux-64/repodata.json"] = fault
+    srv.faults["up/linux-64/repodata.json.zst"] = fault
     testapp.get("/proxy/linux-64/repodata.json", status=code)
     assert not (services.store.root / "mirror/cache").exists() or not list(
         (services.store.root / "mirror/cache").rglob("repodata.json"))
@@ -575,6 +606,7 @@ def test_noarch_always_exists_even_when_the_upstream_has_none(
         testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
     srv, _ = upstream
     srv.faults["up/noarch/repodata.json"] = status(404)
+    srv.faults["up/noarch/repodata.json.zst"] = status(404)
     data = testapp.get("/proxy/noarch/repodata.json").json
     assert data["packages"] == {}
     assert data["packages.conda"] == {}
