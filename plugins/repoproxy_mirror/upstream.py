@@ -60,13 +60,17 @@ class Verifier:
         self.got = 0
 
     def feed(self, chunk: bytes) -> None:
+        self.count(chunk)
+        self.hash.update(chunk)
+
+    def count(self, chunk: bytes) -> None:
+        """The checks that can fail before the end (the hash is fed apart, see relay.py)."""
         self.got += len(chunk)
         if self.got > self.limit:
             raise UpstreamError(f"upstream {self.url} sent more bytes than its index "
                                 "announces")
         if time.monotonic() > self.deadline:
             raise UpstreamError(f"upstream {self.url} too slow")
-        self.hash.update(chunk)
 
     def finish(self) -> None:
         if self.size is not None and self.got != self.size:
