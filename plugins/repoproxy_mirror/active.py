@@ -35,6 +35,7 @@ from repoproxy.storage.db import write_transaction
 from repoproxy.storage.store import atomic_write
 
 from . import own_policy
+from .closure import closure
 from .filters import MirrorFilter
 from .model import InvalidMirror, Mirror
 from .service import mirror_dir, mirror_store
@@ -132,10 +133,21 @@ class Run:
         final, error = "completed", None
         try:
             filt = MirrorFilter(self.mirror)
-            for subdir in self._subdirs(up, filt):
+            subdirs = self._subdirs(up, filt)
+            indexes: dict[str, dict[str, Any] | None] = {}
+            if self.mirror.only_spec_dependencies and self.mirror.only_specs:
+                # every subdir's index first: a platform's solve needs noarch and fills it
+                indexes = {sd: self._index(up, sd) for sd in subdirs}
+                found, failures = closure(self.mirror.source, {
+                    sd: data for sd, data in indexes.items() if data is not None},
+                    self.mirror.only_specs,
+                    float(self.core.settings["repoproxy_mirror.solve_timeout"]))
+                filt.also = found
+                self.counts["closure_errors"] = failures
+            for subdir in subdirs:
                 if self.stop_requested():
                     break
-                self._subdir(up, filt, subdir)
+                self._subdir(up, filt, subdir, indexes.pop(subdir, None))
         except RepoproxyError as e:
             final, error = "failed", e.message
         except Exception as e:  # a bug must not leave the mirror "running" forever
@@ -179,8 +191,10 @@ class Run:
         self._fetched(path, "miss")
         return got.data
 
-    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str) -> None:
-        repodata = self._index(up, subdir)
+    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str,
+                repodata: dict[str, Any] | None = None) -> None:
+        if repodata is None:
+            repodata = self._index(up, subdir)
         if repodata is None:
             return
         self.counts["upstream"] += sum(len(repodata.get(k) or {})

@@ -18,7 +18,7 @@ from repoproxy.storage.catalog import utcnow
 from repoproxy.storage.store import atomic_write
 
 from . import own_policy
-from .model import Mirror, check_dates, check_name, parse
+from .model import Mirror, check_closure, check_dates, check_name, parse
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -62,6 +62,7 @@ def create(core: Core, name: str, channel: str, body: dict[str, Any], *, actor: 
     mirror = Mirror(id=str(uuid.uuid4()), name=name, channel=channel, created=now, updated=now,
                     **fields)
     check_dates(mirror.date_from, mirror.date_to)
+    check_closure(mirror)
     own_policy.check(core, mirror, ch)
     if run_now and mirror.mode == "active":
         mirror.state = "pending"
@@ -79,6 +80,7 @@ def update(core: Core, name: str, channel: str, body: dict[str, Any], *, actor: 
     for key, value in fields.items():
         setattr(mirror, key, value)
     check_dates(mirror.date_from, mirror.date_to)
+    check_closure(mirror)
     own_policy.check(core, mirror, core.catalog().require_channel(mirror.channel))
     mirror.updated = utcnow()
     if run_now and mirror.mode == "active" and mirror.state not in ("running", "stopping"):

@@ -260,6 +260,36 @@ def test_active_run_with_filters_keeps_what_the_table_says(
     assert _files(testapp, "mirror", "noarch") == {}
 
 
+@pytest.mark.parametrize("closure", [False, True])
+def test_only_spec_dependencies_add_what_a_solve_needs(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str, closure: bool) -> None:
+    make_channel("deps")
+    # app 3.0 needs helper (noarch) and libcore; helper needs libcore >=2 (only as .tar.bz2);
+    # app 2.0 is mirrored as an only-spec match, not because a solve picked it
+    _mirror(testapp, admin_headers, "d", "deps", source, subdirs=["linux-64", "noarch"],
+            only_specs=["app"], only_spec_dependencies=closure,
+            exclude_specs=["libcore 1.*"])
+    out = _run(services, "d")
+    assert out["state"] == "completed"
+    assert out["counts"].get("closure_errors", 0) == 0
+    linux, noarch = _files(testapp, "deps", "linux-64"), _files(testapp, "deps", "noarch")
+    if closure:
+        assert sorted(linux) == ["app-2.0-0.conda", "app-3.0-0.conda", "libcore-2.0-0.tar.bz2"]
+        assert sorted(noarch) == ["helper-0.5-0.conda"]
+    else:
+        assert sorted(linux) == ["app-2.0-0.conda", "app-3.0-0.conda"]
+        assert noarch == {}
+
+
+def test_only_spec_dependencies_need_an_active_mirror(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    make_channel("deps")
+    r = _mirror(testapp, admin_headers, "d", "deps", source, mode="passive", status=400,
+                only_specs=["app"], only_spec_dependencies=True)
+    assert "active mirrors only" in r["message"]
+
+
 def test_active_run_never_stores_a_package_with_the_wrong_sha256_or_size(
         testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
         upstream: tuple[Upstream, Any], source: str) -> None:
