@@ -21,7 +21,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -49,7 +50,10 @@ if TYPE_CHECKING:
     from repoproxy.pipeline.ingest import Prepared
 
 log = logging.getLogger(__name__)
-BATCH = 50  # files published (indexes rebuilt) together
+CHUNK = 32  # downloads received, checked and committed together (one transaction)
+#: seconds between two publishes (index rebuilds) of a run: clients see a long run progress,
+#: and a big run does not rebuild its indexes every few files
+PUBLISH_INTERVAL = 10.0
 MAX_INDEX = 1024**3
 
 @contextmanager
@@ -93,6 +97,18 @@ def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, An
             out[key] = ours[key]
     out.pop("indexed_timestamp", None)  # ours, set by ingest when the file first arrives
     return out
+
+def _discard(futures: Iterable[Future[Path | None]]) -> None:
+    """Remove the temporary files of finished downloads."""
+    for future in futures:
+        try:
+            tmp = future.result()
+        except Exception:  # noqa: S112 - it failed: it left nothing (Upstream.download)
+            continue
+        if tmp is not None:
+            with suppress(OSError):
+                tmp.unlink()
+
 
 def run(core: Core, name: str, *, shutdown: threading.Event | None = None) -> dict[str, Any]:
     """Run an active mirror now, in this thread; returns its definition after the run."""
@@ -229,30 +245,44 @@ class Run:
 
     def _copy(self, channel: Any, subdir: str,
               todo: list[tuple[str, dict[str, Any], bool]]) -> bool:
-        """Download (a few at a time), verify, ingest in batches; True if stopped."""
+        """Download (a few at a time, ahead of the ingest), verify, ingest in chunks, publish
+        now and then; True if stopped."""
         workers = max(1, int(self.core.settings["repoproxy_mirror.download_workers"]))
         published: list[PackageRecord] = []
         stopped = False
+        last_publish = time.monotonic()
+        items = iter(todo)
+        pending: deque[tuple[tuple[str, dict[str, Any], bool], Future[Path | None]]] = deque()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i in range(0, len(todo), workers * 2):
+            def fill() -> None:
+                # downloads run ahead of the ingest (bounded), so neither waits for the other
+                while len(pending) < CHUNK + workers * 2:
+                    item = next(items, None)
+                    if item is None:
+                        return
+                    pending.append((item, pool.submit(self._download, subdir, item[0],
+                                                      item[1])))
+
+            fill()
+            while pending:
                 if self.stop_requested():
                     stopped = True
                     break
-                chunk = todo[i:i + workers * 2]
-                futures = [pool.submit(self._download, subdir, fn, rec) for fn, rec, _ in chunk]
+                chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
+                fill()
                 try:
-                    stopped = self._ingest(channel, subdir, chunk, futures, published)
+                    stopped = self._ingest(channel, subdir, [c for c, _ in chunk],
+                                           [f for _, f in chunk], published)
                 finally:
-                    for future in futures:  # a stop leaves downloads nobody ingests
-                        tmp = future.result()
-                        if tmp is not None:
-                            with suppress(OSError):
-                                tmp.unlink()
-                if len(published) >= BATCH:
+                    _discard(f for _, f in chunk)
+                if published and time.monotonic() - last_publish >= PUBLISH_INTERVAL:
                     self.core.ingestor.publish(channel, published)
-                    published = []
+                    published, last_publish = [], time.monotonic()
                 if stopped:
                     break
+            for _, future in pending:  # a stop leaves downloads nobody ingests
+                future.cancel()
+        _discard(f for _, f in pending if not f.cancelled())
         if published:
             self.core.ingestor.publish(channel, published)
         self._close_upstreams()
@@ -263,8 +293,9 @@ class Run:
         sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
         size = rec.get("size") if isinstance(rec.get("size"), int) else None
         try:
+            # not synced: the ingest copies it into the store, which syncs what it keeps
             tmp = self._upstream().download(path, self.core.store.tmp_dir, sha, size,
-                                            self.core.ingestor.rules.max_size)
+                                            self.core.ingestor.rules.max_size, sync=False)
         except RepoproxyError as e:
             self._fetched(path, "error")
             with self._lock:

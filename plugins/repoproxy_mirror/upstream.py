@@ -274,7 +274,7 @@ class Upstream:
         return Verifier(self.public(path), sha256, size, limit, self.deadline)
 
     def download(self, path: str, directory: Path, sha256: str | None,
-                 size: int | None, limit: int) -> Path:
+                 size: int | None, limit: int, *, sync: bool = True) -> Path:
         """Download into a temporary file of ``directory``, verified against the record's
         sha256 and size while it streams; on any failure nothing is left behind."""
         r = self.get(path, stream=True)
@@ -288,8 +288,9 @@ class Upstream:
                     check.feed(chunk)
                     out.write(chunk)
                 check.finish()
-                out.flush()
-                os.fsync(out.fileno())
+                if sync:
+                    out.flush()
+                    os.fsync(out.fileno())
             return tmp
         except BaseException:
             with suppress(OSError):
