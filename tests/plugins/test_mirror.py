@@ -532,10 +532,10 @@ def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = Fal
     return fault
 
 
-@pytest.mark.parametrize("tamper", [False, True])
+@pytest.mark.parametrize("case", ["whole", "tampered", "client gone"])
 def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified(
         testapp: Any, admin_headers: dict[str, str], make_channel: Any, services: Any,
-        tmp_path: Path, tamper: bool) -> None:
+        tmp_path: Path, case: str) -> None:
     from webob import Request
 
     # a package of ~1 MB (random payload: it does not compress), behind an upstream that
@@ -545,12 +545,13 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         tmp_path / "bigpkgs")
     core.close()
     srv = Upstream(tmp_path / "big" / "channels")
+    key = "up/noarch/big-1.0-0.conda"
     try:
         make_channel("bigproxy")
         _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
-        original = (srv.directory / "up/noarch/big-1.0-0.conda").read_bytes()
+        original = (srv.directory / key).read_bytes()
         go = threading.Event()
-        srv.faults["up/noarch/big-1.0-0.conda"] = _paused(srv.directory, 400_000, go, tamper)
+        srv.faults[key] = _paused(srv.directory, 400_000, go, case == "tampered")
         response = Request.blank("/bigproxy/noarch/big-1.0-0.conda").get_response(testapp.app)
         assert response.status_int == 200
         assert response.content_length == len(original)
@@ -559,21 +560,26 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         assert 0 < len(got) < 400_000
         assert original.startswith(got)
         assert not go.is_set()
-        go.set()
-        got += b"".join(chunks)
-        response.app_iter.close()
-        stored = list((services.store.root / "mirror" / "cache").rglob("big-1.0-0.conda"))
-        leftovers = list((services.store.root / "mirror" / "cache").rglob(".dl-*"))
-        assert leftovers == []
-        if tamper:  # cut before its end, nothing kept
-            assert len(got) < len(original)
-            assert stored == []
+        if case == "client gone":
+            response.app_iter.close()  # what the server does when its client hangs up
+            go.set()
         else:
+            go.set()
+            got += b"".join(chunks)
+            response.app_iter.close()
+        cache = services.store.root / "mirror" / "cache"
+        stored = list(cache.rglob("big-1.0-0.conda"))
+        assert list(cache.rglob(".dl-*")) == []
+        if case == "whole":
             assert got == original
             assert [p.read_bytes() for p in stored] == [original]
-            del srv.faults["up/noarch/big-1.0-0.conda"]
-            assert testapp.get("/bigproxy/noarch/big-1.0-0.conda").body == original
-            assert srv.hits["up/noarch/big-1.0-0.conda"] == 1  # the second one was a hit
+        else:  # cut before its end, or abandoned: nothing kept
+            assert len(got) < len(original)
+            assert stored == []
+        # the lock is free again: the next request is a hit, or a new (whole) fetch
+        del srv.faults[key]
+        assert testapp.get("/bigproxy/noarch/big-1.0-0.conda").body == original
+        assert srv.hits[key] == (1 if case == "whole" else 2)
     finally:
         srv.close()
 
