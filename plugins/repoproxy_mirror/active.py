@@ -33,7 +33,7 @@ from repoproxy.errors import PackageRejected, RepoproxyError
 from repoproxy.plugins import notify
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
-from repoproxy.storage.store import atomic_write
+from repoproxy.storage.store import atomic_write, fsync_files
 
 from . import own_policy
 from .closure import closure
@@ -329,7 +329,7 @@ class Run:
                 try:
                     f = stack.enter_context(open(tmp, "rb"))
                     prepared = stack.enter_context(core.ingestor.receive(
-                        f.read, fn, target_subdir=subdir, expected_sha256=sha))
+                        f.read, fn, target_subdir=subdir, expected_sha256=sha, sync=False))
                     prepared.record = merge_record(prepared.record, rec)
                     core.ingestor.check(channel, prepared)
                     ready.append((prepared, force))
@@ -338,6 +338,9 @@ class Run:
                 except RepoproxyError as e:
                     self.counts["errors"] += 1
                     self.errors.append(f"{subdir}/{fn}: {e.message}")
+            # received without fsync: the chunk is synced here at once, before any of it is
+            # moved into the channel and committed
+            fsync_files(p.tmp_path for p, _ in ready)
             for force in (False, True):
                 items = [p for p, f in ready if f is force]
                 if not items:
