@@ -141,7 +141,9 @@ def main() -> None:
             print(f"active mirror of {args.files} files ({n} copied): {act:.1f}s "
                   f"({args.files / act:.0f} files/s); repoproxy import {imp:.1f}s "
                   f"({args.files / imp:.0f} files/s); time ratio "
-                  f"{fmt_ratio(act, imp, higher_is_better=False)} [{load()}]", flush=True)
+                  f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
+                  f"{args.rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
+                  f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
         finally:
             b.stop()
             a.stop()
