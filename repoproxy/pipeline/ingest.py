@@ -286,17 +286,21 @@ class Ingestor:
         target_subdir: str | None = None,
         expected_sha256: str | None = None,
         max_size: int | None = None,
+        sync: bool = True,
     ) -> Iterator[Prepared]:
         """Stream bytes from ``read`` into a temporary file and prepare them.
 
         The temporary file is removed when the block ends unless :meth:`commit` moved it.
+        ``sync=False``: the caller fsyncs the temporary file before committing it (a batch at
+        once, :func:`repoproxy.storage.store.fsync_files`), as bulk import does.
         """
         split_filename(filename)
         fd, name = _mkstemp(self.runtime.store.tmp_dir, filename)
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                size, sha, md5 = copy_hashed(read, out, max_size or self.rules.max_size)
+                size, sha, md5 = copy_hashed(read, out, max_size or self.rules.max_size,
+                                             sync=sync)
             _check_sha(expected_sha256, sha)
             yield _finish(filename, target_subdir, tmp, size, sha, md5, self.rules)
         finally:
