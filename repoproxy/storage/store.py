@@ -4,6 +4,7 @@ Layout::
 
     <root>/catalog.db          the SQLite catalog
     <root>/secret              the server secret (signing)
+    <root>/throttle.db         failed-login counts shared by serving processes (failures.py)
     <root>/tmp/                temporary files (same filesystem as channels: rename is atomic)
     <root>/channels/<channel>/channeldata.json
     <root>/channels/<channel>/<subdir>/{repodata.json,repodata.json.zst,...,<package files>}
@@ -155,6 +156,10 @@ class Store:
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.db"
+
+    @property
+    def throttle_path(self) -> Path:
+        return self.root / "throttle.db"
 
     def secret(self) -> bytes:
         """The server secret, created on first use (0600)."""
