@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ ChannelRef = Channel | str
 FileRow = tuple[str, str, str, str, int, int]
 #: channels whose light listing (one row per file) is kept between requests
 LISTINGS_KEPT = 32
+#: files read per query by :meth:`ReadModel.walk_packages`
+WALK_BATCH = 500
 
 
 def channel_not_found() -> NotFound:
@@ -304,6 +306,24 @@ class ReadModel:
         channel = self.channel(ref)
         return [r for r in self.catalog.packages(channel.name, subdir=subdir, name=name)
                 if self.visible(r)]
+
+    def walk_packages(self, ref: ChannelRef, subdir: str | None = None,
+                      after: tuple[str, str] | None = None) -> Iterator[PackageRecord]:
+        """Visible files of the channel after ``after`` = (subdir, filename), in that order,
+        read :data:`WALK_BATCH` at a time: memory stays bounded whatever the channel's size,
+        and no read transaction stays open between batches. Access is checked now, not
+        when the walk starts."""
+        channel = self.channel(ref)
+
+        def walk(after: tuple[str, str] | None) -> Iterator[PackageRecord]:
+            while True:
+                batch = self.catalog.packages_after(channel.name, subdir, after, WALK_BATCH)
+                yield from (r for r in batch if self.visible(r))
+                if len(batch) < WALK_BATCH:
+                    return
+                after = (batch[-1].subdir, batch[-1].filename)
+
+        return walk(after)
 
     def package(self, ref: ChannelRef, name: str) -> Package:
         channel = self.channel(ref)

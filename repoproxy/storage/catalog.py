@@ -166,6 +166,21 @@ class Catalog:
         ):
             yield _record(row)
 
+    def packages_after(self, channel: str, subdir: str | None,
+                       after: tuple[str, str] | None, limit: int) -> list[PackageRecord]:
+        """At most ``limit`` files of the channel (or of one subdir) that come after
+        ``after`` = (subdir, filename) in (subdir, filename) order: one page of a walk over
+        a channel of any size, each page its own short read (the primary key's order)."""
+        where, args = ["channel = ?"], [channel]
+        if subdir is not None:
+            where.append("subdir = ?")
+            args.append(subdir)
+        if after is not None:
+            where.append("(subdir, filename) > (?, ?)")
+            args.extend(after)
+        return [_record(row) for row in self.db.table("packages").rows_where(
+            " AND ".join(where), args, order_by="subdir, filename", limit=limit)]
+
     def search_packages(self, channel: str, q: str) -> Iterator[PackageRecord]:
         """Files of the channel whose package name contains ``q`` (lower case)."""
         for row in self.db.table("packages").rows_where(

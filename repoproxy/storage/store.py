@@ -84,6 +84,16 @@ def _fsync_pool() -> ThreadPoolExecutor:
         return _FSYNC_POOL
 
 
+def _forget_pool_in_child() -> None:
+    # a forked process (serve's recovery child, --workers) has none of the parent's threads:
+    # it makes its own pool, and a lock the parent held at the fork must not stay taken
+    global _FSYNC_POOL, _FSYNC_POOL_LOCK
+    _FSYNC_POOL, _FSYNC_POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
