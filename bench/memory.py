@@ -48,6 +48,9 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=50_000)
     ap.add_argument("--upload-mib", type=int, default=1024)
+    ap.add_argument("--block", default="",
+                    help="plugins to block in the server (e.g. repoproxy_sbom: its worker "
+                         "builds the SBOMs an import queued, in the serving process)")
     ap.add_argument("--work", type=Path, default=None,
                     help="keep packages and root here and reuse them (default: a temp dir)")
     args = ap.parse_args()
@@ -122,6 +125,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     env = clean_env()
     env["REPOPROXY_LOG_REQUESTS"] = "false"
     env["REPOPROXY_MAX_UPLOAD_SIZE"] = str((args.upload_mib + 64) << 20)
+    if args.block:
+        env["REPOPROXY_PLUGINS__BLOCK"] = args.block
     srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start()
     assert srv.proc is not None
     pid = srv.proc.pid
