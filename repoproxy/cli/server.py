@@ -36,7 +36,7 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
     import os
 
     from repoproxy.domain.channels import sync_public_view
-    from repoproxy.domain.recovery import recover
+    from repoproxy.domain.recovery import recover_apart
     from repoproxy.plugins import describe_plugins
     from repoproxy.web.app import make_app
     from repoproxy.web.server import serve as run
@@ -57,7 +57,7 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
     count = count or os.cpu_count() or 1
     try:
         check_startup(services)
-        recover(services)  # once, before any worker process exists
+        recover_apart(services)  # once, before any worker process exists, in a child
         sync_public_view(services)  # what the nginx front may serve straight from the tree
         if count > 1:
             # before the app is built: plugins set up what the processes share

@@ -32,6 +32,18 @@ def _channel(row: dict[str, Any]) -> Channel:
     )
 
 
+#: files per query of :meth:`Catalog.listing_facts` (two bound values each)
+FACTS_BATCH = 400
+
+
+def _text(value: Any) -> str:
+    """A JSON value extracted by SQLite as listings show it: text, "" when absent or null
+    (a non-string, which no real package has, as its JSON text)."""
+    if value is None or value == "":
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _record(row: dict[str, Any]) -> PackageRecord:
     return PackageRecord(
         channel=row["channel"],
@@ -170,13 +182,48 @@ class Catalog:
         ):
             yield _record(row)
 
-    def search_packages(self, channel: str, q: str) -> Iterator[PackageRecord]:
-        """Files of the channel whose package name contains ``q`` (lower case)."""
-        for row in self.db.table("packages").rows_where(
-            "channel = ? AND instr(lower(name), ?) > 0", [channel, q.lower()],
-            order_by="subdir, filename",
-        ):
-            yield _record(row)
+    def packages_after(self, channel: str, subdir: str | None,
+                       after: tuple[str, str] | None, limit: int) -> list[PackageRecord]:
+        """At most ``limit`` files of the channel (or of one subdir) that come after
+        ``after`` = (subdir, filename) in (subdir, filename) order: one page of a walk over
+        a channel of any size, each page its own short read (the primary key's order)."""
+        where, args = ["channel = ?"], [channel]
+        if subdir is not None:
+            where.append("subdir = ?")
+            args.append(subdir)
+        if after is not None:
+            where.append("(subdir, filename) > (?, ?)")
+            args.extend(after)
+        return [_record(row) for row in self.db.table("packages").rows_where(
+            " AND ".join(where), args, order_by="subdir, filename", limit=limit)]
+
+    def search_packages(self, channel: str, q: str
+                        ) -> Iterator[tuple[str, str, str, str, str, str | None]]:
+        """(subdir, filename, name, version, build, license) of the channel's files whose
+        package name contains ``q`` (lower case): light columns, no record decoded, so a
+        query matching a whole big channel stays cheap."""
+        yield from self.db.execute(
+            "SELECT subdir, filename, name, version, build, json_extract(record, '$.license') "
+            "FROM packages WHERE channel = ? AND instr(lower(name), ?) > 0 "
+            "ORDER BY subdir, filename", [channel, q.lower()])
+
+    def listing_facts(self, channel: str, files: Iterable[tuple[str, str]]
+                      ) -> dict[tuple[str, str], tuple[str, str]]:
+        """(subdir, filename) -> (the record's license, about.json's summary) of the given
+        files, extracted by SQLite (no JSON decoded here), :data:`FACTS_BATCH` at a time."""
+        wanted = sorted(set(files))
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        for start in range(0, len(wanted), FACTS_BATCH):
+            batch = wanted[start:start + FACTS_BATCH]
+            marks = ",".join("(?, ?)" for _ in batch)
+            rows = self.db.execute(
+                "SELECT subdir, filename, json_extract(record, '$.license'), "  # noqa: S608
+                f"json_extract(about, '$.summary') FROM packages WHERE channel = ? "
+                f"AND (subdir, filename) IN (VALUES {marks})",
+                [channel, *(part for pair in batch for part in pair)]).fetchall()
+            out.update({(sd, fn): (_text(lic), _text(summary))
+                        for sd, fn, lic, summary in rows})
+        return out
 
     def file_summaries(self, channel: str) -> list[tuple[str, str, str, str, int, int]]:
         """(subdir, filename, name, version, build_number, indexed_timestamp) of every file:

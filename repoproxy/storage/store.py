@@ -4,6 +4,7 @@ Layout::
 
     <root>/catalog.db          the SQLite catalog
     <root>/secret              the server secret (signing)
+    <root>/throttle.db         failed-login counts shared by serving processes (failures.py)
     <root>/tmp/                temporary files (same filesystem as channels: rename is atomic)
     <root>/channels/<channel>/channeldata.json
     <root>/channels/<channel>/<subdir>/{repodata.json,repodata.json.zst,...,<package files>}
@@ -83,6 +84,16 @@ def _fsync_pool() -> ThreadPoolExecutor:
         return _FSYNC_POOL
 
 
+def _forget_pool_in_child() -> None:
+    # a forked process (serve's recovery child, --workers) has none of the parent's threads:
+    # it makes its own pool, and a lock the parent held at the fork must not stay taken
+    global _FSYNC_POOL, _FSYNC_POOL_LOCK
+    _FSYNC_POOL, _FSYNC_POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -155,6 +166,10 @@ class Store:
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.db"
+
+    @property
+    def throttle_path(self) -> Path:
+        return self.root / "throttle.db"
 
     def secret(self) -> bytes:
         """The server secret, created on first use (0600)."""

@@ -120,6 +120,12 @@ ROUTES = [
                            for p in b["packages"]] == [("app", "1.0", 1), ("lib", "1.0", 1)]),
     Route("list-files", "/api/v1/channels/{ch}/files", ("lib-1.0-0.conda", "app-1.0-0.conda"),
           check=lambda b: len(b["files"]) == 2),
+    # pages: the cursor is the last visible file, so it never names a hidden one
+    Route("list-files-page", "/api/v1/channels/{ch}/files?limit=1", ("app-1.0-0.conda",),
+          check=_eq("next", "noarch/app-1.0-0.conda")),
+    Route("list-files-last-page",
+          "/api/v1/channels/{ch}/files?limit=1&after=noarch/app-1.0-0.conda",
+          ("lib-1.0-0.conda",), check=lambda b: b["next"] is None and len(b["files"]) == 1),
     Route("channel", "/api/v1/channels/{ch}", check=_eq("package_files", {"noarch": 2})),
     Route("search", "/api/v1/search?q=lib", ('"version": "1.0"',), channel_scoped=False,
           check=lambda b: [(r["channel"], r["version"]) for r in b["results"]] in (
