@@ -1,12 +1,13 @@
 """JSON answers written while they are produced, for listings of any length.
 
 A listing of a 50,000-file channel is ~150 MB of JSON (plugins add per-file fields); built as
-one Python object and then one string it held several times that in memory, and the
-allocator kept it after the answer. :func:`json_listing` writes the same document piece by
-piece from an iterator, so memory holds one chunk, and hands glibc's freed heap back after a
-long one. The status and headers are sent before the items are read: everything that can
-refuse the request (access, bad parameters) must be decided before it is called. An error while writing ends the connection without the closing
-bracket, so a client sees a broken answer, never a complete-looking short one.
+one Python object and then one string it held several times that in memory, and the allocator
+kept it after the answer. :func:`json_listing` writes the same document piece by piece from an
+iterator, so memory holds one chunk, and hands glibc's freed heap back after a long one. The
+status and headers are sent before the items are read: everything that can refuse the request
+(access, bad parameters) must be decided before it is called. An error while writing ends the
+connection without the closing bracket, so a client sees a broken answer, never a complete-
+looking short one.
 """
 
 from __future__ import annotations
