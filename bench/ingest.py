@@ -31,8 +31,9 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RATTLER_INDEX, clean_env, fmt_ratio, median, python, run
+from _common import RATTLER_INDEX, clean_env, fmt_ratio, load, median, python, run
 
+from repoproxy.pipeline.repodata import SHARD_INDEX
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
 from repoproxy.testing.visibility import Reader, View
@@ -47,27 +48,32 @@ def import_cmd(src: Path, root: Path, workers: int | None = None) -> list[str]:
     return cmd + (["--workers", str(workers)] if workers else [])
 
 
-def bench_import(src: Path, work: Path, repeat: int) -> float:
-    times = []
-    for i in range(repeat):
-        root = work / f"root-{i}"
-        start = time.perf_counter()
-        run(import_cmd(src, root), env={**clean_env(), **ENV})
-        times.append(time.perf_counter() - start)
-        shutil.rmtree(root)
-    return median(times)
+def time_import(src: Path, root: Path) -> float:
+    start = time.perf_counter()
+    run(import_cmd(src, root), env={**clean_env(), **ENV})
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(root)
+    return elapsed
 
 
-def bench_rattler(src: Path, work: Path, repeat: int) -> float:
-    times = []
+def time_rattler(src: Path, copy: Path) -> float:
+    shutil.copytree(src, copy)
+    start = time.perf_counter()
+    run([python(), "-c", RATTLER_INDEX, str(copy)])
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(copy)
+    return elapsed
+
+
+def bench_import_vs_rattler(src: Path, work: Path, repeat: int) -> tuple[float, float, list[float]]:
+    """Medians of `repoproxy import` and `rattler.index`, run interleaved (A, B, A, B...) so
+    that both see the same load; with each pair's ratio."""
+    ours, theirs, ratios = [], [], []
     for i in range(repeat):
-        copy = work / f"rattler-{i}"
-        shutil.copytree(src, copy)
-        start = time.perf_counter()
-        run([python(), "-c", RATTLER_INDEX, str(copy)])
-        times.append(time.perf_counter() - start)
-        shutil.rmtree(copy)
-    return median(times)
+        ours.append(time_import(src, work / f"root-{i}"))
+        theirs.append(time_rattler(src, work / f"rattler-{i}"))
+        ratios.append(ours[-1] / theirs[-1])
+    return median(ours), median(theirs), ratios
 
 
 def conda_index_available() -> bool:
@@ -102,17 +108,39 @@ def disk_reader(root: Path, channel: str = "bench", subdir: str = "noarch") -> R
     return Reader(fetch)
 
 
+def _ident(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def visible_on_disk(root: Path, filename: str, stop: threading.Event) -> float | None:
-    """perf_counter time when repodata.json and the shard index on disk both name the file."""
+    """perf_counter time when repodata.json and the shard index on disk both name the file.
+
+    A file is re-read only when its inode, mtime or size changed (every publish renames a new
+    file in), so the poller costs the server next to nothing between publishes.
+    """
     directory = root / "channels" / "bench" / "noarch"
     needle = f'"{filename}"'.encode()
     reader = disk_reader(root)
+    seen: dict[str, tuple[int, int, int] | None] = {}
+    named = {"repodata.json": False, SHARD_INDEX: False}
     while not stop.is_set():
-        try:
-            in_json = needle in (directory / "repodata.json").read_bytes()
-        except FileNotFoundError:
-            in_json = False
-        if in_json and filename in reader.shard_files():
+        for name in named:
+            ident = _ident(directory / name)
+            if ident is None or seen.get(name) == ident:
+                continue
+            seen[name] = ident
+            if name == SHARD_INDEX:
+                named[name] = filename in reader.shard_files()
+            else:
+                try:
+                    named[name] = needle in (directory / name).read_bytes()
+                except FileNotFoundError:
+                    named[name] = False
+        if all(named.values()):
             return time.perf_counter()
         time.sleep(0.0005)
     return None
@@ -208,7 +236,7 @@ def bench_burst(src: Path, work: Path, uploads: int, uploaders: int = 4) -> None
           f"max {max(answers) * 1000:.0f} ms; {len(polls)} polls, "
           f"{sum(1 for _, v in polls if not v.agree())} saw the views differ "
           f"(longest {max(windows, default=0) * 1000:.0f} ms, one publish is at most the "
-          f"slowest answer); {back} saw a view go back in time")
+          f"slowest answer); {back} saw a view go back in time ({load()})")
 
 
 def main() -> None:
@@ -245,21 +273,20 @@ def main() -> None:
                 src.mkdir(parents=True, exist_ok=True)
                 build_many(src, n)
             sources[n] = src.parent
-            ours = bench_import(src.parent, work, args.repeat)
-            theirs = bench_rattler(src.parent, work, args.repeat)
+            ours, theirs, ratios = bench_import_vs_rattler(src.parent, work, args.repeat)
             print(f"N={n}: repoproxy import {ours:.2f}s ({n / ours:.0f} files/s), "
                   f"rattler.index {theirs:.2f}s ({n / theirs:.0f} files/s), "
-                  f"ratio ours/rattler {fmt_ratio(ours, theirs, higher_is_better=False)}",
-                  flush=True)
+                  f"ratio ours/rattler {fmt_ratio(ours, theirs, higher_is_better=False)} "
+                  f"(pairs {', '.join(f'{r:.2f}' for r in ratios)}; {load()})", flush=True)
             if ci:
                 c = bench_conda_index(src.parent, work, args.repeat)
                 print(f"N={n}: conda-index {c:.2f}s, ratio ours/conda-index "
-                      f"{fmt_ratio(ours, c, higher_is_better=False)}", flush=True)
+                      f"{fmt_ratio(ours, c, higher_is_better=False)} ({load()})", flush=True)
         for n in [s for s in sizes if s >= 5000] or [max(sizes)]:
             vis, answer, worst = bench_visible(sources[n], work, n, args.visible_repeat)
             print(f"upload-to-visible in a channel of {n}: median {vis * 1000:.0f} ms "
                   f"(slowest {worst * 1000:.0f} ms); upload answer median "
-                  f"{answer * 1000:.0f} ms", flush=True)
+                  f"{answer * 1000:.0f} ms ({load()})", flush=True)
         if args.burst:
             bench_burst(sources[min(sizes)], work, args.burst)
 
