@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 #: files per commit transaction: short enough for readers, long enough to amortise fsyncs
 BATCH = 200
+#: files per task sent to a worker process: one task per file cost the parent more in
+#: pickling and wake-ups than the commit of the file
+CHUNK = 16
 
 
 @dataclass
@@ -44,6 +47,19 @@ def find_packages(directory: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
+def prepare_chunk(items: list[tuple[Path, str | None]], tmp_dir: Path, rules: Rules,
+                  link: bool) -> list[Prepared | RepoproxyError]:
+    """:func:`prepare_file` for several files in a worker; a refused file's error is returned
+    in its place (the others go on)."""
+    out: list[Prepared | RepoproxyError] = []
+    for src, hint in items:
+        try:
+            out.append(prepare_file(src, tmp_dir, rules, hint, sync=False, link=link))
+        except RepoproxyError as e:
+            out.append(e)
+    return out
+
+
 def import_packages(
     ingestor: Ingestor,
     channel_name: str,
@@ -54,7 +70,10 @@ def import_packages(
     progress: Callable[[int], None] | None = None,
     uploader: str | None = "import",
     audit: AuditHook | None = None,
+    link: bool = False,
 ) -> ImportResult:
+    """Import ``files`` (``(path, subdir hint)``); ``link``: hard-link them into the channel
+    where possible instead of copying (see :func:`~repoproxy.pipeline.ingest.prepare_file`)."""
     services = ingestor.runtime
     channel = services.catalog().require_channel(channel_name)
     rules = Rules.from_settings(services.settings)
@@ -88,24 +107,26 @@ def import_packages(
             batch.clear()
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: dict[Future[Prepared], Path] = {}
+        pending: dict[Future[list[Prepared | RepoproxyError]], list[Path]] = {}
         queue = list(files)
         queue.reverse()
-        # bounded in-flight work: temporary copies never pile up on disk
+        # bounded in-flight work: temporary copies never pile up on disk; a whole batch
+        # more than the workers need, so that they go on while this process commits one
         while queue or pending:
-            while queue and len(pending) < workers * 8:
-                src, hint = queue.pop()
-                pending[pool.submit(prepare_file, src, tmp_dir, rules, hint,
-                                    sync=False)] = src
+            while queue and len(pending) * CHUNK < workers * 8 + BATCH:
+                chunk = [queue.pop() for _ in range(min(CHUNK, len(queue)))]
+                pending[pool.submit(prepare_chunk, chunk, tmp_dir, rules, link)] = [
+                    src for src, _ in chunk]
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                src = pending.pop(fut)
-                try:
-                    batch.append((fut.result(), src))
-                except RepoproxyError as e:
-                    result.failed.append((src, e.message))
+                sources = pending.pop(fut)
+                for src, prepared in zip(sources, fut.result(), strict=True):
+                    if isinstance(prepared, RepoproxyError):
+                        result.failed.append((src, prepared.message))
+                    else:
+                        batch.append((prepared, src))
                 if progress:
-                    progress(1)
+                    progress(len(sources))
             if len(batch) >= BATCH:
                 _flush()
         _flush()

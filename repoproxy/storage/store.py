@@ -31,6 +31,13 @@ from repoproxy.storage.public import PublicView
 FSYNC_THREADS = 32
 
 
+def check_file_name(filename: str) -> str:
+    """A file name that stays inside its directory, or :class:`InvalidName`."""
+    if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+        raise InvalidName(f"invalid file name {filename!r}")
+    return filename
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -118,6 +125,43 @@ def atomic_write_many(items: Iterable[tuple[Path, bytes]]) -> None:
     fsync_files({path.parent for _, path in staged})  # directories too, at once
 
 
+def replace_many(items: Iterable[tuple[Path, bytes]]) -> list[Path]:
+    """Write each file whole to a temporary name and rename it into place, in the order given;
+    returns the paths for the caller to :func:`fsync_files` (with their directories) later.
+
+    For files that a later, durable step vouches for: readers see old or new files, never a
+    part of one, as with :func:`atomic_write_many`, but nothing waits on the disk before the
+    renames. Only a machine crash (not a process crash: the page cache survives that) before
+    the caller's sync could leave a file short, and the caller must then rebuild it: the
+    indexer marks a generation built only after syncing, and start-up recovery rebuilds
+    every generation not marked built.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in items:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
+            staged.append((Path(name), path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for tmp, path in staged:
+            distinct_stamp(tmp, path)
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with suppress(OSError):
+                tmp.unlink()
+        raise
+    return [path for _, path in staged]
+
+
+def sync_written(paths: Iterable[Path]) -> None:
+    """fsync files written by :func:`replace_many` and their directories, all at once (the
+    caller's durable step comes after all of them, so their order does not matter)."""
+    paths = list(paths)
+    fsync_files([*paths, *{p.parent for p in paths}])
+
+
 def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
 
@@ -176,9 +220,7 @@ class Store:
         return self.channel_dir(channel) / check_subdir(subdir)
 
     def package_path(self, channel: str, subdir: str, filename: str) -> Path:
-        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
-            raise InvalidName(f"invalid file name {filename!r}")
-        return self.subdir_dir(channel, subdir) / filename
+        return self.subdir_dir(channel, subdir) / check_file_name(filename)
 
     def shard_path(self, channel: str, subdir: str, digest: str) -> Path:
         return self.subdir_dir(channel, subdir) / "shards" / f"{digest}.msgpack.zst"
@@ -200,9 +242,14 @@ class Store:
 
     def move_into_place(self, tmp: Path, dest: Path, *, sync: bool = True) -> os.stat_result:
         """Rename a finished (fsynced) temporary file to its final place; returns its stat."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
         distinct_stamp(tmp, dest)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except FileNotFoundError:  # the subdir's first file (a bulk import renames thousands)
+            if not tmp.exists():
+                raise
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
         if sync:
             fsync_dir(dest.parent)
         return dest.stat()
