@@ -533,8 +533,10 @@ class Ingestor:
         self.indexer.build_channeldata(channel.name, {r.name for r in records})
         dirs = {sd: self.runtime.store.subdir_dir(channel.name, sd)
                 for sd in {r.subdir for r in records}}
-        for rec in records:
-            path = dirs[rec.subdir] / rec.filename  # a committed name: checked by ingest
+        paths = [dirs[rec.subdir] / rec.filename for rec in records]  # names ingest checked
+        notify(self.runtime.pm, "repoproxy_packages_added",
+               services=self.runtime, channel=channel, records=records, paths=paths)
+        for rec, path in zip(records, paths, strict=True):
             notify(self.runtime.pm, "repoproxy_package_added",
                    services=self.runtime, channel=channel, record=rec, path=path)
 
