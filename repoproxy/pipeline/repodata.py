@@ -35,7 +35,13 @@ from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import read_snapshot, write_transaction
-from repoproxy.storage.store import replace_many, sync_written
+from repoproxy.storage.store import (
+    free_later,
+    replace_many,
+    set_aside,
+    sync_written,
+    wait_freed,
+)
 
 if TYPE_CHECKING:
     from repoproxy.storage.runtime import Runtime
@@ -346,6 +352,7 @@ class Indexer:
             parts.built = generation  # only now: a failed build leaves parts a reload
             self._parts[(channel, subdir)] = parts
             self._collect_garbage(channel, subdir, catalog)
+            wait_freed()  # the replaced files, freed meanwhile
             with self._count_lock:
                 self.builds += 1
             seconds = time.perf_counter() - started
@@ -454,8 +461,9 @@ class Indexer:
                                                        mtime=0)))
                 if zst:
                     items.append((path.with_name(path.name + ".zst"), self._zst.compress(data)))
-                with suppress(FileNotFoundError):
-                    gz.unlink()  # made durable by the directory fsync of the writes below
+                # out of the way at once (a rename), freed later; made durable by the
+                # directory fsync after the writes
+                free_later([a for a in [set_aside(gz, move=True)] if a is not None])
             items.append((path, data))
         written = replace_many(items)
         return written, lambda: replace_many([(gz, f.result()) for gz, f in twins])
@@ -511,6 +519,7 @@ class Indexer:
             written, twins = self._write_indexes([(path, encoded, True)], zst=False)
             # recovery rewrites channeldata.json whole at every start: nothing to mark
             sync_written([*written, *twins()])
+            wait_freed()
             st = path.stat()
             self._channeldata[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), packages)
 

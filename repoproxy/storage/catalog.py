@@ -170,12 +170,17 @@ class Catalog:
         """Every file of the given package names, in one query (a bulk import touches
         thousands of names: a query per name cost seconds)."""
         wanted = json.dumps(sorted(set(names)))
+        # sorted here, not by ORDER BY: that would make SQLite walk the whole channel in
+        # primary-key order instead of looking the names up in their index (4 ms against
+        # 0.02 ms for one name in a channel of 5,000 files)
         cursor = self.db.execute(
             "SELECT * FROM packages WHERE channel = ? AND name IN "
-            "(SELECT value FROM json_each(?)) ORDER BY subdir, filename", [channel, wanted])
+            "(SELECT value FROM json_each(?))", [channel, wanted])
         columns = [d[0] for d in cursor.description]
-        for row in cursor:
-            yield _record(dict(zip(columns, row, strict=True)))
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor]
+        rows.sort(key=lambda r: (r["subdir"], r["filename"]))
+        for row in rows:
+            yield _record(row)
 
     def search_packages(self, channel: str, q: str) -> Iterator[PackageRecord]:
         """Files of the channel whose package name contains ``q`` (lower case)."""

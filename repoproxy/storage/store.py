@@ -137,6 +137,7 @@ def replace_many(items: Iterable[tuple[Path, bytes]]) -> list[Path]:
     every generation not marked built.
     """
     staged: list[tuple[Path, Path]] = []
+    old: list[Path] = []
     try:
         for path, data in items:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,13 +147,64 @@ def replace_many(items: Iterable[tuple[Path, bytes]]) -> list[Path]:
                 f.write(data)
         for tmp, path in staged:
             distinct_stamp(tmp, path)
+            if (aside := set_aside(path)) is not None:
+                old.append(aside)
             os.replace(tmp, path)
     except BaseException:
         for tmp, _ in staged:
             with suppress(OSError):
                 tmp.unlink()
         raise
+    finally:
+        free_later(old)
     return [path for _, path in staged]
+
+
+def set_aside(path: Path, *, move: bool = False) -> Path | None:
+    """Give ``path`` a second name (``.tmp-old-*``, swept by recovery) and return it, or None
+    if there is no such file; ``move``: rename it there instead (``path`` is then gone).
+
+    Freeing a file's blocks is what a replacement or a removal costs most (0.7-5 ms for a
+    few hundred kB here, 0.04 ms to drop one of two names): with a second name the publish
+    path only drops a name, and :func:`free_later` frees the file off that path.
+    """
+    aside = path.with_name(f".tmp-old-{secrets.token_hex(6)}-{path.name}")
+    try:
+        if move:
+            path.rename(aside)
+        else:
+            os.link(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+_REAPER: ThreadPoolExecutor | None = None
+
+
+def free_later(paths: Iterable[Path]) -> None:
+    """Remove files set aside by :func:`set_aside` in a background thread."""
+    global _REAPER
+    paths = list(paths)
+    if not paths:
+        return
+    with _FSYNC_POOL_LOCK:
+        if _REAPER is None:
+            _REAPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="free-later")
+    for p in paths:
+        _REAPER.submit(_unlink_quietly, p)
+
+
+def wait_freed() -> None:
+    """Wait until every file handed to :func:`free_later` so far is gone: an operation calls
+    it before it returns, so that nothing it set aside outlives it."""
+    if _REAPER is not None:
+        _REAPER.submit(lambda: None).result()
+
+
+def _unlink_quietly(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink()
 
 
 def sync_written(paths: Iterable[Path]) -> None:
