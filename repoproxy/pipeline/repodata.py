@@ -448,17 +448,16 @@ class Indexer:
 
         A JSON index gets its .zst (if ``zst``, renamed just before it) and a gzip twin (what
         the server answers to Accept-Encoding: gzip without compressing per request). The
-        twins compress in a thread meanwhile (zlib releases the GIL); a stale twin is removed
-        before its file is replaced, so until the returned callable runs the file is served
-        plain, never older.
+        twins compress in a thread once the files are in place (zlib releases the GIL); a
+        stale twin is removed before its file is replaced, so until the returned callable runs
+        the file is served plain, never older.
         """
         items: list[tuple[Path, bytes]] = []
-        twins: list[tuple[Path, Future[bytes]]] = []
+        plain: list[tuple[Path, bytes]] = []
         for path, data, is_json in files:
             if is_json:
                 gz = path.with_name(path.name + ".gz")
-                twins.append((gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL,
-                                                       mtime=0)))
+                plain.append((gz, data))
                 if zst:
                     items.append((path.with_name(path.name + ".zst"), self._zst.compress(data)))
                 # out of the way at once (a rename), freed later; made durable by the
@@ -466,6 +465,11 @@ class Indexer:
                 free_later([a for a in [set_aside(gz, move=True)] if a is not None])
             items.append((path, data))
         written = replace_many(items)
+        # compressed only now: on a busy machine they would take the CPU from the files
+        # that make a publish visible
+        twins: list[tuple[Path, Future[bytes]]] = [
+            (gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL, mtime=0))
+            for gz, data in plain]
         return written, lambda: replace_many([(gz, f.result()) for gz, f in twins])
 
     def _collect_garbage(self, channel: str, subdir: str, catalog: Catalog) -> None:

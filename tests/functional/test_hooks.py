@@ -132,22 +132,6 @@ class EventRecorder:
         )
 
     @hookimpl
-    def repoproxy_packages_added(self, services: Any, channel: Any, records: list[Any],
-                                 paths: list[Path]) -> None:
-        repodata = json.loads((paths[0].parent / "repodata.json").read_bytes())
-        self.calls.append(
-            {
-                "hook": "batch",
-                "services": services,
-                "channel": channel.name,
-                "records": records,
-                "paths": paths,
-                "exist": [p.exists() for p in paths],
-                "in_repodata": [r.filename in repodata["packages.conda"] for r in records],
-            }
-        )
-
-    @hookimpl
     def repoproxy_package_removed(self, services: Any, channel: Any, record: Any) -> None:
         path = services.store.package_path(channel.name, record.subdir, record.filename)
         repodata = json.loads((path.parent / "repodata.json").read_bytes())
@@ -180,6 +164,26 @@ class EventRecorder:
 
     def of(self, hook: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["hook"] == hook]
+
+
+class BatchRecorder(EventRecorder):
+    """:class:`EventRecorder` that also records ``repoproxy_packages_added``."""
+
+    @hookimpl
+    def repoproxy_packages_added(self, services: Any, channel: Any, records: list[Any],
+                                 paths: list[Path]) -> None:
+        repodata = json.loads((paths[0].parent / "repodata.json").read_bytes())
+        self.calls.append(
+            {
+                "hook": "batch",
+                "services": services,
+                "channel": channel.name,
+                "records": records,
+                "paths": paths,
+                "exist": [p.exists() for p in paths],
+                "in_repodata": [r.filename in repodata["packages.conda"] for r in records],
+            }
+        )
 
 
 class BrokenEvents:
@@ -745,7 +749,7 @@ def test_hook_packages_added(
     from repoproxy.domain.packages import import_files
 
     make_channel("events")
-    recorder = EventRecorder()
+    recorder = BatchRecorder()
     services.pm.register(recorder, name="repoproxy_recorder")
     paths = [_package(pkgdir, f"batch{i}") for i in range(3)]
     import_files(services, "events", [(p, None) for p in paths], workers=1)
