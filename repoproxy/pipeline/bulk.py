@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from repoproxy.errors import RepoproxyError
 from repoproxy.models import PackageRecord
-from repoproxy.names import is_package_filename, is_subdir
+from repoproxy.names import EXTENSIONS, is_package_filename, is_subdir
 from repoproxy.pipeline.ingest import AuditHook, Prepared, Rules, prepare_file
 from repoproxy.storage.store import fsync_files
 
@@ -38,21 +38,27 @@ class ImportResult:
 
 
 def find_packages(directory: Path) -> list[tuple[Path, str | None]]:
-    """Package files under ``directory`` with their subdir hint (their folder's name)."""
+    """Package files under ``directory`` with their subdir hint (their folder's name): by
+    extension (files whose names do not parse are skipped by :func:`prepare_chunk`)."""
     found = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         hint = Path(root).name if is_subdir(Path(root).name) else None
-        found += [(Path(root) / f, hint) for f in sorted(files) if is_package_filename(f)]
+        # by extension here; the full name check (rattler's parsers, ~0.1 ms a name) runs in
+        # the workers, which skip the files it refuses (prepare_chunk)
+        found += [(Path(root) / f, hint) for f in sorted(files) if f.endswith(EXTENSIONS)]
     return found
 
 
 def prepare_chunk(items: list[tuple[Path, str | None]], tmp_dir: Path, rules: Rules,
-                  link: bool) -> list[Prepared | RepoproxyError]:
+                  link: bool) -> list[Prepared | RepoproxyError | None]:
     """:func:`prepare_file` for several files in a worker; a refused file's error is returned
-    in its place (the others go on)."""
-    out: list[Prepared | RepoproxyError] = []
+    in its place (the others go on), None for a file whose name is no package name."""
+    out: list[Prepared | RepoproxyError | None] = []
     for src, hint in items:
+        if not is_package_filename(src.name):
+            out.append(None)  # not a package file name: skipped, as it always was
+            continue
         try:
             out.append(prepare_file(src, tmp_dir, rules, hint, sync=False, link=link))
         except RepoproxyError as e:
@@ -107,7 +113,7 @@ def import_packages(
             batch.clear()
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: dict[Future[list[Prepared | RepoproxyError]], list[Path]] = {}
+        pending: dict[Future[list[Prepared | RepoproxyError | None]], list[Path]] = {}
         queue = list(files)
         queue.reverse()
         # bounded in-flight work: temporary copies never pile up on disk; a whole batch
@@ -121,6 +127,8 @@ def import_packages(
             for fut in done:
                 sources = pending.pop(fut)
                 for src, prepared in zip(sources, fut.result(), strict=True):
+                    if prepared is None:
+                        continue
                     if isinstance(prepared, RepoproxyError):
                         result.failed.append((src, prepared.message))
                     else:

@@ -101,6 +101,7 @@ def test_import_link_shares_the_files_and_indexes_the_same(tmp_path: Path) -> No
     src = tmp_path / "src"
     build_many(src / "noarch", 20)
     (src / "noarch" / "junk-1.0-0.conda").write_bytes(b"not a package")
+    (src / "noarch" / "notes.conda").write_bytes(b"no package name: skipped, not refused")
     copied, linked = tmp_path / "copied", tmp_path / "linked"
     cli("import", str(src), "--channel", "imp", "--create", "--root", str(copied), check=False)
     out = cli("import", str(src), "--channel", "imp", "--create", "--root", str(linked),
