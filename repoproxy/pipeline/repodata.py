@@ -178,6 +178,8 @@ class _Parts:
     order: list[str] = field(default_factory=list)  # file names, sorted as SQLite sorts them
     by_name: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     unreadable: set[str] = field(default_factory=set)
+    #: name -> shard digest as the last build left them (None: read from the catalog)
+    shards: dict[str, str] | None = None
 
     def drop(self, filename: str) -> None:
         f = self.files.pop(filename)
@@ -307,7 +309,10 @@ class Indexer:
                     return False
                 last_dirty, dirty = catalog.dirty_names(channel, subdir)
                 parts = self._current_parts(catalog, ch, subdir, built, dirty, force)
-                current = catalog.shard_hashes(channel, subdir)
+                # name -> shard digest: kept with the parts (this process's builds are the
+                # only writers of the catalog's shard rows while the parts are current)
+                current = (parts.shards if parts.shards is not None
+                           else catalog.shard_hashes(channel, subdir))
 
             hidden = self._excluded(ch, subdir, catalog)
             previous_hidden = self.hidden_files(channel, subdir)
@@ -350,6 +355,7 @@ class Indexer:
             with write_transaction(db):
                 catalog.mark_built(channel, subdir, generation, last_dirty, shards)
             parts.built = generation  # only now: a failed build leaves parts a reload
+            parts.shards = current
             self._parts[(channel, subdir)] = parts
             self._collect_garbage(channel, subdir, catalog)
             wait_freed()  # the replaced files, freed meanwhile
@@ -516,8 +522,7 @@ class Indexer:
                     packages.pop(name, None)
                 packages.update(_channeldata_entries(
                     channel, catalog.packages_named(channel, wanted), hidden))
-            data = {"channeldata_version": 1,
-                    "packages": dict(sorted(packages.items())), "subdirs": subdirs}
+            data = {"channeldata_version": 1, "packages": packages, "subdirs": subdirs}
             # compact: json's indent switches to its pure-Python encoder (seconds at 50k files)
             encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
             written, twins = self._write_indexes([(path, encoded, True)], zst=False)

@@ -377,10 +377,12 @@ class Catalog:
     ) -> list[str]:
         """Record a finished build; returns shard hashes that became superseded."""
         superseded: list[str] = []
+        # the rebuilt names' rows only: a publish touches one name of (maybe) tens of thousands
         old = dict(
             self.db.execute(
-                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ?",
-                [channel, subdir],
+                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ? "
+                "AND name IN (SELECT value FROM json_each(?))",
+                [channel, subdir, json.dumps(sorted(shards))],
             ).fetchall()
         )
         for name, digest in shards.items():
@@ -421,13 +423,16 @@ class Catalog:
         )
 
     def expired_shards(self, channel: str, subdir: str, before: float) -> list[str]:
-        current = set(self.shard_hashes(channel, subdir).values())
-        rows = self.db.execute(
+        # usually none is old enough: the current shards are looked at only if some are
+        rows = [r[0] for r in self.db.execute(
             "SELECT sha256 FROM superseded_shards WHERE channel = ? AND subdir = ? "
             "AND superseded_at < ?",
             [channel, subdir, before],
-        ).fetchall()
-        return [r[0] for r in rows if r[0] not in current]
+        ).fetchall()]
+        if not rows:
+            return []
+        current = set(self.shard_hashes(channel, subdir).values())
+        return [r for r in rows if r not in current]
 
     def forget_shards(self, channel: str, subdir: str, hashes: list[str]) -> None:
         self.db.conn.executemany(
