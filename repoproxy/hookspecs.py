@@ -249,6 +249,22 @@ def repoproxy_package_added(services: Core, channel: Channel, record: PackageRec
 
 
 @hookspec
+def repoproxy_packages_added(services: Core, channel: Channel, records: list[PackageRecord],
+                             paths: list[Path]) -> None:
+    """Event: files entered a channel in one publish (one for an upload, thousands for a bulk
+    import), called once before their ``repoproxy_package_added`` events.
+
+    For a plugin whose per-file work has a per-call cost (a write transaction): it does it
+    once for all. A failing implementation is logged and does not stop the others.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param records: the new catalog records.
+    :param paths: where the stored files are (read only), in the order of ``records``.
+    """
+
+
+@hookspec
 def repoproxy_package_removed(services: Core, channel: Channel,
                               record: PackageRecord) -> None:
     """Event: a package file left a channel.

@@ -1,7 +1,7 @@
 """The SBOM queue: a plugin-owned catalog table drained by a background worker.
 
 Building a CycloneDX document costs far more than ingesting the file, so the publish path only
-enqueues a row (``repoproxy_package_added`` runs right after the package's transaction
+enqueues a row (``repoproxy_packages_added`` runs right after the package's transaction
 commits). The worker (``repoproxy serve``) drains the queue every
 ``repoproxy_sbom.worker_interval`` seconds; a failed build is retried with exponential backoff
 up to ``repoproxy_sbom.max_attempts`` times. Rows of files or channels that are gone are
@@ -40,14 +40,18 @@ def m001_queue(db: Any) -> None:
     db.table("sbom_queue").create_index(["next_try"])
 
 
-def enqueue(services: Any, channel: str, subdir: str, filename: str, sha256: str) -> None:
-    """Queue (or re-queue, fresh) the SBOM of one file."""
+def enqueue_many(services: Any, files: list[tuple[str, str, str, str]]) -> None:
+    """Queue (or re-queue, fresh) the SBOMs of ``(channel, subdir, filename, sha256)``, in
+    one transaction."""
+    if not files:
+        return
     db = services.db()
+    now = datetime.now(UTC).isoformat()
     with write_transaction(db):
-        db.execute(
+        db.conn.executemany(
             "INSERT OR REPLACE INTO sbom_queue (channel, subdir, filename, sha256, attempts, "
             "last_error, enqueued_at, next_try) VALUES (?, ?, ?, ?, 0, NULL, ?, 0)",
-            [channel, subdir, filename, sha256, datetime.now(UTC).isoformat()])
+            [(*f, now) for f in files])
 
 
 def dequeue(services: Any, channel: str, subdir: str, filename: str) -> None:

@@ -78,10 +78,14 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
               type=click.Choice(["public", "authenticated", "private"]))
 @click.option("--force", is_flag=True, help="Replace files that are already in the channel.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: cores).")
+@click.option("--link", is_flag=True,
+              help="Hard-link the files into the channel instead of copying them, where the "
+                   "filesystem allows (much faster; do not change the sources in place "
+                   "afterwards, replacing them is fine).")
 @root_option
 @config_option
 def import_(directory: Path, channel: str, create: bool, privacy: str, force: bool,
-            workers: int | None, root: Path | None, config: Path | None) -> None:
+            workers: int | None, link: bool, root: Path | None, config: Path | None) -> None:
     """Import a directory of packages (e.g. a conda-index tree) into a channel, offline."""
     from repoproxy.domain.channels import create_channel
     from repoproxy.domain.packages import import_files
@@ -99,7 +103,7 @@ def import_(directory: Path, channel: str, create: bool, privacy: str, force: bo
         with click.progressbar(length=len(files), label=f"importing into {channel}",
                                file=sys.stderr) as bar:
             result = import_files(services, channel, files, force=force, workers=workers,
-                                  progress=bar.update)
+                                  progress=bar.update, link=link)
     except RepoproxyError as e:
         raise click.ClickException(e.message) from None
     for path, why in result.failed:

@@ -197,6 +197,22 @@ class Catalog:
         return [_record(row) for row in self.db.table("packages").rows_where(
             " AND ".join(where), args, order_by="subdir, filename", limit=limit)]
 
+    def packages_named(self, channel: str, names: Iterable[str]) -> Iterator[PackageRecord]:
+        """Every file of the given package names, in one query (a bulk import touches
+        thousands of names: a query per name cost seconds)."""
+        wanted = json.dumps(sorted(set(names)))
+        # sorted here, not by ORDER BY: that would make SQLite walk the whole channel in
+        # primary-key order instead of looking the names up in their index (4 ms against
+        # 0.02 ms for one name in a channel of 5,000 files)
+        cursor = self.db.execute(
+            "SELECT * FROM packages WHERE channel = ? AND name IN "
+            "(SELECT value FROM json_each(?))", [channel, wanted])
+        columns = [d[0] for d in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor]
+        rows.sort(key=lambda r: (r["subdir"], r["filename"]))
+        for row in rows:
+            yield _record(row)
+
     def search_packages(self, channel: str, q: str
                         ) -> Iterator[tuple[str, str, str, str, str, str | None]]:
         """(subdir, filename, name, version, build, license) of the channel's files whose
@@ -415,10 +431,12 @@ class Catalog:
     ) -> list[str]:
         """Record a finished build; returns shard hashes that became superseded."""
         superseded: list[str] = []
+        # the rebuilt names' rows only: a publish touches one name of (maybe) tens of thousands
         old = dict(
             self.db.execute(
-                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ?",
-                [channel, subdir],
+                "SELECT name, sha256 FROM shards WHERE channel = ? AND subdir = ? "
+                "AND name IN (SELECT value FROM json_each(?))",
+                [channel, subdir, json.dumps(sorted(shards))],
             ).fetchall()
         )
         for name, digest in shards.items():
@@ -459,13 +477,16 @@ class Catalog:
         )
 
     def expired_shards(self, channel: str, subdir: str, before: float) -> list[str]:
-        current = set(self.shard_hashes(channel, subdir).values())
-        rows = self.db.execute(
+        # usually none is old enough: the current shards are looked at only if some are
+        rows = [r[0] for r in self.db.execute(
             "SELECT sha256 FROM superseded_shards WHERE channel = ? AND subdir = ? "
             "AND superseded_at < ?",
             [channel, subdir, before],
-        ).fetchall()
-        return [r[0] for r in rows if r[0] not in current]
+        ).fetchall()]
+        if not rows:
+            return []
+        current = set(self.shard_hashes(channel, subdir).values())
+        return [r for r in rows if r not in current]
 
     def forget_shards(self, channel: str, subdir: str, hashes: list[str]) -> None:
         self.db.conn.executemany(

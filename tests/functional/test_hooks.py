@@ -166,6 +166,26 @@ class EventRecorder:
         return [c for c in self.calls if c["hook"] == hook]
 
 
+class BatchRecorder(EventRecorder):
+    """:class:`EventRecorder` that also records ``repoproxy_packages_added``."""
+
+    @hookimpl
+    def repoproxy_packages_added(self, services: Any, channel: Any, records: list[Any],
+                                 paths: list[Path]) -> None:
+        repodata = json.loads((paths[0].parent / "repodata.json").read_bytes())
+        self.calls.append(
+            {
+                "hook": "batch",
+                "services": services,
+                "channel": channel.name,
+                "records": records,
+                "paths": paths,
+                "exist": [p.exists() for p in paths],
+                "in_repodata": [r.filename in repodata["packages.conda"] for r in records],
+            }
+        )
+
+
 class BrokenEvents:
     @hookimpl
     def repoproxy_package_added(self) -> None:
@@ -721,6 +741,30 @@ def test_hook_package_added(
     # called after commit and after the repodata was rebuilt
     assert call["exists"] is True
     assert call["in_repodata"] is True
+
+
+def test_hook_packages_added(
+    services: Core, make_channel: Any, pkgdir: Path, root: Path
+) -> None:
+    from repoproxy.domain.packages import import_files
+
+    make_channel("events")
+    recorder = BatchRecorder()
+    services.pm.register(recorder, name="repoproxy_recorder")
+    paths = [_package(pkgdir, f"batch{i}") for i in range(3)]
+    import_files(services, "events", [(p, None) for p in paths], workers=1)
+
+    (call,) = recorder.of("batch")  # one call for the whole import
+    assert call["services"] is services
+    assert call["channel"] == "events"
+    assert sorted(r.filename for r in call["records"]) == sorted(p.name for p in paths)
+    stored = root / "channels" / "events" / "noarch"
+    assert call["paths"] == [(stored / r.filename).resolve() for r in call["records"]]
+    # after commit and after the indexes were rebuilt, and before the per-file events
+    assert call["exist"] == [True] * 3
+    assert call["in_repodata"] == [True] * 3
+    events = [c["hook"] for c in recorder.calls if c["hook"] != "written"]
+    assert events == ["batch", "added", "added", "added"]
 
 
 def test_hook_package_removed(
