@@ -20,6 +20,11 @@ os._exit(0)
 """
 
 
+def load() -> str:
+    """The 1-minute load average, printed next to every figure (2 shared cores here)."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("REPOPROXY_")}
 

@@ -1,14 +1,24 @@
 """Mirrors: a passive mirror's cached reads vs the same files from a local channel, a first
 (uncached) package fetch through the proxy vs directly from the upstream, and an active
-mirror's run vs `repoproxy import` of the same files. One run, medians and ratios.
+mirror's run vs `repoproxy import` of the same files. One run, medians and ratios, each
+figure printed with the machine's load (`os.getloadavg`).
 
-Upstream A is a real `repoproxy serve` holding ``--files`` generated packages; B is a second
-server with a local channel (the same files imported) and a passive mirror of A.
+Upstream A is a real `repoproxy serve` holding ``--files`` small generated packages (noarch)
+and ``--first`` larger ones of ``--first-mb`` MB (linux-64, incompressible payload: what a
+first fetch costs is moving bytes); B is a second server with a local channel (the small files
+imported) and a passive mirror of A.
+
+Timing notes: the first-fetch pairs are interleaved (for each large package: proxy then
+direct, or direct then proxy, alternately; each package is fetched once through the proxy,
+uncached, and once from A). The active mirror run and the import are each one long run (with
+5,000 files both take minutes), run back to back with ``--rounds`` alternations.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import sys
 import tempfile
 import time
@@ -19,33 +29,53 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import clean_env, fmt_ratio, median, python, run
 
-from repoproxy.testing.packages import build_many
+from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def _get_times(session: requests.Session, urls: list[str]) -> list[float]:
     out = []
     for url in urls:
         start = time.perf_counter()
-        r = session.get(url, timeout=60)
-        out.append(time.perf_counter() - start)
+        r = session.get(url, timeout=300)
         r.raise_for_status()
+        len(r.content)
+        out.append(time.perf_counter() - start)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--files", type=int, default=1000)
-    ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--first", type=int, default=50, help="uncached packages fetched")
+    ap.add_argument("--files", type=int, default=5000, help="small upstream packages")
+    ap.add_argument("--requests", type=int, default=300, help="cached reads per side")
+    ap.add_argument("--first", type=int, default=10, help="large packages fetched first")
+    ap.add_argument("--first-mb", type=float, default=8.0, help="size of a large package")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="active-mirror/import alternations (each is one whole run)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = work / "pkgs"
+        src, big = work / "pkgs", work / "big"
         src.mkdir()
+        big.mkdir()
+        t = time.perf_counter()
         files = build_many(src, args.files)
+        rng = random.Random(0)
+        large = [build_package(PackageSpec(
+            f"large{i}", subdir="linux-64",
+            files={"data.bin": rng.randbytes(int(args.first_mb * 1024 * 1024))}), big)
+            for i in range(args.first)]
+        print(f"built {len(files)} + {len(large)} packages in {time.perf_counter() - t:.1f}s",
+              flush=True)
         env = clean_env()
-        run([python(), "-m", "repoproxy", "import", str(src), "--channel", "up", "--create",
+        run([python(), "-m", "repoproxy", "import", str(src), "--channel", "up",
+             "--create", "--root", str(work / "a")], env=env)
+        run([python(), "-m", "repoproxy", "import", str(big), "--channel", "up",
              "--root", str(work / "a")], env=env)
         run([python(), "-m", "repoproxy", "import", str(src), "--channel", "local", "--create",
              "--root", str(work / "b")], env=env)
@@ -53,8 +83,9 @@ def main() -> None:
         b = RunningServer(work / "b", free_port(), work / "b.log",
                           {**env, "REPOPROXY_MIRROR__INDEX_FRESHNESS": "3600"}).start()
         try:
+            admin = b.token("--admin", "--name", "x")
             run([python(), "-m", "repoproxy", "channel", "create", "proxy", "--url", b.url,
-                 "--token", b.token("--admin", "--name", "x")], env=env)
+                 "--token", admin], env=env)
             run([python(), "-m", "repoproxy", "mirror", "--create", "pa", "--channel", "proxy",
                  "--source", f"{a.url}/up", "--mode", "passive", "--root", str(work / "b")],
                 env=env)
@@ -66,33 +97,53 @@ def main() -> None:
                                f"{b.url}/{channel}/noarch/{names[0]}"])
             for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
                                ("package", f"noarch/{names[0]}")):
-                proxy = median(_get_times(s, [f"{b.url}/proxy/{path}"] * args.requests))
-                local = median(_get_times(s, [f"{b.url}/local/{path}"] * args.requests))
-                print(f"cached {what}: proxy {proxy * 1000:.2f} ms, local {local * 1000:.2f} ms;"
-                      f" throughput proxy/local {local / proxy:.2f}x "
-                      f"(target >= 0.8x)")
-            # 2. first fetch of an uncached package: proxy vs straight from the upstream
-            picks = names[1:1 + 2 * args.first]
-            via_proxy = median(_get_times(s, [f"{b.url}/proxy/noarch/{n}"
-                                              for n in picks[::2]]))
-            direct = median(_get_times(s, [f"{a.url}/up/noarch/{n}" for n in picks[1::2]]))
-            print(f"first fetch: proxy {via_proxy * 1000:.2f} ms, direct {direct * 1000:.2f} ms;"
-                  f" ratio {via_proxy / direct:.2f}x (target <= 1.2x)")
-            # 3. an active mirror of every file vs `repoproxy import` of the same files
-            run([python(), "-m", "repoproxy", "channel", "create", "copy", "--url", b.url,
-                 "--token", b.token("--admin", "--name", "y")], env=env)
-            start = time.perf_counter()
-            run([python(), "-m", "repoproxy", "mirror", "--create", "aa", "--channel", "copy",
-                 "--source", f"{a.url}/up", "--mode", "active", "--subdirs", "noarch",
-                 "--run_now", "--root", str(work / "b")], env=env)
-            active = time.perf_counter() - start
-            start = time.perf_counter()
-            run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
-                 "--create", "--root", str(work / "c")], env=env)
-            imported = time.perf_counter() - start
-            print(f"active mirror of {args.files} files: {active:.2f}s "
-                  f"({args.files / active:.0f} files/s); repoproxy import {imported:.2f}s; "
-                  f"ratio {fmt_ratio(active, imported, higher_is_better=False)}")
+                proxy_t: list[float] = []
+                local_t: list[float] = []
+                for _ in range(args.requests):  # interleaved
+                    proxy_t += _get_times(s, [f"{b.url}/proxy/{path}"])
+                    local_t += _get_times(s, [f"{b.url}/local/{path}"])
+                p, lo = median(proxy_t), median(local_t)
+                print(f"cached {what}: proxy {p * 1000:.2f} ms, local {lo * 1000:.2f} ms; "
+                      f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]",
+                      flush=True)
+            # 2. first fetch of an uncached large package: proxy vs straight from the upstream
+            _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
+            via_proxy: list[float] = []
+            direct: list[float] = []
+            for i, pkg in enumerate(large):
+                pair = [(via_proxy, f"{b.url}/proxy/linux-64/{pkg.name}"),
+                        (direct, f"{a.url}/up/linux-64/{pkg.name}")]
+                for out, url in (pair if i % 2 == 0 else pair[::-1]):
+                    out += _get_times(s, [url])
+            vp, d = median(via_proxy), median(direct)
+            print(f"first fetch of a {args.first_mb:g} MB package (n={len(large)}): proxy "
+                  f"{vp * 1000:.1f} ms, direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x "
+                  f"(target <= 1.2x) [{load()}]", flush=True)
+            # 3. an active mirror of the small files vs `repoproxy import` of the same files
+            active_t: list[float] = []
+            import_t: list[float] = []
+            for r in range(args.rounds):
+                channel = f"copy{r}"  # a fresh channel each round: every file is copied
+                run([python(), "-m", "repoproxy", "channel", "create", channel, "--url",
+                     b.url, "--token", admin], env=env)
+                start = time.perf_counter()
+                run([python(), "-m", "repoproxy", "mirror", "--create", f"aa{r}", "--channel",
+                     channel, "--source", f"{a.url}/up", "--mode", "active", "--subdirs",
+                     "noarch", "--run_now", "--root", str(work / "b")], env=env)
+                active_t.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
+                     "--create", "--root", str(work / f"c{r}")], env=env)
+                import_t.append(time.perf_counter() - start)
+            act, imp = median(active_t), median(import_t)
+            copied = requests.get(f"{b.url}/copy0/noarch/repodata.json", timeout=60).json()
+            n = len(copied["packages"]) + len(copied["packages.conda"])
+            print(f"active mirror of {args.files} files ({n} copied): {act:.1f}s "
+                  f"({args.files / act:.0f} files/s); repoproxy import {imp:.1f}s "
+                  f"({args.files / imp:.0f} files/s); time ratio "
+                  f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
+                  f"{args.rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
+                  f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
         finally:
             b.stop()
             a.stop()

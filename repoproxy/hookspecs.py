@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from pyramid.request import Request
 
     from repoproxy.domain.core import Core
-    from repoproxy.models import Channel, Identity, PackageMetadata, PackageRecord, Rejection
+    from repoproxy.models import (
+        Channel,
+        Identity,
+        PackageMetadata,
+        PackageRecord,
+        PageSection,
+        Rejection,
+    )
 
 hookspec = pluggy.HookspecMarker("repoproxy")
 
@@ -242,6 +249,22 @@ def repoproxy_package_added(services: Core, channel: Channel, record: PackageRec
 
 
 @hookspec
+def repoproxy_packages_added(services: Core, channel: Channel, records: list[PackageRecord],
+                             paths: list[Path]) -> None:
+    """Event: files entered a channel in one publish (one for an upload, thousands for a bulk
+    import), called once before their ``repoproxy_package_added`` events.
+
+    For a plugin whose per-file work has a per-call cost (a write transaction): it does it
+    once for all. A failing implementation is logged and does not stop the others.
+
+    :param services: the shared services.
+    :param channel: the channel.
+    :param records: the new catalog records.
+    :param paths: where the stored files are (read only), in the order of ``records``.
+    """
+
+
+@hookspec
 def repoproxy_package_removed(services: Core, channel: Channel,
                               record: PackageRecord) -> None:
     """Event: a package file left a channel.
@@ -341,6 +364,21 @@ def repoproxy_channel_extra(request: Request, channel: Channel) -> dict[str, Any
     :param channel: the channel shown.
     :return: a dict merged into the channel's JSON (e.g. download totals), or None. All results
         are merged in order.
+    """
+
+
+@hookspec
+def repoproxy_channel_page_sections(request: Request, channel: Channel
+                                    ) -> Iterable[PageSection] | None:
+    """Add sections to a channel's web page (``/ui/channels/<name>/``), e.g. its mirrors.
+
+    Called once per page view, after the caller's read access to the channel was checked.
+    Show only what that caller may see (``request.has_permission`` tells who manages).
+
+    :param request: the current request.
+    :param channel: the channel shown.
+    :return: :class:`~repoproxy.models.PageSection` values, or None. The sections of every
+        implementation are shown in hook-call order, after the core's.
     """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -31,6 +32,10 @@ class Channel:
     description: str = ""
     privacy: Privacy = Privacy.PUBLIC
     created: str = ""
+    #: random, made with the channel and stored with its row: tells a channel from an earlier
+    #: one of the same name (caches key on it; ``created`` has a one-second grain). Not part
+    #: of the API.
+    incarnation: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,3 +124,17 @@ class Credentials:
     @property
     def empty(self) -> bool:
         return self.token is None and self.username is None
+
+
+@dataclass(frozen=True)
+class PageSection:
+    """A section a plugin adds to a channel's web page (``repoproxy_channel_page_sections``):
+    plain data, a heading and a table, so a plugin needs no template and the page stays
+    escaped, accessible and styled like the rest."""
+
+    id: str  # the section's HTML id (letters, digits, '-')
+    title: str
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    intro: str = ""  # one paragraph above the table
+    empty: str = ""  # shown instead of the table when there is no row

@@ -60,9 +60,16 @@ CORE_DEFAULTS: dict[str, Any] = {
     # predefined tokens: "name:token:read|write|manage|admin:chan1,chan2|* ..."
     "repoproxy.auth.predefined_tokens": "",
     "repoproxy.auth.htpasswd_file": "",
+    # the reverse proxy (its address as repoproxy sees it, e.g. 127.0.0.1; "*": any peer)
+    # whose X-Forwarded-For names the client: the address per-address limits and the access
+    # log use. Empty: X-Forwarded-For is ignored (dropped), the peer is the client
+    "repoproxy.trusted_proxy": "",
+    # proxies in front that append to X-Forwarded-For (1: the nginx front alone)
+    "repoproxy.trusted_proxy_count": 1,
     # password checks (HTTP Basic) are slow on purpose; these keep them from becoming a CPU
     # weapon: failed logins per user name and per client address within a window (0: no
-    # limit; behind a reverse proxy all clients share the proxy's address), concurrent hashes,
+    # limit; shared by every process of the root; behind a reverse proxy see
+    # repoproxy.trusted_proxy), concurrent hashes,
     # seconds a caller waits for one (then 503), and seconds a verified password is remembered
     # (keyed by its stored hash: a new password ends it)
     "repoproxy.auth.max_failures": 10,

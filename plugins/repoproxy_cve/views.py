@@ -38,7 +38,8 @@ def includeme(config: Configurator) -> None:
 def package_cves(request: Request) -> Any:
     channel = request.context.channel
     name = request.matchdict["name"]
-    records = request.reads.packages(channel, name=name)
+    # a package with no visible file is absent here as on every details route (the same 404)
+    records = list(request.reads.package(channel, name).records)
     facts = facts_for(cve_store(request.services), records)
     store = cve_store(request.services)
     ids = sorted({f["id"] for fs in facts.values() for f in fs})

@@ -21,7 +21,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -32,8 +33,10 @@ from repoproxy.errors import PackageRejected, RepoproxyError
 from repoproxy.plugins import notify
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
-from repoproxy.storage.store import atomic_write
+from repoproxy.storage.store import atomic_write, fsync_files
 
+from . import own_policy
+from .closure import closure
 from .filters import MirrorFilter
 from .model import InvalidMirror, Mirror
 from .service import mirror_dir, mirror_store
@@ -47,7 +50,10 @@ if TYPE_CHECKING:
     from repoproxy.pipeline.ingest import Prepared
 
 log = logging.getLogger(__name__)
-BATCH = 50  # files published (indexes rebuilt) together
+CHUNK = 32  # downloads received, checked and committed together (one transaction)
+#: seconds between two publishes (index rebuilds) of a run: clients see a long run progress,
+#: and a big run does not rebuild its indexes every few files
+PUBLISH_INTERVAL = 10.0
 MAX_INDEX = 1024**3
 
 @contextmanager
@@ -92,6 +98,18 @@ def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, An
     out.pop("indexed_timestamp", None)  # ours, set by ingest when the file first arrives
     return out
 
+def _discard(futures: Iterable[Future[Path | None]]) -> None:
+    """Remove the temporary files of finished downloads."""
+    for future in futures:
+        try:
+            tmp = future.result()
+        except Exception:  # noqa: S112 - it failed: it left nothing (Upstream.download)
+            continue
+        if tmp is not None:
+            with suppress(OSError):
+                tmp.unlink()
+
+
 def run(core: Core, name: str, *, shutdown: threading.Event | None = None) -> dict[str, Any]:
     """Run an active mirror now, in this thread; returns its definition after the run."""
     store = mirror_store(core)
@@ -131,10 +149,21 @@ class Run:
         final, error = "completed", None
         try:
             filt = MirrorFilter(self.mirror)
-            for subdir in self._subdirs(up, filt):
+            subdirs = self._subdirs(up, filt)
+            indexes: dict[str, dict[str, Any] | None] = {}
+            if self.mirror.only_spec_dependencies and self.mirror.only_specs:
+                # every subdir's index first: a platform's solve needs noarch and fills it
+                indexes = {sd: self._index(up, sd) for sd in subdirs}
+                found, failures = closure(self.mirror.source, {
+                    sd: data for sd, data in indexes.items() if data is not None},
+                    self.mirror.only_specs,
+                    float(self.core.settings["repoproxy_mirror.solve_timeout"]))
+                filt.also = found
+                self.counts["closure_errors"] = failures
+            for subdir in subdirs:
                 if self.stop_requested():
                     break
-                self._subdir(up, filt, subdir)
+                self._subdir(up, filt, subdir, indexes.pop(subdir, None))
         except RepoproxyError as e:
             final, error = "failed", e.message
         except Exception as e:  # a bug must not leave the mirror "running" forever
@@ -168,7 +197,7 @@ class Run:
     def _index(self, up: Upstream, subdir: str) -> dict[str, Any] | None:
         path = f"{subdir}/repodata.json"
         try:
-            _, body = up.fetch_bytes(path, MAX_INDEX)
+            got = up.index(subdir, MAX_INDEX)
         except UpstreamNotFound:
             self._fetched(path, "miss")
             return None  # an absent subdir is an empty one
@@ -176,24 +205,22 @@ class Run:
             self._fetched(path, "error")
             raise
         self._fetched(path, "miss")
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise UpstreamError(f"upstream {up.public(path)} is not JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
-        return data
+        return got.data
 
-    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str) -> None:
-        repodata = self._index(up, subdir)
+    def _subdir(self, up: Upstream, filt: MirrorFilter, subdir: str,
+                repodata: dict[str, Any] | None = None) -> None:
+        if repodata is None:
+            repodata = self._index(up, subdir)
         if repodata is None:
             return
         self.counts["upstream"] += sum(len(repodata.get(k) or {})
                                        for k in ("packages", "packages.conda"))
         wanted = filt.select(repodata, subdir)
-        self.counts["selected"] += len(wanted)
         core = self.core
         channel = core.catalog().require_channel(self.mirror.channel)
+        refused = own_policy.hidden(core, self.mirror, channel, subdir, wanted)
+        wanted = {fn: rec for fn, rec in wanted.items() if fn not in refused}
+        self.counts["selected"] += len(wanted)
         removed_changed = self._carry_removed(subdir, repodata.get("removed"))
         present = {r.filename: r for r in core.catalog().packages(channel.name, subdir)}
         mine = self.store.files(self.mirror.id, subdir)
@@ -218,30 +245,44 @@ class Run:
 
     def _copy(self, channel: Any, subdir: str,
               todo: list[tuple[str, dict[str, Any], bool]]) -> bool:
-        """Download (a few at a time), verify, ingest in batches; True if stopped."""
+        """Download (a few at a time, ahead of the ingest), verify, ingest in chunks, publish
+        now and then; True if stopped."""
         workers = max(1, int(self.core.settings["repoproxy_mirror.download_workers"]))
         published: list[PackageRecord] = []
         stopped = False
+        last_publish = time.monotonic()
+        items = iter(todo)
+        pending: deque[tuple[tuple[str, dict[str, Any], bool], Future[Path | None]]] = deque()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i in range(0, len(todo), workers * 2):
+            def fill() -> None:
+                # downloads run ahead of the ingest (bounded), so neither waits for the other
+                while len(pending) < CHUNK + workers * 2:
+                    item = next(items, None)
+                    if item is None:
+                        return
+                    pending.append((item, pool.submit(self._download, subdir, item[0],
+                                                      item[1])))
+
+            fill()
+            while pending:
                 if self.stop_requested():
                     stopped = True
                     break
-                chunk = todo[i:i + workers * 2]
-                futures = [pool.submit(self._download, subdir, fn, rec) for fn, rec, _ in chunk]
+                chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
+                fill()
                 try:
-                    stopped = self._ingest(channel, subdir, chunk, futures, published)
+                    stopped = self._ingest(channel, subdir, [c for c, _ in chunk],
+                                           [f for _, f in chunk], published)
                 finally:
-                    for future in futures:  # a stop leaves downloads nobody ingests
-                        tmp = future.result()
-                        if tmp is not None:
-                            with suppress(OSError):
-                                tmp.unlink()
-                if len(published) >= BATCH:
+                    _discard(f for _, f in chunk)
+                if published and time.monotonic() - last_publish >= PUBLISH_INTERVAL:
                     self.core.ingestor.publish(channel, published)
-                    published = []
+                    published, last_publish = [], time.monotonic()
                 if stopped:
                     break
+            for _, future in pending:  # a stop leaves downloads nobody ingests
+                future.cancel()
+        _discard(f for _, f in pending if not f.cancelled())
         if published:
             self.core.ingestor.publish(channel, published)
         self._close_upstreams()
@@ -252,8 +293,9 @@ class Run:
         sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
         size = rec.get("size") if isinstance(rec.get("size"), int) else None
         try:
+            # not synced: the ingest copies it into the store, which syncs what it keeps
             tmp = self._upstream().download(path, self.core.store.tmp_dir, sha, size,
-                                            self.core.ingestor.rules.max_size)
+                                            self.core.ingestor.rules.max_size, sync=False)
         except RepoproxyError as e:
             self._fetched(path, "error")
             with self._lock:
@@ -287,7 +329,7 @@ class Run:
                 try:
                     f = stack.enter_context(open(tmp, "rb"))
                     prepared = stack.enter_context(core.ingestor.receive(
-                        f.read, fn, target_subdir=subdir, expected_sha256=sha))
+                        f.read, fn, target_subdir=subdir, expected_sha256=sha, sync=False))
                     prepared.record = merge_record(prepared.record, rec)
                     core.ingestor.check(channel, prepared)
                     ready.append((prepared, force))
@@ -296,6 +338,9 @@ class Run:
                 except RepoproxyError as e:
                     self.counts["errors"] += 1
                     self.errors.append(f"{subdir}/{fn}: {e.message}")
+            # received without fsync: the chunk is synced here at once, before any of it is
+            # moved into the channel and committed
+            fsync_files(p.tmp_path for p, _ in ready)
             for force in (False, True):
                 items = [p for p, f in ready if f is force]
                 if not items:

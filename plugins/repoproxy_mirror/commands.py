@@ -32,7 +32,8 @@ def _filters(opts: dict[str, Any]) -> dict[str, Any]:
                       ("include_spec", "include_specs")):
         if opts.get(flag):
             body[key] = list(opts[flag])
-    for key in ("exclude_uncurated_cve_packages", "use_channel_policy"):
+    for key in ("exclude_uncurated_cve_packages", "use_channel_policy",
+                "only_spec_dependencies"):
         if opts.get(key) is not None:
             body[key] = opts[key]
     return body
@@ -75,13 +76,16 @@ def details(m: dict[str, Any]) -> str:
 @click.option("--subdirs", default=None, help='Subdirs, e.g. "noarch, linux-64".')
 @click.option("--only_spec", "--only-spec", "only_spec", multiple=True,
               help="Keep only packages matching these MatchSpecs (repeatable).")
+@click.option("--only_spec_dependencies", "--only-spec-dependencies", "only_spec_dependencies",
+              default=None, help="True or False: an active mirror also keeps what the "
+              "--only_spec packages need (a solve per subdir).")
 @click.option("--exclude_spec", "--exclude-spec", "exclude_spec", multiple=True,
               help="Leave out packages matching these MatchSpecs (repeatable).")
 @click.option("--include_spec", "--include-spec", "include_spec", multiple=True,
               help="Keep these although an --exclude_spec matches (repeatable).")
 @click.option("--licenses", default=None, help='Licenses, "-" excludes: "mit, -gpl3".')
 @click.option("--cve_score", "--cve-score", "cve_score", default=None,
-              help="CVE score threshold (stored; applied through the channel's policy).")
+              help="Leave out packages with a CVE scoring above this (the mirror's own policy).")
 @click.option("--exclude_uncurated_cve_packages", "--exclude-uncurated-cve-packages",
               "exclude_uncurated_cve_packages", default=None, help="True or False.")
 @click.option("--date_from", "--date-from", "date_from", default=None, help="YYYY-MM-DD.")

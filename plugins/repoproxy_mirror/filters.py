@@ -70,12 +70,16 @@ class MirrorFilter:
         self.lic_out = {x[1:] for x in mirror.licenses if x.startswith("-")}
         self.date_from = date.fromisoformat(mirror.date_from) if mirror.date_from else None
         self.date_to = date.fromisoformat(mirror.date_to) if mirror.date_to else None
+        #: subdir -> file names that count as matching an only-spec (the dependency closure,
+        #: closure.py)
+        self.also: dict[str, set[str]] = {}
 
     def wants_subdir(self, subdir: str) -> bool:
         return not self.subdirs or subdir in self.subdirs
 
-    def keep(self, rec: dict[str, Any], subdir: str) -> bool:
-        only = self.only.matches(rec, subdir) if self.only else None
+    def keep(self, rec: dict[str, Any], subdir: str, filename: str = "") -> bool:
+        only = (self.only.matches(rec, subdir)
+                or filename in self.also.get(subdir, ())) if self.only else None
         exclude = self.exclude.matches(rec, subdir) if self.exclude else None
         include = self.include.matches(rec, subdir) if self.include else None
         if not decide(only, exclude, include):
@@ -104,7 +108,7 @@ class MirrorFilter:
         out: dict[str, dict[str, Any]] = {}
         for key in ("packages", "packages.conda"):
             for fn, rec in (repodata.get(key) or {}).items():
-                if isinstance(rec, dict) and self.keep(rec, subdir):
+                if isinstance(rec, dict) and self.keep(rec, subdir, fn):
                     out[fn] = rec
         return out
 

@@ -43,6 +43,7 @@ class Mirror:
     type: str = "conda"
     subdirs: list[str] = field(default_factory=list)
     only_specs: list[str] = field(default_factory=list)
+    only_spec_dependencies: bool = False
     exclude_specs: list[str] = field(default_factory=list)
     include_specs: list[str] = field(default_factory=list)
     licenses: list[str] = field(default_factory=list)
@@ -66,8 +67,9 @@ class Mirror:
         return data
 
 
-FILTER_KEYS = ("subdirs", "only_specs", "exclude_specs", "include_specs", "licenses",
-               "cve_score", "exclude_uncurated_cve_packages", "date_from", "date_to")
+FILTER_KEYS = ("subdirs", "only_specs", "only_spec_dependencies", "exclude_specs",
+               "include_specs", "licenses", "cve_score", "exclude_uncurated_cve_packages",
+               "date_from", "date_to")
 #: what create/update accept (API body keys; the CLI maps its flags onto them)
 SETTABLE = ("mode", "type", "source", "cron", "use_channel_policy", "policy_id", *FILTER_KEYS)
 
@@ -186,7 +188,8 @@ def parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
                 raise InvalidMirror("cve_score must be a number from 0 to 10") from None
             if not 0 <= out["cve_score"] <= 10:
                 raise InvalidMirror("cve_score must be a number from 0 to 10")
-    for key in ("exclude_uncurated_cve_packages", "use_channel_policy"):
+    for key in ("exclude_uncurated_cve_packages", "use_channel_policy",
+                "only_spec_dependencies"):
         if key in body:
             out[key] = _bool(body[key], key)
     for key in ("date_from", "date_to"):
@@ -197,6 +200,12 @@ def parse(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if "policy_id" in body:
         out["policy_id"] = None if body["policy_id"] in (None, "") else str(body["policy_id"])
     return out
+
+
+def check_closure(mirror: Mirror) -> None:
+    if mirror.only_spec_dependencies and mirror.mode != "active":
+        raise InvalidMirror("only_spec_dependencies applies to active mirrors only: a proxy "
+                            "builds each subdir's index on its own, a closure needs them all")
 
 
 def check_dates(date_from: str | None, date_to: str | None) -> None:

@@ -1,7 +1,8 @@
 """Passive mirrors: a pull-through proxy of an upstream channel.
 
-Indexes: the upstream's ``<subdir>/repodata.json`` is fetched (with its validators), filtered
-(the mirror's filters, then the channel's policy through ``repoproxy_excluded_files``), and
+Indexes: the upstream's ``<subdir>/repodata.json`` (its ``.zst`` when it has a good one,
+upstream.py) is fetched (with its validators), filtered (the mirror's filters, then the
+channel's policy through ``repoproxy_excluded_files`` and the mirror's own), and
 turned into this server's own ``repodata.json``, ``.zst``, CEP-16 shard index and shards, with
 relative URLs only (an upstream's absolute ``base_url`` never reaches a client, so clients
 never bypass the proxy). The cache is fresh for ``repoproxy_mirror.index_freshness`` seconds;
@@ -11,9 +12,10 @@ served with an ``X-Repoproxy-Stale: <age>`` header for at most ``repoproxy_mirro
 seconds. An upstream 404 is remembered for ``repoproxy_mirror.negative_ttl`` seconds; noarch
 always exists (an empty index stands in).
 
-Packages: fetched on first request, verified against the index's sha256 and size before a
-byte is served, stored immutable. One download per file across threads and processes: the
-others wait on its lock file and then read the stored file.
+Packages: fetched on first request and relayed to that client while they arrive, hashed and
+written beside the cache (relay.py); committed only when the sha256 and size match, else the
+client's response is cut. Stored immutable. One download per file across threads and
+processes: the others wait on its lock file and then read the stored file.
 
 Layout: ``<root>/mirror/cache/<mirror id>/<subdir>/{meta.json, repodata.json,
 repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
@@ -27,10 +29,11 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,14 +42,17 @@ import msgpack
 import zstandard
 
 from repoproxy.errors import NotFound, RepoproxyError
-from repoproxy.models import Channel, PackageRecord
+from repoproxy.models import Channel, Privacy
 from repoproxy.names import is_package_filename
 from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.store import atomic_write, fsync_dir
 
+from . import own_policy, shard_gc
 from .filters import MirrorFilter
 from .model import Mirror
+from .own_policy import as_record
+from .relay import Relay
 from .service import mirror_dir
 from .upstream import Upstream, UpstreamError, UpstreamNotFound
 
@@ -57,6 +63,9 @@ log = logging.getLogger(__name__)
 INDEXES = ("repodata.json", "repodata.json.zst", SHARD_INDEX)
 MAX_INDEX = 1024**3
 STALE_HEADER = "X-Repoproxy-Stale"
+#: relayed chunks: small enough that the client gets bytes as they arrive
+RELAY_CHUNK = 64 * 1024
+GC_LIMIT = 10_000  # unreferenced shards removed per build at most
 
 
 def cache_dir(core: Core, mirror_id: str) -> Path:
@@ -89,6 +98,37 @@ def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def try_lock(path: Path) -> Callable[[], None] | None:
+    """The lock file taken without waiting, and its release; None when it is held (by any
+    thread or process: flock locks belong to the open file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+b")  # noqa: SIM115 - closed by the release
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+    return release
+
+
+def _shards_named(path: Path) -> set[str]:
+    """The shard digests (hex) a stored shard index names; none when it is missing or bad."""
+    try:
+        data = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(path.read_bytes()))
+        return {bytes(d).hex() for d in data["shards"].values()}
+    except (OSError, ValueError, KeyError, TypeError, zstandard.ZstdError,
+            msgpack.UnpackException):
+        return set()
 
 
 def _read_json(path: Path) -> Any:
@@ -196,7 +236,12 @@ class Proxy:
                 response.headers[STALE_HEADER] = str(int(age))
             return response
         if is_package_filename(filename):
-            path = self.package(mirror, channel, subdir, filename)
+            rec = self._record(mirror, channel, subdir, filename)
+            if request.method == "GET" and request.range is None:
+                streamed = self._stream(request, mirror, channel, subdir, filename, rec)
+                if streamed is not None:
+                    return streamed
+            path = self.package(mirror, channel, subdir, filename, rec)
             response = file_response(request, path, channel, immutable=True)
             if request.method == "GET":
                 notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
@@ -273,50 +318,47 @@ class Proxy:
         subdir's refresh lock."""
         directory = cache_dir(self.core, mirror.id) / subdir
         path = f"{subdir}/repodata.json"
-        headers = {}
+        validators, previous = {}, None
         if meta and meta.get("status") == 200:
+            previous = meta.get("source", "repodata.json")
             if meta.get("etag"):
-                headers["If-None-Match"] = meta["etag"]
+                validators["If-None-Match"] = meta["etag"]
             if meta.get("last_modified"):
-                headers["If-Modified-Since"] = meta["last_modified"]
+                validators["If-Modified-Since"] = meta["last_modified"]
         up = self._upstream(mirror)
         now = time.time()
         try:
-            r, body = up.fetch_bytes(path, MAX_INDEX, headers)
-            if r.status_code == 304:
-                if not headers or meta is None:
-                    raise UpstreamError(f"upstream {up.public(path)} answered 304 to a request "
-                                        "without validators")
+            got = up.index(subdir, MAX_INDEX, previous, validators)
+            if got.data is None:  # 304: the cache is still right
+                assert meta is not None
                 meta = dict(meta, fetched_at=now)
                 meta.pop("last_error", None)
             else:
-                data = json.loads(body)
-                if not isinstance(data, dict) or not isinstance(data.get("packages", {}), dict):
-                    raise UpstreamError(f"upstream {up.public(path)} is not a repodata object")
-                self._build(mirror, channel, subdir, data)
-                meta = {"fetched_at": now, "status": 200, "etag": r.headers.get("ETag"),
-                        "last_modified": r.headers.get("Last-Modified")}
+                self._build(mirror, channel, subdir, got.data)
+                meta = {"fetched_at": now, "status": 200, "source": got.source,
+                        "etag": got.headers.get("ETag"),
+                        "last_modified": got.headers.get("Last-Modified")}
             self._notify(mirror, path, "miss")
         except UpstreamNotFound:
             self._notify(mirror, path, "miss")
             if subdir == "noarch":
                 self._build(mirror, channel, subdir, {})  # noarch always exists
             meta = {"fetched_at": now, "status": 404}
-        except (UpstreamError, ValueError) as e:
+        except UpstreamError as e:
             self._notify(mirror, path, "error")
-            message = e.message if isinstance(e, UpstreamError) else (
-                f"upstream {up.public(path)} is not JSON")
             if meta is not None:
                 atomic_write(directory / "meta.json", json.dumps(
-                    dict(meta, last_error=message, failed_at=now)).encode())
-            raise UpstreamError(message) from None
+                    dict(meta, last_error=e.message, failed_at=now)).encode())
+            raise UpstreamError(e.message) from None
         atomic_write(directory / "meta.json", json.dumps(meta).encode())
         return meta
 
     def _build(self, mirror: Mirror, channel: Channel, subdir: str, data: dict[str, Any]) -> None:
         directory = cache_dir(self.core, mirror.id) / subdir
         kept = self._filter(mirror).select(data, subdir) if data else {}
-        hidden = self._hidden(channel, subdir, kept)
+        # the channel's policy, or (--use-channel-policy False) not; the mirror's own on top
+        hidden = self._hidden(channel, subdir, kept) if mirror.use_channel_policy else set()
+        hidden |= own_policy.hidden(self.core, mirror, channel, subdir, kept)
         records = {fn: rec for fn, rec in kept.items() if fn not in hidden}
         removed = [fn for fn in data.get("removed") or () if isinstance(fn, str)]
         by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -349,18 +391,24 @@ class Proxy:
             "repodata_version": 1,
         }
         text = json.dumps(repodata, separators=(",", ":")).encode()
+        named = {d.hex() for d in shards.values()}
+        dropped = _shards_named(directory / SHARD_INDEX) - named
         # shards first, then the indexes that name them
         atomic_write(directory / SHARD_INDEX, zst.compress(msgpack.packb(index,
                                                                          use_bin_type=True)))
         atomic_write(directory / "repodata.json.zst", zst.compress(text))
         atomic_write(directory / "repodata.json", text)
+        now = time.time()
+        shard_gc.mark_dropped(directory / "shards", dropped, now)
+        shard_gc.collect(directory / "shards", named,
+                         float(self.settings["repoproxy_mirror.shard_grace"]), now, GC_LIMIT)
 
     def _hidden(self, channel: Channel, subdir: str, kept: dict[str, dict[str, Any]]) -> set[str]:
         """The channel's policy, asked exactly as for uploaded files."""
         hook = self.core.pm.hook.repoproxy_excluded_files
         if not hook.get_hookimpls() or not kept:
             return set()
-        records = [_as_record(channel.name, subdir, fn, rec) for fn, rec in kept.items()]
+        records = [as_record(channel.name, subdir, fn, rec) for fn, rec in kept.items()]
         return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
                                                   services=self.core))}
 
@@ -381,15 +429,76 @@ class Proxy:
         return recs
 
     # --- packages --------------------------------------------------------------------------
-    def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str) -> Path:
-        directory = cache_dir(self.core, mirror.id) / subdir
-        stored = directory / "pkgs" / filename
-        path = f"{subdir}/{filename}"
+    def _record(self, mirror: Mirror, channel: Channel, subdir: str,
+                filename: str) -> dict[str, Any]:
         self.index(mirror, channel, subdir)
-        rec = self._served_records(directory).get(filename)
+        rec = self._served_records(cache_dir(self.core, mirror.id) / subdir).get(filename)
         if rec is None:
             # not upstream, filtered out, or hidden by policy: all alike absent
             raise NotFound(f"{filename} not found")
+        return rec
+
+    def _stream(self, request: Any, mirror: Mirror, channel: Channel, subdir: str,
+                filename: str, rec: dict[str, Any]) -> Any | None:
+        """A first fetch relayed while it is verified (relay.py), or None when the file is
+        stored or another request (any process) is fetching it: then :meth:`package`
+        waits for that file."""
+        from pyramid.response import Response
+
+        from repoproxy.web.files import CONTENT_TYPES
+
+        directory = cache_dir(self.core, mirror.id) / subdir
+        stored = directory / "pkgs" / filename
+        if stored.exists():
+            return None
+        release = try_lock(directory / "pkgs" / ".locks" / f"{filename}.lock")
+        if release is None:
+            return None
+        relay = None
+        try:
+            if stored.exists():  # stored by whoever held the lock before us
+                return None
+            up = self._upstream(mirror)
+            path = f"{subdir}/{filename}"
+            sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
+            size = rec.get("size") if isinstance(rec.get("size"), int) else None
+            try:
+                r = up.get(path, stream=True)
+            except UpstreamNotFound:
+                self._notify(mirror, path, "miss")
+                raise NotFound(f"{filename} not found") from None
+            except UpstreamError:
+                self._notify(mirror, path, "error")
+                raise
+            if size is None and r.headers.get("Content-Length", "").isdigit():
+                size = int(r.headers["Content-Length"])
+            fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
+            check = up.verifier(path, sha, size,
+                                int(self.settings["repoproxy.max_upload_size"]))
+            relay = Relay(r, up.body(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
+                          Path(name), stored, release,
+                          lambda status: self._notify(mirror, path, status))
+        finally:
+            if relay is None:
+                release()
+        response = Response(content_type=CONTENT_TYPES.get(Path(filename).suffix,
+                                                           "application/octet-stream"))
+        response.app_iter = relay
+        if size is not None:
+            response.content_length = size
+        scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
+        response.cache_control = f"{scope}, max-age=31536000, immutable"
+        notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
+               subdir=subdir, filename=filename)
+        return response
+
+    def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str,
+                rec: dict[str, Any] | None = None) -> Path:
+        directory = cache_dir(self.core, mirror.id) / subdir
+        stored = directory / "pkgs" / filename
+        path = f"{subdir}/{filename}"
+        if rec is None:
+            rec = self._record(mirror, channel, subdir, filename)
         if stored.exists():
             self._notify(mirror, path, "hit")
             return stored
@@ -413,22 +522,6 @@ class Proxy:
             fsync_dir(stored.parent)
             self._notify(mirror, path, "miss")
         return stored
-
-
-def _as_record(channel: str, subdir: str, fn: str, rec: dict[str, Any]) -> PackageRecord:
-    def text(key: str) -> str:
-        value = rec.get(key)
-        return value if isinstance(value, str) else ""
-
-    ts = rec.get("timestamp")
-    return PackageRecord(
-        channel=channel, subdir=subdir, filename=fn, name=text("name"), version=text("version"),
-        build=text("build"), build_number=int(rec.get("build_number") or 0),
-        size=int(rec.get("size") or 0), sha256=text("sha256"), md5=text("md5"),
-        indexed_timestamp=int(ts if ts and ts > 1e11 else (ts or 0) * 1000)
-        if isinstance(ts, (int, float)) else 0,
-        record=rec, about={"license": rec.get("license")} if rec.get("license") else {},
-    )
 
 
 def proxy(core: Core) -> Proxy:

@@ -33,6 +33,9 @@ def repoproxy_settings_defaults() -> dict[str, Any]:
         "repoproxy_mirror.index_freshness": 300.0,  # passive: an index is fresh this long
         "repoproxy_mirror.negative_ttl": 30.0,  # passive: an upstream 404 is believed this long
         "repoproxy_mirror.max_stale": 7 * 86400.0,  # passive: stale served at most this long
+        # passive: a shard the shard index stopped naming is still served this long
+        "repoproxy_mirror.shard_grace": 3600.0,
+        "repoproxy_mirror.solve_timeout": 60.0,  # active: one --only_spec closure solve
         "repoproxy_mirror.retention_days": 7.0,  # active: dropped upstream files kept this long
         "repoproxy_mirror.poll_interval": 5.0,  # worker: how often due runs are looked for
     }
@@ -87,6 +90,13 @@ def repoproxy_channel_extra(request: Any, channel: Channel) -> dict[str, Any] | 
     from .service import mirror_store
 
     return {"mirrors": mirror_store(request.services).count(channel.name)}
+
+
+@hookimpl
+def repoproxy_channel_page_sections(request: Any, channel: Channel) -> list[Any]:
+    from .page import mirrors_section
+
+    return [mirrors_section(request, channel)]
 
 
 @hookimpl

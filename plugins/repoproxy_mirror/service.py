@@ -17,7 +17,8 @@ from repoproxy.domain.audit import CLI, Actor, audit
 from repoproxy.storage.catalog import utcnow
 from repoproxy.storage.store import atomic_write
 
-from .model import Mirror, check_dates, check_name, parse
+from . import own_policy
+from .model import Mirror, check_closure, check_dates, check_name, parse
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -55,12 +56,14 @@ def _audit(actor: Actor, action: str, mirror: Mirror, **details: Any) -> Any:
 def create(core: Core, name: str, channel: str, body: dict[str, Any], *, actor: Actor = CLI,
            run_now: bool = False) -> dict[str, Any]:
     check_name(name)
-    core.catalog().require_channel(channel)
+    ch = core.catalog().require_channel(channel)
     fields = parse(body, creating=True)
     now = utcnow()
     mirror = Mirror(id=str(uuid.uuid4()), name=name, channel=channel, created=now, updated=now,
                     **fields)
     check_dates(mirror.date_from, mirror.date_to)
+    check_closure(mirror)
+    own_policy.check(core, mirror, ch)
     if run_now and mirror.mode == "active":
         mirror.state = "pending"
     mirror_store(core).insert(mirror, _audit(actor, "mirror.create", mirror, mode=mirror.mode,
@@ -77,6 +80,8 @@ def update(core: Core, name: str, channel: str, body: dict[str, Any], *, actor: 
     for key, value in fields.items():
         setattr(mirror, key, value)
     check_dates(mirror.date_from, mirror.date_to)
+    check_closure(mirror)
+    own_policy.check(core, mirror, core.catalog().require_channel(mirror.channel))
     mirror.updated = utcnow()
     if run_now and mirror.mode == "active" and mirror.state not in ("running", "stopping"):
         mirror.state = "pending"

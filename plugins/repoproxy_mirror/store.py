@@ -21,6 +21,7 @@ from .model import FILTER_KEYS, Mirror
 migrations = Migrations("repoproxy_mirror")
 Audit = Callable[[Database], None]
 
+_BOOLS = ("use_channel_policy", "exclude_uncurated_cve_packages", "only_spec_dependencies")
 _JSON = ("subdirs", "only_specs", "exclude_specs", "include_specs", "licenses", "counts")
 _COLUMNS = ("id", "name", "channel", "mode", "type", "source", "cron", "use_channel_policy",
             "policy_id", "state", "created", "updated", "last_run_at", "last_error",
@@ -45,11 +46,16 @@ def m001_mirrors(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_only_spec_dependencies(db: Database) -> None:
+    db.table("mirrors").add_column("only_spec_dependencies", int, not_null_default=0)
+
+
 def _row(m: Mirror) -> dict[str, Any]:
     data = {k: getattr(m, k) for k in _COLUMNS}
     for k in _JSON:
         data[k] = json.dumps(data[k])
-    for k in ("use_channel_policy", "exclude_uncurated_cve_packages"):
+    for k in _BOOLS:
         data[k] = int(bool(data[k]))
     return data
 
@@ -58,7 +64,7 @@ def _mirror(row: dict[str, Any]) -> Mirror:
     data = {k: row[k] for k in _COLUMNS}
     for k in _JSON:
         data[k] = json.loads(row[k] or ("{}" if k == "counts" else "[]"))
-    for k in ("use_channel_policy", "exclude_uncurated_cve_packages"):
+    for k in _BOOLS:
         data[k] = bool(row[k])
     return Mirror(**data)
 

@@ -9,10 +9,12 @@ Messages name :meth:`Upstream.public` URLs, which carry no secret.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,40 @@ class UpstreamNotFound(NotFound):
     code = "upstream-not-found"
 
 
+class Verifier:
+    """Checks a download while it streams: never more bytes than announced, within the
+    deadline, and at the end exactly the announced size and sha256."""
+
+    def __init__(self, url: str, sha256: str | None, size: int | None, limit: int,
+                 deadline: float) -> None:
+        self.url, self.sha256, self.size = url, (sha256 or "").lower() or None, size
+        self.limit = size if size is not None else limit
+        self.deadline = time.monotonic() + deadline
+        self.hash = hashlib.sha256()
+        self.got = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.count(chunk)
+        self.hash.update(chunk)
+
+    def count(self, chunk: bytes) -> None:
+        """The checks that can fail before the end (the hash is fed apart, see relay.py)."""
+        self.got += len(chunk)
+        if self.got > self.limit:
+            raise UpstreamError(f"upstream {self.url} sent more bytes than its index "
+                                "announces")
+        if time.monotonic() > self.deadline:
+            raise UpstreamError(f"upstream {self.url} too slow")
+
+    def finish(self) -> None:
+        if self.size is not None and self.got != self.size:
+            raise UpstreamError(f"upstream {self.url}: {self.got} bytes received, its index "
+                                f"announces {self.size}")
+        if self.sha256 and self.hash.hexdigest() != self.sha256:
+            raise UpstreamError(f"upstream {self.url}: sha256 mismatch (refused, nothing "
+                                "stored)")
+
+
 @dataclass(frozen=True)
 class Credential:
     prefix: str
@@ -73,6 +109,43 @@ def credential_for(source: str, creds: list[Credential]) -> Credential | None:
                 best is None or len(c.prefix) > len(best.prefix)):
             best = c
     return best
+
+
+@dataclass(frozen=True)
+class UpstreamIndex:
+    source: str  # the file it came from: repodata.json.zst or repodata.json
+    headers: Any  # the answer's headers (validators)
+    data: dict[str, Any] | None  # None: 304, the cached index is still right
+
+
+def unzstd(body: bytes, limit: int) -> bytes | None:
+    """The decompressed bytes, or None when ``body`` is not zstd or expands beyond ``limit``."""
+    import zstandard
+
+    parts, size = [], 0
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+            while chunk := reader.read(CHUNK * 16):
+                size += len(chunk)
+                if size > limit:
+                    return None
+                parts.append(chunk)
+    except zstandard.ZstdError:
+        return None
+    return b"".join(parts) if size else None
+
+
+def _repodata(text: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("packages", "packages.conda"):
+        if not isinstance(data.get(key, {}), dict):
+            return None
+    return data
 
 
 class Upstream:
@@ -151,40 +224,74 @@ class Upstream:
             r.close()
         return r, b"".join(chunks)
 
+    def index(self, subdir: str, limit: int, previous: str | None = None,
+              validators: dict[str, str] | None = None) -> UpstreamIndex:
+        """The subdir's patched index: ``repodata.json.zst`` when the upstream has it (a tenth
+        of the transfer), else ``repodata.json``. A 404 for the .zst, or a body that is not
+        zstd holding a JSON object (an HTML page, a login form), means "none": the JSON is
+        fetched instead, and nothing of the bad body is kept. ``validators`` (If-None-Match,
+        If-Modified-Since) are sent only for the file ``previous`` names, whose validators
+        they are; a 304 then returns no data. 404 for the JSON raises
+        :class:`UpstreamNotFound`; other failures :class:`UpstreamError`."""
+        for name in ("repodata.json.zst", "repodata.json"):
+            path = f"{subdir}/{name}"
+            headers = dict(validators or {}) if previous == name else {}
+            try:
+                r, body = self.fetch_bytes(path, limit, headers)
+            except UpstreamNotFound:
+                if name.endswith(".zst"):
+                    continue
+                raise
+            if r.status_code == 304:
+                if not headers:
+                    raise UpstreamError(f"upstream {self.public(path)} answered 304 to a "
+                                        "request without validators")
+                return UpstreamIndex(name, r.headers, None)
+            if name.endswith(".zst"):
+                text = unzstd(body, limit)
+                data = _repodata(text) if text is not None else None
+                if data is None:
+                    log.info("upstream %s is not a zstd repodata object: using repodata.json",
+                             self.public(path))
+                    continue
+                return UpstreamIndex(name, r.headers, data)
+            data = _repodata(body)
+            if data is None:
+                raise UpstreamError(f"upstream {self.public(path)} is not a repodata object")
+            return UpstreamIndex(name, r.headers, data)
+        raise AssertionError("unreachable: repodata.json answers or raises")
+
+    def body(self, r: requests.Response, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The chunks of a streamed answer; a broken transfer becomes :class:`UpstreamError`."""
+        try:
+            yield from r.iter_content(chunk)
+        except self._errors as e:
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+
+    def verifier(self, path: str, sha256: str | None, size: int | None,
+                 limit: int) -> Verifier:
+        return Verifier(self.public(path), sha256, size, limit, self.deadline)
+
     def download(self, path: str, directory: Path, sha256: str | None,
-                 size: int | None, limit: int) -> Path:
+                 size: int | None, limit: int, *, sync: bool = True) -> Path:
         """Download into a temporary file of ``directory``, verified against the record's
         sha256 and size while it streams; on any failure nothing is left behind."""
         r = self.get(path, stream=True)
         directory.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
         tmp = Path(name)
-        h, got, start = hashlib.sha256(), 0, time.monotonic()
+        check = self.verifier(path, sha256, size, limit)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in r.iter_content(CHUNK):
-                    got += len(chunk)
-                    if got > (size if size is not None else limit):
-                        raise UpstreamError(f"upstream {self.public(path)} sent more bytes "
-                                            "than its index announces")
-                    if time.monotonic() - start > self.deadline:
-                        raise UpstreamError(f"upstream {self.public(path)} too slow")
-                    h.update(chunk)
+                for chunk in self.body(r, path):
+                    check.feed(chunk)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if size is not None and got != size:
-                raise UpstreamError(f"upstream {self.public(path)}: {got} bytes received, "
-                                    f"its index announces {size}")
-            if sha256 and h.hexdigest() != sha256.lower():
-                raise UpstreamError(f"upstream {self.public(path)}: sha256 mismatch "
-                                    "(refused, nothing stored)")
+                check.finish()
+                if sync:
+                    out.flush()
+                    os.fsync(out.fileno())
             return tmp
-        except self._errors as e:
-            with suppress(OSError):
-                tmp.unlink()
-            raise UpstreamError(f"upstream {self.public(path)} broke off: "
-                                f"{type(e).__name__}") from None
         except BaseException:
             with suppress(OSError):
                 tmp.unlink()

@@ -10,9 +10,10 @@ next start resumes it.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from repoproxy.domain.periodic import PeriodicWorker
 
 from .model import Mirror
 
@@ -55,31 +56,13 @@ def due(core: Core, mirror: Mirror, now: datetime) -> bool:
     return cron_due(mirror, now)
 
 
-class MirrorWorker:
-    name = "repoproxy_mirror"
+class MirrorWorker(PeriodicWorker):
+    name = "repoproxy-mirror"
 
     def __init__(self, core: Core) -> None:
+        super().__init__(float(core.settings["repoproxy_mirror.poll_interval"]),
+                         immediately=True)  # a run a crash interrupted resumes at start
         self.core = core
-        self.interval = float(core.settings["repoproxy_mirror.poll_interval"])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="repoproxy-mirror", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("mirror worker tick failed")
-            self._stop.wait(self.interval)
 
     def tick(self) -> list[str]:
         """Run every mirror that is due now; the names run."""
@@ -88,12 +71,12 @@ class MirrorWorker:
 
         ran = []
         for mirror in mirror_store(self.core).list():
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 break
             if due(self.core, mirror, datetime.now(UTC)):
                 log.info("mirror %s: run starts", mirror.name)
                 try:
-                    run(self.core, mirror.name, shutdown=self._stop)
+                    run(self.core, mirror.name, shutdown=self.stopping)
                 except Exception:
                     log.exception("mirror %s: run failed", mirror.name)
                 ran.append(mirror.name)

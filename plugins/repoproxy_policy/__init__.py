@@ -11,6 +11,7 @@ from .plugin import (
     repoproxy_cve_data_changed,
     repoproxy_excluded_files,
     repoproxy_migrations,
+    repoproxy_policy_judge,
     repoproxy_register_commands,
     repoproxy_validate_package,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "repoproxy_cve_data_changed",
     "repoproxy_excluded_files",
     "repoproxy_migrations",
+    "repoproxy_policy_judge",
     "repoproxy_register_commands",
     "repoproxy_validate_package",
 ]

@@ -67,6 +67,33 @@ def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[Packag
     return [fn for (sd, fn), why in decided.items() if sd == subdir and why]
 
 
+@hookimpl
+def repoproxy_policy_judge(services: Core, channel: Channel, records: list[PackageRecord],
+                           policy: str | None, filters: dict[str, Any]
+                           ) -> dict[tuple[str, str], list[str]]:
+    from .model import FILTERS, Policy, PolicyError, parse_filter
+
+    judges = []
+    if policy is not None:
+        judges.append(_service().policy_store(services).get(policy))
+    if filters:
+        unknown = sorted(set(filters) - set(FILTERS))
+        if unknown:
+            raise PolicyError(f"unknown policy filter(s): {', '.join(unknown)}")
+        checked = {k: parse_filter(k, v) for k, v in filters.items()}
+        judges.append(Policy(id=0, name="ad hoc", filters={
+            k: v for k, v in checked.items() if v is not None}))
+    wanted = {(r.subdir, r.filename) for r in records}
+    out: dict[tuple[str, str], list[str]] = {}
+    for judge in judges:
+        if not records:
+            continue
+        for k, why in _service().decide(services, judge, channel, extra=records).items():
+            if why and k in wanted:
+                out.setdefault(k, []).extend(why)
+    return out
+
+
 def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) -> PackageRecord:
     """The record a package being uploaded would get (enough for the policy rules)."""
     index = dict(metadata.index)

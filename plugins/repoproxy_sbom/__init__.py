@@ -1,6 +1,6 @@
 """repoproxy_sbom: a CycloneDX 1.6 SBOM for every package file, and for a whole subdir.
 
-Publishing a file only queues its SBOM (``repoproxy_package_added`` adds a row to the
+Publishing a file only queues its SBOM (``repoproxy_packages_added`` adds a row to the
 plugin's ``sbom_queue`` table right after the package's commit); ``repoproxy serve``'s
 background worker builds it off the publish path (see :mod:`repoproxy_sbom.queue` for retries
 and crash recovery), stored atomically under ``<root>/sbom/<channel>/<subdir>/<file>.cdx.json``
@@ -69,10 +69,14 @@ def write_sbom(services: Any, record: Any, path: Path) -> Path:
 
 
 @hookimpl
-def repoproxy_package_added(services: Any, channel: Any, record: Any, path: Path) -> None:
-    # a replaced file's old document is stale: it goes now, the new one is queued
-    sbom_path(services, record.channel, record.subdir, record.filename).unlink(missing_ok=True)
-    _queue().enqueue(services, record.channel, record.subdir, record.filename, record.sha256)
+def repoproxy_packages_added(services: Any, channel: Any, records: list[Any]) -> None:
+    # a replaced file's old document is stale: it goes now, the new one is queued; all the
+    # files of one publish in one transaction (a bulk import has thousands)
+    for record in records:
+        sbom_path(services, record.channel, record.subdir, record.filename).unlink(
+            missing_ok=True)
+    _queue().enqueue_many(services, [(r.channel, r.subdir, r.filename, r.sha256)
+                                     for r in records])
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """The SBOM queue: a plugin-owned catalog table drained by a background worker.
 
 Building a CycloneDX document costs far more than ingesting the file, so the publish path only
-enqueues a row (``repoproxy_package_added`` runs right after the package's transaction
+enqueues a row (``repoproxy_packages_added`` runs right after the package's transaction
 commits). The worker (``repoproxy serve``) drains the queue every
 ``repoproxy_sbom.worker_interval`` seconds; a failed build is retried with exponential backoff
 up to ``repoproxy_sbom.max_attempts`` times. Rows of files or channels that are gone are
@@ -13,13 +13,13 @@ builds a missing document on demand and dequeues it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Migrations
 
+from repoproxy.domain.periodic import PeriodicWorker
 from repoproxy.storage.db import write_transaction
 
 log = logging.getLogger("repoproxy_sbom")
@@ -40,14 +40,18 @@ def m001_queue(db: Any) -> None:
     db.table("sbom_queue").create_index(["next_try"])
 
 
-def enqueue(services: Any, channel: str, subdir: str, filename: str, sha256: str) -> None:
-    """Queue (or re-queue, fresh) the SBOM of one file."""
+def enqueue_many(services: Any, files: list[tuple[str, str, str, str]]) -> None:
+    """Queue (or re-queue, fresh) the SBOMs of ``(channel, subdir, filename, sha256)``, in
+    one transaction."""
+    if not files:
+        return
     db = services.db()
+    now = datetime.now(UTC).isoformat()
     with write_transaction(db):
-        db.execute(
+        db.conn.executemany(
             "INSERT OR REPLACE INTO sbom_queue (channel, subdir, filename, sha256, attempts, "
             "last_error, enqueued_at, next_try) VALUES (?, ?, ?, ?, 0, NULL, ?, 0)",
-            [channel, subdir, filename, sha256, datetime.now(UTC).isoformat()])
+            [(*f, now) for f in files])
 
 
 def dequeue(services: Any, channel: str, subdir: str, filename: str) -> None:
@@ -125,40 +129,27 @@ def drain(services: Any, max_attempts: int, limit: int | None = None) -> int:
     return len(rows)
 
 
-class SbomWorker:
+class SbomWorker(PeriodicWorker):
     """Re-scans once at start, then drains the queue every ``interval`` seconds."""
 
+    name = "repoproxy_sbom-worker"
+    join_timeout = 5.0
+
     def __init__(self, services: Any, interval: float, max_attempts: int) -> None:
+        super().__init__(interval, immediately=True)
         self.services = services
-        self.interval = interval
         self.max_attempts = max_attempts
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._scanned = False
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="repoproxy_sbom-worker",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
+    def tick(self) -> None:
+        if not self._scanned:
+            self._scanned = True  # once per start; a failed scan is retried at the next one
             found = rescan(self.services)
             if found:
                 log.info("%d package files had no SBOM; queued", found)
-        except Exception:
-            log.exception("scanning for files without an SBOM failed")
-        while not self._stop.wait(self.interval):
-            try:
-                # in batches, so stop() is honoured within one batch
-                while not self._stop.is_set() and drain(self.services, self.max_attempts, 50):
-                    pass
-            except Exception:
-                log.exception("draining the SBOM queue failed; retrying")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        # in batches, so stop() is honoured within one batch
+        while not self.stopping.is_set() and drain(self.services, self.max_attempts, 50):
+            pass
 
     def __repr__(self) -> str:
         return f"<repoproxy_sbom SbomWorker every {self.interval}s>"

@@ -10,7 +10,6 @@ reports, badges) flush first, so what they show is exact on a single server proc
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
@@ -20,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Migrations
 
+from repoproxy.domain.periodic import PeriodicWorker
 from repoproxy.storage.db import write_transaction
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
 
-log = logging.getLogger("repoproxy_stats")
 
 migrations = Migrations("repoproxy_stats")
 
@@ -111,31 +110,20 @@ def buffer_for(services: Core) -> DownloadBuffer:
     return services.plugin_state("repoproxy_stats.buffer", lambda: DownloadBuffer(services))
 
 
-class FlushWorker:
+class FlushWorker(PeriodicWorker):
     """Flushes the buffer every ``interval`` seconds, and a last time on stop()."""
 
+    name = "repoproxy_stats-flush"
+    join_timeout = 5.0
+
     def __init__(self, services: Core, interval: float) -> None:
+        super().__init__(interval)
         self.buffer = buffer_for(services)
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="repoproxy_stats-flush",
-                                        daemon=True)
-        self._thread.start()
+    def tick(self) -> int:
+        return self.buffer.flush()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.buffer.flush()
-            except Exception:
-                log.exception("flushing download counts failed; retrying")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def finish(self) -> None:
         self.buffer.flush()
 
     def __repr__(self) -> str:

@@ -30,7 +30,7 @@ def password_guard(request: Any) -> PasswordGuard:
     """The guard every password backend of this application shares."""
     from repoproxy.domain.throttle import guard_of
 
-    return guard_of(request.registry, request.registry.services.settings)
+    return guard_of(request.registry, request.registry.services)
 
 
 @hookimpl
@@ -38,7 +38,7 @@ def repoproxy_configure(config: Any) -> None:
     from repoproxy.domain.throttle import guard_of
 
     # create the guard at start-up, so bad repoproxy.auth.* values stop the server at once
-    guard_of(config.registry, config.registry.services.settings)
+    guard_of(config.registry, config.registry.services)
 
 
 @hookimpl(trylast=True)

@@ -36,7 +36,7 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
     import os
 
     from repoproxy.domain.channels import sync_public_view
-    from repoproxy.domain.recovery import recover
+    from repoproxy.domain.recovery import recover_apart
     from repoproxy.plugins import describe_plugins
     from repoproxy.web.app import make_app
     from repoproxy.web.server import serve as run
@@ -57,7 +57,7 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
     count = count or os.cpu_count() or 1
     try:
         check_startup(services)
-        recover(services)  # once, before any worker process exists
+        recover_apart(services)  # once, before any worker process exists, in a child
         sync_public_view(services)  # what the nginx front may serve straight from the tree
         if count > 1:
             # before the app is built: plugins set up what the processes share
@@ -78,10 +78,14 @@ def serve(root: Path | None, config: Path | None, host: str | None, port: int | 
               type=click.Choice(["public", "authenticated", "private"]))
 @click.option("--force", is_flag=True, help="Replace files that are already in the channel.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: cores).")
+@click.option("--link", is_flag=True,
+              help="Hard-link the files into the channel instead of copying them, where the "
+                   "filesystem allows (much faster; do not change the sources in place "
+                   "afterwards, replacing them is fine).")
 @root_option
 @config_option
 def import_(directory: Path, channel: str, create: bool, privacy: str, force: bool,
-            workers: int | None, root: Path | None, config: Path | None) -> None:
+            workers: int | None, link: bool, root: Path | None, config: Path | None) -> None:
     """Import a directory of packages (e.g. a conda-index tree) into a channel, offline."""
     from repoproxy.domain.channels import create_channel
     from repoproxy.domain.packages import import_files
@@ -99,7 +103,7 @@ def import_(directory: Path, channel: str, create: bool, privacy: str, force: bo
         with click.progressbar(length=len(files), label=f"importing into {channel}",
                                file=sys.stderr) as bar:
             result = import_files(services, channel, files, force=force, workers=workers,
-                                  progress=bar.update)
+                                  progress=bar.update, link=link)
     except RepoproxyError as e:
         raise click.ClickException(e.message) from None
     for path, why in result.failed:

@@ -105,7 +105,8 @@ def create_subchannel(core: Core, name: str, description: str = "", *,
     wanted = parse_privacy(privacy) if privacy is not None else None
     parent_name, _ = split_channel(name)
     db = core.db()
-    with write_transaction(db):
+    # into the public view after the commit when the parent is public (nginx serves it)
+    with _view_change(core, name, public=True), write_transaction(db):
         catalog = Catalog(db)
         parent = catalog.get_channel(parent_name)
         if parent is None or not _may_read(actor, parent):
@@ -203,19 +204,30 @@ def remove_channel(core: Core, name: str, *, actor: Actor = CLI) -> Channel:
 def _view_change(core: Core, name: str, *, public: bool) -> Iterator[None]:
     """Around a transaction that may change whether ``name`` is public: keep the public view
     (storage/public.py) from ever showing a channel that is not public. Out of the view
-    before a commit that may make it non-public; back in only from the committed row."""
+    before a commit that may make it non-public; back in only from the committed row. A
+    channel's subchannels share its privacy: their links move with it."""
     view = core.store.public
     with view.locked():
+        before = _with_subchannels(core, name)
         if not public:
-            view.unpublish(name)
+            for each in before:
+                view.unpublish(each)
         try:
             yield
         finally:
-            channel = core.catalog().get_channel(name)
-            if channel is not None and channel.privacy == Privacy.PUBLIC:
-                view.publish(name)
-            else:
-                view.unpublish(name)
+            catalog = core.catalog()
+            for each in sorted(before | _with_subchannels(core, name)):
+                channel = catalog.get_channel(each)
+                if channel is not None and channel.privacy == Privacy.PUBLIC:
+                    view.publish(each)
+                else:
+                    view.unpublish(each)
+
+
+def _with_subchannels(core: Core, name: str) -> set[str]:
+    if "/" in name:
+        return {name}
+    return {name, *(c.name for c in core.catalog().subchannels(name))}
 
 
 def sync_public_view(core: Core) -> None:

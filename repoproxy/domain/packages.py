@@ -52,10 +52,11 @@ def upload_file(core: Core, channel: Channel | str, path: Path, *, actor: Actor 
 
 def import_files(core: Core, channel: str, files: list[tuple[Path, str | None]], *,
                  actor: Actor = CLI, force: bool = False, workers: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> ImportResult:
+                 progress: Callable[[int], None] | None = None,
+                 link: bool = False) -> ImportResult:
     """Bulk import (worker processes, batched commits), one audit row per imported file."""
     return import_packages(core.ingestor, channel, files, force=force, workers=workers,
-                           progress=progress, audit=upload_audit(actor))
+                           progress=progress, audit=upload_audit(actor), link=link)
 
 
 def delete_file(core: Core, channel: str, subdir: str, filename: str, *,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ ChannelRef = Channel | str
 FileRow = tuple[str, str, str, str, int, int]
 #: channels whose light listing (one row per file) is kept between requests
 LISTINGS_KEPT = 32
+#: files read per query by :meth:`ReadModel.walk_packages`
+WALK_BATCH = 500
 
 
 def channel_not_found() -> NotFound:
@@ -81,6 +83,7 @@ class Dependency:
         return out
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_dependency(raw: str) -> Dependency:
     """``conda-forge::numpy >=1.2``, ``numpy[version='>=1.2']``, ``python 3.11.* *_cpython``...
 
@@ -264,7 +267,7 @@ class ReadModel:
 
     def _listing_key(self, channel: Channel) -> tuple[Any, ...]:
         if channel.name not in self._keys:
-            self._keys[channel.name] = (channel.name, channel.created,
+            self._keys[channel.name] = (channel.name, channel.incarnation,
                                         self.catalog.generations(channel.name))
         return self._keys[channel.name]
 
@@ -305,6 +308,24 @@ class ReadModel:
         return [r for r in self.catalog.packages(channel.name, subdir=subdir, name=name)
                 if self.visible(r)]
 
+    def walk_packages(self, ref: ChannelRef, subdir: str | None = None,
+                      after: tuple[str, str] | None = None) -> Iterator[PackageRecord]:
+        """Visible files of the channel after ``after`` = (subdir, filename), in that order,
+        read :data:`WALK_BATCH` at a time: memory stays bounded whatever the channel's size,
+        and no read transaction stays open between batches. Access is checked now, not
+        when the walk starts."""
+        channel = self.channel(ref)
+
+        def walk(after: tuple[str, str] | None) -> Iterator[PackageRecord]:
+            while True:
+                batch = self.catalog.packages_after(channel.name, subdir, after, WALK_BATCH)
+                yield from (r for r in batch if self.visible(r))
+                if len(batch) < WALK_BATCH:
+                    return
+                after = (batch[-1].subdir, batch[-1].filename)
+
+        return walk(after)
+
     def package(self, ref: ChannelRef, name: str) -> Package:
         channel = self.channel(ref)
         key = (channel.name, name)
@@ -315,14 +336,14 @@ class ReadModel:
             self._packages[key] = Package(channel=channel, name=name, records=tuple(records))
         return self._packages[key]
 
-    def package_list(self, ref: ChannelRef) -> list[Package]:
-        """Every package name with at least one visible file, by name."""
+    def package_listing(self, ref: ChannelRef) -> list[tuple[PackageSummary, str, str]]:
+        """Every package name with a visible file, by name, with its newest file's license
+        (from its record) and summary: from the cached light listing plus two columns of
+        the newest files, so a channel of any size never has all its records in memory."""
         channel = self.channel(ref)
-        by_name: dict[str, list[PackageRecord]] = {}
-        for rec in self.packages(channel):
-            by_name.setdefault(rec.name, []).append(rec)
-        return [Package(channel=channel, name=n, records=tuple(rs))
-                for n, rs in sorted(by_name.items())]
+        listed = self.package_summaries(channel)
+        facts = self.catalog.listing_facts(channel.name, [p.newest for p in listed])
+        return [(p, *facts.get(p.newest, ("", ""))) for p in listed]
 
     def files(self, ref: ChannelRef, name: str, **wanted: str | None) -> list[PackageRecord]:
         """The package's visible files, newest first; ``wanted`` filters on subdir, version,
@@ -371,14 +392,16 @@ class ReadModel:
     def dependents(self, ref: ChannelRef, name: str) -> list[dict[str, Any]]:
         """Visible packages of the channel whose dependencies name ``name``, newest first."""
         package = self.package(ref, name)
+        channel = package.channel.name
         wanted = name.lower()  # MatchSpec names are normalised to lower case
         found: dict[str, set[str]] = {}
-        # only files whose record names it at all are parsed (MatchSpec is the slow part)
-        candidates = (r for r in self.catalog.packages_mentioning(package.channel.name, wanted)
-                      if self.visible(r))
-        for rec in candidates:
-            if any(parse_dependency(s).name == wanted for s in rec.record.get("depends") or []):
-                found.setdefault(rec.name, set()).add(rec.version)
+        # SQL narrows to the dependency strings containing the name; MatchSpec (remembered per
+        # distinct string) decides which really name it
+        for subdir, filename, dependent, version, raw in self.catalog.dependency_mentions(
+                channel, wanted):
+            if (parse_dependency(raw).name == wanted
+                    and filename not in self.hidden(channel, subdir)):
+                found.setdefault(dependent, set()).add(version)
         return [{"name": n, "versions": sorted(v, key=version_key, reverse=True)}
                 for n, v in sorted(found.items())]
 
@@ -392,18 +415,19 @@ class ReadModel:
         q = q.strip().lower()
         results = []
         for channel in self.channels():
-            by_name: dict[str, list[PackageRecord]] = {}
-            for rec in self.catalog.search_packages(channel.name, q):
-                if self.visible(rec):
-                    by_name.setdefault(rec.name, []).append(rec)
-            for name, records in sorted(by_name.items()):
-                newest = max(records, key=lambda r: version_key(r.version))
+            hidden = {sd: self.hidden(channel.name, sd) for sd in self.catalog.subdirs(
+                channel.name)}
+            by_name: dict[str, list[tuple[str, str, str, str, str, str | None]]] = {}
+            for row in self.catalog.search_packages(channel.name, q):
+                if row[1] not in hidden.get(row[0], ()):
+                    by_name.setdefault(row[2], []).append(row)
+            for name, rows in sorted(by_name.items()):
+                newest = max(rows, key=lambda r: version_key(r[3]))
                 results.append({
-                    "channel": channel.name, "name": name, "version": newest.version,
-                    "family": family, "build": newest.build,
-                    "license": newest.record.get("license") or "",
-                    "platforms": sorted({r.subdir for r in records
-                                         if r.version == newest.version}),
+                    "channel": channel.name, "name": name, "version": newest[3],
+                    "family": family, "build": newest[4],
+                    "license": newest[5] or "",
+                    "platforms": sorted({r[0] for r in rows if r[3] == newest[3]}),
                     "exact": name.lower() == q,
                 })
         results.sort(key=lambda r: (not r["exact"], r["name"], r["channel"]))

@@ -6,11 +6,15 @@ wrong passwords starve file serving. :class:`PasswordGuard` bounds that work thr
 
 - failed logins are counted per user name and per client address in a fixed window
   (``repoproxy.auth.max_failures`` and ``max_failures_per_address`` per
-  ``repoproxy.auth.failure_window`` seconds; behind a reverse proxy every client has the
-  proxy's address, so the address limit then counts all clients together); past a limit
-  every attempt, even with the right password, is refused with :class:`TooManyRequests`
-  (HTTP 429 + ``Retry-After``) until the window ends, without hashing anything;
-- at most ``repoproxy.auth.verify_concurrency`` hashes run at once and as many callers more
+  ``repoproxy.auth.failure_window`` seconds); past a limit every attempt, even with the right
+  password, is refused with :class:`TooManyRequests` (HTTP 429 + ``Retry-After``) until the
+  window ends, without hashing anything. The counts are shared by every process serving the
+  root (``storage/failures.py``), so ``serve --workers N`` does not multiply the budget.
+  Behind a reverse proxy the client address is the one the proxy reports, when the proxy is
+  trusted (``repoproxy.trusted_proxy``, web/server.py); otherwise every client has the
+  proxy's address and the address limit counts them all together;
+- at most ``repoproxy.auth.verify_concurrency`` hashes run at once (in each process: this
+  bounds CPU, which each process has its own share of) and as many callers more
   may wait, for at most ``repoproxy.auth.verify_wait`` seconds; any other caller gets
   :class:`ServerBusy` (503) at once. Waiting holds a server thread, so the queue itself must
   be short, or waiting logins take every thread and starve file serving just the same;
@@ -36,8 +40,9 @@ from typing import Any
 from cachetools import TTLCache
 
 from repoproxy.errors import ConfigError, ServerBusy, TooManyRequests
+from repoproxy.storage.failures import FailureLog
 
-#: upper bounds on remembered entries: memory stays bounded whatever clients send
+#: upper bounds on remembered entries: memory and disk stay bounded whatever clients send
 MAX_TRACKED = 100_000
 MAX_CACHED = 10_000
 
@@ -75,18 +80,17 @@ class GuardSettings:
 class PasswordGuard:
     """Rate limit, concurrency bound and success cache for password verification.
 
-    ``clock`` is the time source of the windows and the cache (monotonic seconds); tests swap
-    it to step over a window without sleeping.
+    ``failures`` holds the failed-login counts (shared by processes); ``clock`` is the time
+    source of the windows and the cache (wall-clock seconds, which processes agree on); tests
+    swap it to step over a window without sleeping.
     """
 
-    def __init__(self, config: GuardSettings, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(self, config: GuardSettings, failures: FailureLog,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        self.failures = failures
         self._lock = threading.Lock()
-        # key -> [failures, window end]; a mutable value so counting does not reset the TTL
-        self._failures: TTLCache[str, list[float]] = TTLCache(
-            MAX_TRACKED, config.failure_window, timer=self._now)
         self._verified: TTLCache[str, bool] = TTLCache(
             MAX_CACHED, max(config.cache_seconds, 1e-9), timer=self._now)
         self._slots = threading.BoundedSemaphore(config.verify_concurrency)
@@ -100,18 +104,20 @@ class PasswordGuard:
         return self.clock()
 
     # --- failed-login limit -------------------------------------------------------------------
-    def _limits(self, address: str, user: str) -> list[tuple[str, int]]:
-        return [(key, limit) for key, limit in ((f"addr:{address}",
-                                                 self.config.max_failures_per_address),
-                                                (f"user:{user}", self.config.max_failures))
-                if limit > 0]
+    def _limits(self, address: str, user: str) -> dict[str, int]:
+        return {key: limit for key, limit in ((f"addr:{address}",
+                                               self.config.max_failures_per_address),
+                                              (f"user:{user}", self.config.max_failures))
+                if limit > 0}
 
     def check(self, address: str, user: str) -> None:
         """Raise :class:`TooManyRequests` while the address or the user name is locked out."""
+        limits = self._limits(address, user)
+        if not limits:
+            return
         now = self.clock()
-        with self._lock:
-            waits = [entry[1] - now for key, limit in self._limits(address, user)
-                     if (entry := self._failures.get(key)) is not None and entry[0] >= limit]
+        waits = [until - now for key, (count, until) in self.failures.counts(limits, now).items()
+                 if count >= limits[key]]
         if waits:
             raise TooManyRequests(
                 f"too many failed logins from this address or for this user; try again in "
@@ -119,14 +125,9 @@ class PasswordGuard:
 
     def failed(self, address: str, user: str) -> None:
         """Count one failed login against the address and the user name."""
-        now = self.clock()
-        with self._lock:
-            for key, _ in self._limits(address, user):
-                entry = self._failures.get(key)
-                if entry is None:
-                    self._failures[key] = [1, now + self.config.failure_window]
-                else:
-                    entry[0] += 1
+        limits = self._limits(address, user)
+        if limits:
+            self.failures.add(limits, self.clock(), self.config.failure_window)
 
     # --- verification --------------------------------------------------------------------------
     def _cache_key(self, user: str, stored: str, password: str) -> str:
@@ -179,16 +180,18 @@ def _seconds(value: float) -> int:
 _registry_lock = threading.Lock()
 
 
-def guard_of(holder: Any, settings: Mapping[str, Any]) -> PasswordGuard:
+def guard_of(holder: Any, services: Any) -> PasswordGuard:
     """The one guard of an application, kept as ``holder.password_guard`` (created once).
 
-    Every password backend of one application must share it, so the limits are global.
+    Every password backend of one application must share it, so the limits are global;
+    ``services`` is the application's runtime (its settings and its root's throttle file).
     """
     guard = getattr(holder, "password_guard", None)
     if guard is None:
         with _registry_lock:
             guard = getattr(holder, "password_guard", None)
             if guard is None:
-                guard = PasswordGuard(GuardSettings.from_settings(settings))
+                guard = PasswordGuard(GuardSettings.from_settings(services.settings),
+                                      FailureLog(services.store.throttle_path, MAX_TRACKED))
                 holder.password_guard = guard
     return guard

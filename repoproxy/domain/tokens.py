@@ -37,6 +37,8 @@ PERSONAL_KINDS = ("user", "token", "htpasswd")
 
 ALPHABET = string.ascii_letters + string.digits
 PREFIX = "rp"
+#: a token may live 100 years at most (a date past year 9999 cannot even be written)
+MAX_TOKEN_DAYS = 36500
 
 
 def token_hash(token: str) -> str:
@@ -187,8 +189,9 @@ def create_token(core: Core, *, actor: Actor = CLI, name: str, admin: bool = Fal
     level = parse_access(access or "read")
     if expires_in_days is not None and (
             not isinstance(expires_in_days, int) or isinstance(expires_in_days, bool)
-            or expires_in_days < 1):
-        raise RepoproxyError("expires_in_days must be a positive integer")
+            or not 1 <= expires_in_days <= MAX_TOKEN_DAYS):
+        raise RepoproxyError(f"expires_in_days must be a whole number of days from 1 to "
+                             f"{MAX_TOKEN_DAYS}")
     trusted = is_trusted(actor)
     if isinstance(actor, Identity) and owner is None and not channels and not admin:
         owner = actor.name  # a personal token for the caller

@@ -36,7 +36,13 @@ from repoproxy.names import is_package_filename, is_subdir
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import read_snapshot, write_transaction
-from repoproxy.storage.store import atomic_write_many
+from repoproxy.storage.store import (
+    free_later,
+    replace_many,
+    set_aside,
+    sync_written,
+    wait_freed,
+)
 
 if TYPE_CHECKING:
     from repoproxy.storage.runtime import Runtime
@@ -157,6 +163,7 @@ class _File:
     member: str
     #: ``"<filename>":{"run_exports":{...}}``: the run_exports.json member
     run_exports: str
+    conda: bool  # a .conda file (else .tar.bz2)
 
     def record(self) -> dict[str, Any]:
         return dict(json.loads(self.member[self.member.index(":") + 1:]))
@@ -173,6 +180,8 @@ class _Parts:
     order: list[str] = field(default_factory=list)  # file names, sorted as SQLite sorts them
     by_name: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     unreadable: set[str] = field(default_factory=set)
+    #: name -> shard digest as the last build left them (None: read from the catalog)
+    shards: dict[str, str] | None = None
 
     def drop(self, filename: str) -> None:
         f = self.files.pop(filename)
@@ -185,7 +194,8 @@ class _Parts:
         key = json.dumps(filename)
         rx = (json.dumps(json.loads(run_exports), sort_keys=True, separators=(",", ":"))
               if run_exports else "{}")
-        self.files[filename] = _File(name, f"{key}:{record}", f'{key}:{{"run_exports":{rx}}}')
+        self.files[filename] = _File(name, f"{key}:{record}", f'{key}:{{"run_exports":{rx}}}',
+                                     filename.endswith(".conda"))
         self.by_name[name].add(filename)
         if not readable(filename):
             self.unreadable.add(filename)
@@ -213,6 +223,34 @@ class _Parts:
             i = bisect.bisect_left(self.order, fn)
             if i == len(self.order) or self.order[i] != fn:
                 self.order.insert(i, fn)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` holds ``data``. A shard file of a build a machine crash cut short
+    (renamed, not yet synced) may exist short or empty: the rebuild must rewrite it. A shard
+    is a few kB and a publish rewrites few: reading it back costs next to nothing."""
+    try:
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _split(parts: _Parts, left_out: set[str]) -> tuple[list[_File], list[_File]]:
+    """The served files of a subdir, .tar.bz2 and .conda apart, each sorted by file name."""
+    files = parts.files
+    # comprehensions, not a loop of appends: this runs over the whole subdir at every publish
+    served = ([files[fn] for fn in parts.order if fn not in left_out] if left_out
+              else [files[fn] for fn in parts.order])
+    return [f for f in served if not f.conda], [f for f in served if f.conda]
+
+
+def _run_exports_json(subdir: str, tar: list[_File], conda: list[_File]) -> bytes:
+    """run_exports.json (CEP-12): the same bytes as json.dumps(..., sort_keys=True,
+    separators=(",", ":"))."""
+    tar_rx = ",".join([f.run_exports for f in tar])
+    conda_rx = ",".join([f.run_exports for f in conda])
+    return (f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{{tar_rx}}},'
+            f'"packages.conda":{{{conda_rx}}}}}').encode()
 
 
 class Indexer:
@@ -244,10 +282,11 @@ class Indexer:
         """Bring the subdir's files up to the catalog's generation; True if anything was built.
 
         Order of the renames: the changed shards, the shard index, repodata.json.zst,
-        repodata.json, the hidden list, run_exports.json (+ .zst), all fsynced together
-        beforehand; gzip twins last. A stale gzip twin is removed before its file is replaced
-        (the file is then served plain until the new twin lands), so no encoding of a file
-        ever answers older contents.
+        repodata.json, the hidden list, run_exports.json (+ .zst); gzip twins last. All are
+        fsynced together after the renames and before the generation is marked built (see
+        :func:`~repoproxy.storage.store.replace_many`). A stale gzip twin is removed before
+        its file is replaced (the file is then served plain until the new twin lands), so no
+        encoding of a file ever answers older contents.
         """
         store = self.runtime.store
         directory = store.subdir_dir(channel, subdir)
@@ -272,7 +311,10 @@ class Indexer:
                     return False
                 last_dirty, dirty = catalog.dirty_names(channel, subdir)
                 parts = self._current_parts(catalog, ch, subdir, built, dirty, force)
-                current = catalog.shard_hashes(channel, subdir)
+                # name -> shard digest: kept with the parts (this process's builds are the
+                # only writers of the catalog's shard rows while the parts are current)
+                current = (parts.shards if parts.shards is not None
+                           else catalog.shard_hashes(channel, subdir))
 
             hidden = self._excluded(ch, subdir, catalog)
             previous_hidden = self.hidden_files(channel, subdir)
@@ -287,9 +329,11 @@ class Indexer:
 
             # what clients read first comes first: the changed shards, then the index naming
             # them (a reader never sees an index naming a shard that is not there yet), then
-            # repodata.json.zst, repodata.json, the hidden list and run_exports.json. All are
-            # fsynced at once and renamed in that order (a crash before mark_built below is
-            # repaired by the rebuild at start-up: the generation is still unbuilt).
+            # repodata.json.zst, repodata.json and the hidden list: the new file is visible.
+            # run_exports.json and the gzip twins follow. Nothing waits on the disk before
+            # the renames: everything is fsynced at once afterwards, and only then is the
+            # generation marked built (a machine crash before that leaves it unbuilt, and
+            # start-up recovery rebuilds it, rewriting every file of this build).
             writes, shards = self._shard_writes(channel, subdir, parts, dirty, left_out)
             current.update({k: v for k, v in shards.items() if v is not None})
             for name, digest in shards.items():
@@ -301,19 +345,22 @@ class Indexer:
             removed = sorted({str(fn) for fn in collect(
                 self.runtime.pm.hook.repoproxy_removed_files(
                     services=self.runtime, channel=ch, subdir=subdir))})
-            repodata, run_exports = self._json_indexes(channel, subdir, parts, left_out,
-                                                       removed)
-            files.append((directory / "repodata.json", repodata, True))
+            tar, conda = _split(parts, left_out)
+            files.append((directory / "repodata.json",
+                          self._repodata_json(channel, subdir, tar, conda, removed), True))
             if hidden != previous_hidden or not (directory / HIDDEN).exists():
                 files.append((directory / HIDDEN, json.dumps(sorted(hidden)).encode(), False))
-            files.append((directory / "run_exports.json", run_exports, True))
-            finish = self._write_indexes(files)
-            finish()
+            written, twins = self._write_indexes(files)
+            more, more_twins = self._write_indexes(
+                [(directory / "run_exports.json", _run_exports_json(subdir, tar, conda), True)])
+            sync_written([*written, *more, *twins(), *more_twins()])
             with write_transaction(db):
                 catalog.mark_built(channel, subdir, generation, last_dirty, shards)
             parts.built = generation  # only now: a failed build leaves parts a reload
+            parts.shards = current
             self._parts[(channel, subdir)] = parts
             self._collect_garbage(channel, subdir, catalog)
+            wait_freed()  # the replaced files, freed meanwhile
             with self._count_lock:
                 self.builds += 1
             seconds = time.perf_counter() - started
@@ -364,7 +411,7 @@ class Indexer:
             data = encode_shard(files)
             digest = hashlib.sha256(data).hexdigest()
             path = self.runtime.store.shard_path(channel, subdir, digest)
-            if not path.exists():  # content-addressed: an existing file is already right
+            if not _holds(path, data):  # content-addressed: an intact file is already right
                 new.append((path, data))
             out[name] = digest
         return new, out
@@ -384,63 +431,54 @@ class Indexer:
         }
         return bytes(self._zst.compress(msgpack.packb(index, use_bin_type=True)))
 
-    def _json_indexes(
-        self, channel: str, subdir: str, parts: _Parts, left_out: set[str],
-        removed: list[str] | None = None,
-    ) -> tuple[bytes, bytes]:
-        """repodata.json and run_exports.json of the subdir."""
+    def _repodata_json(self, channel: str, subdir: str, tar: list[_File],
+                       conda: list[_File], removed: list[str]) -> bytes:
+        """repodata.json, assembled from the serialized members: only changed files were
+        encoded."""
         base_url = self.runtime.settings["repoproxy.base_url"]
         info: dict[str, Any] = {"subdir": subdir}
         if base_url:
             info["base_url"] = f"{base_url.rstrip('/')}/{channel}/{subdir}/"
-        tar: list[_File] = []
-        conda: list[_File] = []
-        files = parts.files
-        for fn in parts.order:  # one pass: it runs over the whole subdir at every publish
-            if left_out and fn in left_out:
-                continue
-            (conda if fn.endswith(".conda") else tar).append(files[fn])
         tar_members = ",".join([f.member for f in tar])
         conda_members = ",".join([f.member for f in conda])
-        # assembled from serialized members: only the changed files were encoded
         text = (
             f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{{tar_members}}},'
-            f'"packages.conda":{{{conda_members}}},"removed":{json.dumps(removed or [])},'
+            f'"packages.conda":{{{conda_members}}},"removed":{json.dumps(removed)},'
             f'"repodata_version":{2 if base_url else 1}}}'
         )
+        return text.encode()
 
-        tar_rx = ",".join([f.run_exports for f in tar])
-        conda_rx = ",".join([f.run_exports for f in conda])
-        # the same bytes as json.dumps(..., sort_keys=True, separators=(",", ":"))
-        run_exports = (f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{{tar_rx}}},'
-                       f'"packages.conda":{{{conda_rx}}}}}')
-        return text.encode(), run_exports.encode()
-
-    def _write_indexes(self, files: list[tuple[Path, bytes, bool]], *,
-                       zst: bool = True) -> Callable[[], None]:
-        """Write ``(path, bytes, is_json_index)`` in the order given; returns the write of the
-        JSON indexes' gzip twins.
+    def _write_indexes(self, files: list[tuple[Path, bytes, bool]], *, zst: bool = True
+                       ) -> tuple[list[Path], Callable[[], list[Path]]]:
+        """Write ``(path, bytes, is_json_index)`` in the order given (:func:`replace_many`,
+        unsynced); returns the paths written and the write of the JSON indexes' gzip twins
+        (which returns theirs). The caller syncs all of them (:func:`sync_written`).
 
         A JSON index gets its .zst (if ``zst``, renamed just before it) and a gzip twin (what
-        the server answers to Accept-Encoding: gzip without compressing per request).
-        Everything is fsynced at once (:func:`atomic_write_many`). The twins compress in a
-        thread meanwhile (zlib releases the GIL); a stale twin is removed before its file is
-        replaced, so until the returned callable runs the file is served plain, never older.
+        the server answers to Accept-Encoding: gzip without compressing per request). The
+        twins compress in a thread once the files are in place (zlib releases the GIL); a
+        stale twin is removed before its file is replaced, so until the returned callable runs
+        the file is served plain, never older.
         """
         items: list[tuple[Path, bytes]] = []
-        twins: list[tuple[Path, Future[bytes]]] = []
+        plain: list[tuple[Path, bytes]] = []
         for path, data, is_json in files:
             if is_json:
                 gz = path.with_name(path.name + ".gz")
-                twins.append((gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL,
-                                                       mtime=0)))
+                plain.append((gz, data))
                 if zst:
                     items.append((path.with_name(path.name + ".zst"), self._zst.compress(data)))
-                with suppress(FileNotFoundError):
-                    gz.unlink()  # made durable by the directory fsync of the writes below
+                # out of the way at once (a rename), freed later; made durable by the
+                # directory fsync after the writes
+                free_later([a for a in [set_aside(gz, move=True)] if a is not None])
             items.append((path, data))
-        atomic_write_many(items)
-        return lambda: atomic_write_many([(gz, f.result()) for gz, f in twins])
+        written = replace_many(items)
+        # compressed only now: on a busy machine they would take the CPU from the files
+        # that make a publish visible
+        twins: list[tuple[Path, Future[bytes]]] = [
+            (gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL, mtime=0))
+            for gz, data in plain]
+        return written, lambda: replace_many([(gz, f.result()) for gz, f in twins])
 
     def _collect_garbage(self, channel: str, subdir: str, catalog: Catalog) -> None:
         days = self.runtime.settings["repoproxy.shard_retention_days"]
@@ -485,13 +523,14 @@ class Indexer:
                 for name in wanted:
                     packages.pop(name, None)
                 packages.update(_channeldata_entries(
-                    channel, (r for name in sorted(wanted)
-                              for r in catalog.packages(channel, name=name)), hidden))
-            data = {"channeldata_version": 1,
-                    "packages": dict(sorted(packages.items())), "subdirs": subdirs}
+                    channel, catalog.packages_named(channel, wanted), hidden))
+            data = {"channeldata_version": 1, "packages": packages, "subdirs": subdirs}
             # compact: json's indent switches to its pure-Python encoder (seconds at 50k files)
             encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-            self._write_indexes([(path, encoded, True)], zst=False)()
+            written, twins = self._write_indexes([(path, encoded, True)], zst=False)
+            # recovery rewrites channeldata.json whole at every start: nothing to mark
+            sync_written([*written, *twins()])
+            wait_freed()
             st = path.stat()
             self._channeldata[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), packages)
 

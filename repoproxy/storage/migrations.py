@@ -120,3 +120,11 @@ def m003_artifacts(db: Database) -> None:
     db.table("artifacts").create_index(["channel", "sha256"])
     # a channel's last change (`channel show`): the newest audit row of the channel
     db.table("audit").create_index(["channel", "at"])
+
+
+@migrations()
+def m004_channel_incarnation(db: Database) -> None:
+    # a random value per channel row: a channel removed and created again under the same name
+    # within a second (``created``'s grain) must not meet the caches of the earlier one
+    db.table("channels").add_column("incarnation", str)
+    db.execute("UPDATE channels SET incarnation = lower(hex(randomblob(8)))")

@@ -1,5 +1,6 @@
-"""The public view: ``<root>/public/<channel>`` is a symlink to ``../channels/<channel>`` for
-exactly the channels that are public, so that a static front (the nginx front of
+"""The public view: ``<root>/public/<channel>`` is a symlink to ``../channels/<channel>`` (and
+``<root>/public/<channel>+<sub>`` one to ``../channels/<channel>/<sub>``) for exactly the
+channels and subchannels that are public, so that a static front (the nginx front of
 ``repoproxy nginx-conf``) can serve their index files and shards straight from the tree and
 fall back to repoproxy for everything else.
 
@@ -11,6 +12,8 @@ Safety rests on the order of operations, not on timing (domain/channels.py):
   private one in it;
 - every change runs under one file lock (``public/.lock``), so two processes changing the
   same channel's privacy cannot interleave a stale "publish" after a newer "make private";
+- a subchannel's privacy is its parent's: a change of the parent's privacy moves the
+  subchannels' links with the parent's, in the same order;
 - ``repoproxy serve`` re-derives the whole view from the catalog at start (:meth:`sync`).
 """
 
@@ -33,15 +36,18 @@ class PublicView:
         self.dir = Path(root) / "public"
 
     def link(self, channel: str) -> Path | None:
-        """The channel's place in the view; None for a name no channel can have, and for a
-        subchannel ``C/SUB``: its files lie under ``channels/C/SUB/`` and its privacy is always
-        C's, so C's link already covers it, exactly as long as C is public."""
-        if "/" in channel:
-            return None
+        """The channel's place in the view; None for a name no channel can have.
+
+        A subchannel ``C/SUB`` has a link of its own, ``C+SUB`` ('+' is in no channel name),
+        to ``channels/C/SUB``: C's link leads to the same files, but the front serves
+        ``/C/SUB/...`` only through ``C+SUB``, so that a subchannel leaves the view before its
+        removal commits (its tree is moved away only after), as a channel does.
+        """
         try:
-            return self.dir / check_channel_name(channel)
+            check_channel_name(channel)
         except InvalidName:
             return None
+        return self.dir / channel.replace("/", "+")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -59,11 +65,11 @@ class PublicView:
         link = self.link(channel)
         if link is None:
             return
-        target = Path("..") / "channels" / channel
+        target = Path("..") / "channels" / Path(*channel.split("/"))
         with suppress(OSError):
             if link.readlink() == target:
                 return
-        tmp = self.dir / f".{channel}.{os.getpid()}.tmp"
+        tmp = self.dir / f".{link.name}.{os.getpid()}.tmp"
         with suppress(FileNotFoundError):
             tmp.unlink()
         tmp.symlink_to(target)
@@ -83,10 +89,11 @@ class PublicView:
         return {p.name for p in self.dir.iterdir() if p.is_symlink()}
 
     def sync(self, public: Iterable[str]) -> None:
-        """Make the view hold exactly ``public`` (call under :meth:`locked`)."""
-        wanted = set(public)
-        for name in self.published() - wanted:
+        """Make the view hold exactly the channels (and subchannels) ``public`` (call under
+        :meth:`locked`)."""
+        wanted = {link.name: name for name in public if (link := self.link(name)) is not None}
+        for name in self.published() - set(wanted):
             with suppress(FileNotFoundError):
                 (self.dir / name).unlink()
-        for name in sorted(wanted):
+        for name in sorted(wanted.values()):
             self.publish(name)

@@ -70,6 +70,23 @@ class Reader:
             out |= self._shards[digest]
         return out
 
+    def name_files(self, name: str) -> set[str]:
+        """The files the shard index names for one package name (through that name's shard
+        only: what a client resolving ``name`` reads)."""
+        raw = self.fetch("repodata_shards.msgpack.zst")
+        if raw is None:
+            return set()
+        digest = msgpack.unpackb(_unzst(raw))["shards"].get(name)
+        if digest is None:
+            return set()
+        if digest not in self._shards:
+            data = self.fetch(f"shards/{digest.hex()}.msgpack.zst")
+            if data is None:
+                return {f"<missing shard {digest.hex()}>"}
+            shard = msgpack.unpackb(_unzst(data))
+            self._shards[digest] = set(shard["packages"]) | set(shard["packages.conda"])
+        return self._shards[digest]
+
     def view(self) -> View:
         plain = repodata_files(self.fetch("repodata.json"))
         zst = self.fetch("repodata.json.zst")

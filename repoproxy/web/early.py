@@ -32,6 +32,7 @@ from pyramid.scripting import prepare
 
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import CredentialsInvalid, RepoproxyError
+from repoproxy.web.proxies import ProxyHeaders
 from repoproxy.web.refusal import refusal
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory
@@ -71,13 +72,15 @@ class EarlyCheck:
         self.mapper = registry.queryUtility(IRoutesMapper)
         self.limit = int(registry.services.settings["repoproxy.max_upload_size"])
         self.log_requests = bool(registry.services.settings["repoproxy.log_requests"])
+        # the client address (per-address login limit) as the application will see it
+        self.proxy_headers = ProxyHeaders(registry.services.settings)
 
     def __call__(self, method: str, path: str, query: str,
                  headers: dict[str, str]) -> EarlyResponse | None:
         if method not in ("POST", "PUT"):
             return None
         environ = _environ(method, path, query, headers)
-        if undecodable_url(environ) is not None:
+        if not self.proxy_headers.apply(environ) or undecodable_url(environ) is not None:
             return None  # the application answers these (400)
         request = Request(environ)  # the app's class: its properties (identity, services)
         env = prepare(request=request, registry=self.registry)
@@ -97,7 +100,7 @@ class EarlyCheck:
             env["closer"]()
         if answer is not None and self.log_requests:
             # the access line the logging tween would have written, had the app seen it
-            log.info('%s "%s %s" %s early %s', headers.get("REMOTE_ADDR", "-"), method,
+            log.info('%s "%s %s" %s early %s', environ.get("REMOTE_ADDR", "-"), method,
                      redacted_path(request), answer.status, answer.code)
         return answer
 

@@ -2,11 +2,12 @@
 
 What nginx does by itself, and why it is safe (README "Production"):
 
-- **index files and shards of public channels** (``repodata.json`` and its ``.zst``/``.gz``
-  twins, the shard index, shards, ``run_exports.json``, ``channeldata.json``) straight from
-  the tree, through ``<root>/public/<channel>``: that link exists only while the channel is
-  public (storage/public.py keeps it in step with privacy changes, in order). Anything the
-  link does not lead to (a private channel, an absent channel or file, a noarch index not
+- **index files and shards of public channels and subchannels** (``repodata.json`` and its
+  ``.zst``/``.gz`` twins, the shard index, shards, ``run_exports.json``, ``channeldata.json``)
+  straight from the tree, through ``<root>/public/<channel>`` (``<channel>+<sub>`` for
+  ``/<channel>/<sub>/...``): that link exists only while the channel is public
+  (storage/public.py keeps it in step with privacy changes, in order). Anything the link
+  does not lead to (a private channel, an absent channel or file, a noarch index not
   built yet) falls back to repoproxy (``error_page 404 = @repoproxy``), which answers as
   without the front. Index files never list policy-hidden packages, and package files are
   never served from these locations;
@@ -156,6 +157,26 @@ http {{
         }}
         location ~ "^/[^/]+/[^/]+/shards/[0-9a-f]{{64}}\\.msgpack\\.zst$" {{
             root {public};
+            limit_except GET {{
+                proxy_pass http://$repoproxy_upstream;
+            }}
+            add_header Cache-Control "public, max-age=31536000, immutable";
+            error_page 404 = @repoproxy;
+        }}
+        # the same for public subchannels (/C/SUB/...), through their own links C+SUB (a
+        # subchannel leaves the view before its removal commits, as a channel does)
+        location ~ "^/([^/]+)/([^/]+)/((?:[^/]+/(?:{indexes})|channeldata\\.json))$" {{
+            alias {public}/$1+$2/$3;
+            limit_except GET {{
+                proxy_pass http://$repoproxy_upstream;
+            }}
+            gzip_static on;
+            gzip_vary on;
+            add_header Cache-Control "{index_cache}";
+            error_page 404 = @repoproxy;
+        }}
+        location ~ "^/([^/]+)/([^/]+)/([^/]+/shards/[0-9a-f]{{64}}\\.msgpack\\.zst)$" {{
+            alias {public}/$1+$2/$3;
             limit_except GET {{
                 proxy_pass http://$repoproxy_upstream;
             }}

@@ -93,6 +93,17 @@ def ok(schema: dict[str, Any], description: str = "OK",
     return {"description": description, "content": {content_type: {"schema": schema}}}
 
 
+# a channel's file listing: every file (streamed) or, with `limit`, a page and its cursor
+FILE_LISTING = obj({"channel": STR, "files": array(ref("FileItem")), "next": NULLABLE_STR})
+FILE_LISTING_QUERY = [
+    query("subdir", "Only this subdir"),
+    query("limit", "Page size: answer at most this many files and `next` (without it: every "
+          "file, in one answer)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    query("after", "The `next` of the previous page (`<subdir>/<filename>`): files after it",
+          {"type": "string", "pattern": "^[^/]+/.+$", "maxLength": 400}),
+]
+
+
 ERROR_RESPONSE = {"description": "Error: a specific 4xx saying what is wrong",
                   "content": {JSON: {"schema": ref("Error")}}}
 
@@ -218,9 +229,8 @@ CORE_PATHS: dict[str, Any] = {
     },
     "/api/v1/channels/{name}/files": {
         "parameters": [NAME_CHANNEL],
-        "get": op("Every package file of a channel", "channels",
-                  {"200": ok(obj({"channel": STR, "files": array(ref("FileItem"))}))},
-                  parameters=[query("subdir", "Only this subdir")],
+        "get": op("Every package file of a channel (all at once, or a page at a time)",
+                  "channels", {"200": ok(FILE_LISTING)}, parameters=FILE_LISTING_QUERY,
                   operation_id="listChannelFiles"),
     },
     "/api/v1/channels/{name}/members": {
@@ -470,9 +480,8 @@ TRANSFER_PATHS: dict[str, Any] = {
     },
     "/api/v1/channels/{name}/subchannels/{sub}/files": {
         "parameters": [NAME_CHANNEL, SUB],
-        "get": op("Every package file of a subchannel", "channels",
-                  {"200": ok(obj({"channel": STR, "files": array(ref("FileItem"))}))},
-                  parameters=[query("subdir", "Only this subdir")],
+        "get": op("Every package file of a subchannel (all at once, or a page at a time)",
+                  "channels", {"200": ok(FILE_LISTING)}, parameters=FILE_LISTING_QUERY,
                   operation_id="listSubchannelFiles"),
     },
     "/api/v1/copy/{channel}": {

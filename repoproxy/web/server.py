@@ -43,6 +43,7 @@ from repoproxy.domain.core import Core
 from repoproxy.errors import ConfigError
 from repoproxy.plugins import collect
 from repoproxy.web.early import EarlyCheck, EarlyResponse
+from repoproxy.web.proxies import proxy_options
 from repoproxy.web.redact import install_redaction
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,9 @@ def server_options(settings: Any) -> dict[str, Any]:
         "cleanup_interval": max(1, idle // 2),
         "ident": "repoproxy",
         "clear_untrusted_proxy_headers": True,
+        **proxy_options(settings),
     }
+
 
 
 def listen_sockets(host: str, port: int) -> list[socket.socket]:

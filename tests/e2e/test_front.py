@@ -213,3 +213,34 @@ def test_turning_a_channel_private_stops_direct_serving_at_once(front: Any) -> N
     client.request("DELETE", "/api/v1/channels/flip")
     assert same(front, path)[0] in (401, 404)
     assert not (Path(srv.root) / "public" / "flip").exists()
+
+
+def test_public_subchannels_are_served_by_nginx_and_leave_with_their_privacy(
+        front: Any, tmp_path: Path) -> None:
+    srv, nginx, admin, *_ = front
+    client = Client(srv.url, admin)
+    client.request("POST", "/api/v1/channels", json={"name": "tree"})
+    client.request("POST", "/api/v1/channels", json={"name": "tree/dev"})
+    path = build_package(SPECS[0], tmp_path)
+    client.upload("tree/dev", path)
+    indexes = [f"/tree/dev/linux-64/{name}" for name in INDEXES] + ["/tree/dev/channeldata.json"]
+    paths = [*indexes, *shard_paths(front, "tree/dev", "linux-64", {})]
+    for p in paths:
+        status, headers, _ = same(front, p)
+        assert status == 200, p
+        assert same(front, p, {"If-None-Match": headers["etag"]})[0] == 304
+        assert fetch(nginx.url, f"{p}?probe=sub")[0] == 200
+    assert "probe=sub" not in front[5].log_path.read_text()  # nginx sent them itself
+    # the parent turned private takes the subchannel out of nginx's reach with it
+    client.request("PATCH", "/api/v1/channels/tree", json={"privacy": "private"})
+    for p in paths:
+        assert same(front, p)[0] in (401, 404), p
+    client.request("PATCH", "/api/v1/channels/tree", json={"privacy": "public"})
+    assert fetch(nginx.url, f"{indexes[0]}?probe=back")[0] == 200
+    assert "probe=back" not in front[5].log_path.read_text()
+    # a removed subchannel is gone from the front too (before its tree is moved away)
+    client.request("DELETE", "/api/v1/channels/tree/subchannels/dev")
+    for p in paths:
+        assert same(front, p)[0] in (401, 404), p
+    assert not (Path(srv.root) / "public" / "tree+dev").exists()
+    assert (Path(srv.root) / "public" / "tree").is_symlink()

@@ -95,6 +95,33 @@ def test_import_directory_uses_the_pipeline(tmp_path: Path) -> None:
     assert "0 imported, 41 already present, 1 refused" in again.stdout
 
 
+def test_import_link_shares_the_files_and_indexes_the_same(tmp_path: Path) -> None:
+    import json
+
+    src = tmp_path / "src"
+    build_many(src / "noarch", 20)
+    (src / "noarch" / "junk-1.0-0.conda").write_bytes(b"not a package")
+    (src / "noarch" / "notes.conda").write_bytes(b"no package name: skipped, not refused")
+    copied, linked = tmp_path / "copied", tmp_path / "linked"
+    cli("import", str(src), "--channel", "imp", "--create", "--root", str(copied), check=False)
+    out = cli("import", str(src), "--channel", "imp", "--create", "--root", str(linked),
+              "--link", check=False)
+    assert out.returncode == 1  # a refused file is refused as with a copy
+    assert "20 imported, 0 already present, 1 refused" in out.stdout
+
+    def records(root: Path) -> dict[str, object]:
+        data = json.loads((root / "channels/imp/noarch/repodata.json").read_text())
+        return {fn: {k: v for k, v in r.items() if k != "indexed_timestamp"}
+                for fn, r in data["packages.conda"].items()}
+
+    assert records(linked) == records(copied)
+    for stored in (linked / "channels/imp/noarch").glob("*.conda"):
+        assert stored.stat().st_ino == (src / "noarch" / stored.name).stat().st_ino
+    for stored in (copied / "channels/imp/noarch").glob("*.conda"):
+        assert stored.stat().st_ino != (src / "noarch" / stored.name).stat().st_ino
+    assert not [p for p in (linked / "tmp").iterdir() if p.is_file()]  # no link left behind
+
+
 def test_serve_refuses_bad_configuration_with_one_line(tmp_path: Path) -> None:
     out = cli("serve", "--root", str(tmp_path / "r"), env={"REPOPROXY_PORT": "http"},
               check=False)

@@ -129,6 +129,20 @@ def test_read_only_commands_refuse_a_missing_root(tmp_path: Path, args: tuple[st
     assert not root.exists()
 
 
+@pytest.mark.parametrize("days", ["0", "36501", "99999999999"])
+def test_token_expiry_out_of_range_is_refused_offline_like_through_the_api(
+        tmp_path: Path, days: str) -> None:
+    root = str(tmp_path / "r")
+    assert invoke("token", "create", "--name", "ok", "--admin", "--root", root).exit_code == 0
+    result = invoke("token", "create", "--name", "t", "--admin", "--expires-in", days,
+                    "--root", root)
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: expires_in_days must be a whole number of days "
+                                     "from 1 to 36500")
+    assert "Traceback" not in result.output
+    assert invoke("token", "list", "--root", root).output.count("\n") <= 1  # none was made
+
+
 # --- start-up failures ---------------------------------------------------------------------
 def serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     try:

@@ -164,3 +164,38 @@ def test_early_check_answers_like_the_app(
     ]
     for method, path, query, headers in passed:
         assert check(method, path, query, waitress_headers({**name, **headers})) is None
+
+
+@pytest.mark.parametrize("trusted", ["", "10.9.9.9"])
+def test_early_check_takes_the_client_address_as_the_app_does(
+        settings: dict[str, Any], trusted: str, make_channel: Callable[..., Any]) -> None:
+    """Failed logins in the early check count against the peer's address, or (from the
+    trusted proxy only) the address the proxy appended: never one the client wrote."""
+    import base64
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    make_channel("pub")
+    services = load_core({**settings, "repoproxy.trusted_proxy": trusted,
+                          "repoproxy.auth.max_failures": "0",
+                          "repoproxy.auth.max_failures_per_address": "2"}, {})
+    try:
+        check = EarlyCheck(make_app(services).registry)
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"mallory:guess").decode()}
+
+        def upload(peer: str, forwarded: str) -> int:
+            headers = waitress_headers({**wrong, "X-Forwarded-For": forwarded})
+            answer = check("POST", "/api/v1/upload/pub", "", {**headers, "REMOTE_ADDR": peer})
+            assert answer is not None
+            return answer.status
+
+        # a client behind the proxy (or the proxy itself, untrusted) writes a new address
+        # into every attempt
+        assert [upload("10.9.9.9", f"198.51.100.{n}, 203.0.113.7") for n in range(2)] \
+            == [401, 401]
+        assert upload("10.9.9.9", "198.51.100.50, 203.0.113.7") == 429
+        # another client of the trusted proxy is its own address; untrusted, all are the peer
+        assert upload("10.9.9.9", "203.0.113.8") == (401 if trusted else 429)
+    finally:
+        services.close()

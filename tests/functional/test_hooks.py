@@ -166,6 +166,26 @@ class EventRecorder:
         return [c for c in self.calls if c["hook"] == hook]
 
 
+class BatchRecorder(EventRecorder):
+    """:class:`EventRecorder` that also records ``repoproxy_packages_added``."""
+
+    @hookimpl
+    def repoproxy_packages_added(self, services: Any, channel: Any, records: list[Any],
+                                 paths: list[Path]) -> None:
+        repodata = json.loads((paths[0].parent / "repodata.json").read_bytes())
+        self.calls.append(
+            {
+                "hook": "batch",
+                "services": services,
+                "channel": channel.name,
+                "records": records,
+                "paths": paths,
+                "exist": [p.exists() for p in paths],
+                "in_repodata": [r.filename in repodata["packages.conda"] for r in records],
+            }
+        )
+
+
 class BrokenEvents:
     @hookimpl
     def repoproxy_package_added(self) -> None:
@@ -723,6 +743,30 @@ def test_hook_package_added(
     assert call["in_repodata"] is True
 
 
+def test_hook_packages_added(
+    services: Core, make_channel: Any, pkgdir: Path, root: Path
+) -> None:
+    from repoproxy.domain.packages import import_files
+
+    make_channel("events")
+    recorder = BatchRecorder()
+    services.pm.register(recorder, name="repoproxy_recorder")
+    paths = [_package(pkgdir, f"batch{i}") for i in range(3)]
+    import_files(services, "events", [(p, None) for p in paths], workers=1)
+
+    (call,) = recorder.of("batch")  # one call for the whole import
+    assert call["services"] is services
+    assert call["channel"] == "events"
+    assert sorted(r.filename for r in call["records"]) == sorted(p.name for p in paths)
+    stored = root / "channels" / "events" / "noarch"
+    assert call["paths"] == [(stored / r.filename).resolve() for r in call["records"]]
+    # after commit and after the indexes were rebuilt, and before the per-file events
+    assert call["exist"] == [True] * 3
+    assert call["in_repodata"] == [True] * 3
+    events = [c["hook"] for c in recorder.calls if c["hook"] != "written"]
+    assert events == ["batch", "added", "added", "added"]
+
+
 def test_hook_package_removed(
     services: Core, testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path
 ) -> None:
@@ -1151,6 +1195,47 @@ def test_hook_channel_extra(services: Core, testapp: Any, make_channel: Any,
     assert body["downloads"] == 0
     # never called for a channel the caller may not read
     testapp.get("/api/v1/channels/hidden", status=401)
+    assert plugin.calls == ["shown"]
+
+
+class PageSections:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def repoproxy_channel_page_sections(self, request: Any, channel: Any) -> Any:
+        from repoproxy.models import PageSection
+
+        self.calls.append(channel.name)
+        return [PageSection(id="contacts", title="Contacts", columns=("Team", "Mail"),
+                            rows=(("<b>Packaging</b>", f"pkg@{channel.name}.example"),)),
+                PageSection(id="notes", title="Notes", empty="No notes yet.")]
+
+
+def test_hook_channel_page_sections(services: Core, testapp: Any, make_channel: Any) -> None:
+    from bs4 import BeautifulSoup
+
+    plugin = PageSections()
+    services.pm.register(plugin, name="repoproxy_page_sections")
+    make_channel("shown")
+    make_channel("hidden", privacy="private")
+    page = BeautifulSoup(testapp.get("/ui/channels/shown/", headers={"Accept": "text/html"})
+                         .text, "html.parser")
+    contacts, notes = page.find(id="contacts"), page.find(id="notes")
+    assert contacts is not None
+    assert notes is not None
+    assert contacts.find("h2").get_text() == "Contacts"
+    assert [th.get_text() for th in contacts.find_all("th")] == ["Team", "Mail"]
+    # cells are text: markup from a plugin is escaped, never rendered
+    assert [td.get_text() for td in contacts.find_all("td")] == [
+        "<b>Packaging</b>", "pkg@shown.example"]
+    assert contacts.find("b") is None
+    assert notes.find("table") is None
+    assert "No notes yet." in notes.get_text()
+    # never called for a channel the caller may not read
+    # (anonymous: sent to sign in, exactly like for an absent channel)
+    hidden = testapp.get("/ui/channels/hidden/", headers={"Accept": "text/html"}, status=303)
+    assert hidden.location.endswith("/ui/login?next=%2Fui%2Fchannels%2Fhidden%2F")
     assert plugin.calls == ["shown"]
 
 

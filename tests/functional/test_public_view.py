@@ -70,18 +70,26 @@ def test_a_replacement_never_repeats_the_validator(tmp_path: Path) -> None:
         first = second
 
 
-def test_a_subchannel_is_covered_by_its_parents_link_only(services: Any) -> None:
-    """A subchannel's files lie under its parent's tree and its privacy is the parent's: the
-    parent's link covers it while the parent is public, and nothing exposes it otherwise."""
+def test_a_subchannel_has_its_own_link_that_follows_its_parent(services: Any) -> None:
+    """A subchannel's privacy is its parent's: its link (``C+SUB``) comes and goes with the
+    parent's, leaves before its own removal commits, and sync rebuilds it."""
     create_channel(services, "main")
     create_channel(services, "main/rc")
+    create_channel(services, "shut", privacy="private")
+    create_channel(services, "shut/rc")
     view = services.store.public
-    assert linked(services) == {"main"}
-    assert (view.dir / "main" / "rc" / "noarch" / "repodata.json").is_file()
+    assert linked(services) == {"main", "main+rc"}
+    assert (view.dir / "main+rc").readlink() == Path("../channels/main/rc")
+    assert (view.dir / "main+rc" / "noarch" / "repodata.json").is_file()
+    view.unpublish("main/rc")  # as if a crash left it out
     sync_public_view(services)
-    assert linked(services) == {"main"}
+    assert linked(services) == {"main", "main+rc"}
     update_channel(services, "main", privacy="private")
     assert linked(services) == set()
-    assert not (view.dir / "main").exists()
-    remove_channel(services, "main")  # the subchannel goes with it, the view stays clean
-    assert linked(services) == set()
+    update_channel(services, "shut", privacy="public")
+    assert linked(services) == {"shut", "shut+rc"}
+    update_channel(services, "main", privacy="public")
+    remove_channel(services, "main/rc")
+    assert linked(services) == {"main", "shut", "shut+rc"}
+    remove_channel(services, "shut")  # its subchannel goes with it, the view stays clean
+    assert linked(services) == {"main"}

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +84,9 @@ def _edit_upstream(upstream: Upstream, subdir: str, edit: Any) -> None:
     data = json.loads(path.read_bytes())
     edit(data)
     path.write_text(json.dumps(data))
+    # its .zst twin, which mirrors read first, says the same
+    path.with_name("repodata.json.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(path.read_bytes()))
 
 
 # --- definitions ---------------------------------------------------------------------------
@@ -254,6 +260,36 @@ def test_active_run_with_filters_keeps_what_the_table_says(
     assert _files(testapp, "mirror", "noarch") == {}
 
 
+@pytest.mark.parametrize("closure", [False, True])
+def test_only_spec_dependencies_add_what_a_solve_needs(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str, closure: bool) -> None:
+    make_channel("deps")
+    # app 3.0 needs helper (noarch) and libcore; helper needs libcore >=2 (only as .tar.bz2);
+    # app 2.0 is mirrored as an only-spec match, not because a solve picked it
+    _mirror(testapp, admin_headers, "d", "deps", source, subdirs=["linux-64", "noarch"],
+            only_specs=["app"], only_spec_dependencies=closure,
+            exclude_specs=["libcore 1.*"])
+    out = _run(services, "d")
+    assert out["state"] == "completed"
+    assert out["counts"].get("closure_errors", 0) == 0
+    linux, noarch = _files(testapp, "deps", "linux-64"), _files(testapp, "deps", "noarch")
+    if closure:
+        assert sorted(linux) == ["app-2.0-0.conda", "app-3.0-0.conda", "libcore-2.0-0.tar.bz2"]
+        assert sorted(noarch) == ["helper-0.5-0.conda"]
+    else:
+        assert sorted(linux) == ["app-2.0-0.conda", "app-3.0-0.conda"]
+        assert noarch == {}
+
+
+def test_only_spec_dependencies_need_an_active_mirror(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    make_channel("deps")
+    r = _mirror(testapp, admin_headers, "d", "deps", source, mode="passive", status=400,
+                only_specs=["app"], only_spec_dependencies=True)
+    assert "active mirrors only" in r["message"]
+
+
 def test_active_run_never_stores_a_package_with_the_wrong_sha256_or_size(
         testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
         upstream: tuple[Upstream, Any], source: str) -> None:
@@ -364,6 +400,36 @@ def test_worker_resumes_a_crashed_run_and_runs_requested_and_scheduled_ones(
     assert not cron_due(idle, now)
 
 
+def test_channel_page_shows_its_mirrors_and_only_managers_their_errors(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    from bs4 import BeautifulSoup
+
+    browser = {"Accept": "text/html"}
+    make_channel("lua")
+    page = testapp.get("/ui/channels/lua/", headers=browser)
+    assert BeautifulSoup(page.text, "html.parser").find(id="mirrors") is None  # none yet
+    _mirror(testapp, admin_headers, "snakes", "lua", source, subdirs="noarch, linux-64",
+            cron="0 0 * * *")
+    _mirror(testapp, admin_headers, "proxy", "lua", source, mode="passive")
+
+    def table(headers: dict[str, str]) -> list[dict[str, str]]:
+        html = testapp.get("/ui/channels/lua/", headers={**browser, **headers}).text
+        section = BeautifulSoup(html, "html.parser").find(id="mirrors")
+        assert section is not None
+        assert section.find("h2").get_text() == "Mirrors"
+        heads = [th.get_text() for th in section.find_all("th")]
+        return [dict(zip(heads, (td.get_text() for td in tr.find_all("td")), strict=True))
+                for tr in section.find("tbody").find_all("tr")]
+
+    anonymous = table({})
+    assert [(r["Mirror"], r["Mode"], r["Upstream"], r["Subdirs"], r["Schedule"])
+            for r in anonymous] == [
+        ("proxy", "pull-through proxy", source, "all", "on request"),
+        ("snakes", "copy (scheduled)", source, "noarch, linux-64", "cron 0 0 * * *")]
+    assert all("Last error" not in r for r in anonymous)
+    assert [r["Last error"] for r in table(admin_headers)] == ["", ""]
+
+
 # --- passive mode --------------------------------------------------------------------------
 @pytest.fixture
 def proxied(testapp: Any, admin_headers: dict[str, str], make_channel: Any,
@@ -398,7 +464,74 @@ def test_passive_mirror_serves_its_own_indexes_and_shards(
                 headers={"If-None-Match": first.headers["ETag"]}, status=304)
     # a subdir the upstream lacks is 404; noarch always exists
     testapp.get("/proxy/win-64/repodata.json", status=404)
-    assert srv.hits["up/linux-64/repodata.json"] == 1  # fresh: one upstream fetch
+    # fresh: one upstream fetch, of the .zst (the upstream has one)
+    assert srv.hits["up/linux-64/repodata.json.zst"] == 1
+    assert srv.hits["up/linux-64/repodata.json"] == 0
+
+
+@pytest.mark.parametrize("zst", ["html 404", "html 200", "not a repodata", "absent"])
+def test_an_upstream_without_a_good_zst_index_is_read_from_its_json(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any],
+        zst: str) -> None:
+    srv, _ = upstream
+    key = "up/linux-64/repodata.json.zst"
+    html = {"Content-Type": "text/html"}
+    if zst == "absent":
+        (srv.directory / key).unlink()
+    else:
+        srv.faults[key] = {
+            "html 404": status(404, b"<html>no such page</html>", html),
+            "html 200": status(200, b"<html>sign in</html>", html),
+            "not a repodata": status(200, zstandard.ZstdCompressor().compress(b"[1, 2]")),
+        }[zst]
+    data = testapp.get("/proxy/linux-64/repodata.json").json
+    assert data["packages.conda"] == _upstream_repodata(srv, "linux-64")["packages.conda"]
+    assert srv.hits["up/linux-64/repodata.json"] == 1
+    # what is served is repoproxy's own .zst of what it serves; the bad body was not kept
+    ours = testapp.get("/proxy/linux-64/repodata.json.zst").body
+    assert json.loads(zstandard.ZstdDecompressor().decompress(ours)) == data
+    cache = next((services.store.root / "mirror" / "cache").glob("*/linux-64"))
+    assert b"<html>" not in b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
+
+
+def test_proxied_shards_no_longer_named_go_after_their_grace_period(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    from repoproxy_mirror.passive import proxy
+
+    srv, _ = upstream
+    index_url = "/proxy/linux-64/repodata_shards.msgpack.zst"
+
+    def shard_of(name: str) -> str:
+        index = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(
+            testapp.get(index_url).body))
+        return f"/proxy/linux-64/shards/{index['shards'][name].hex()}.msgpack.zst"
+
+    def rebuild() -> None:  # what a refresh does once the upstream index changed
+        p = proxy(services)
+        mirror = p.mirror_for("proxy")
+        assert mirror is not None
+        p.refresh(mirror, services.catalog().require_channel("proxy"), "linux-64", None)
+
+    old_app, libcore = shard_of("app"), shard_of("libcore")
+    _edit_upstream(srv, "linux-64", lambda d: d["packages.conda"].pop("app-2.0-0.conda"))
+    rebuild()
+    new_app = shard_of("app")
+    assert new_app != old_app
+    testapp.get(old_app)  # dropped just now: still served to clients of the old index
+    shards = next((services.store.root / "mirror" / "cache").glob("*/linux-64/shards"))
+    old_path = shards / old_app.rsplit("/", 1)[1]
+    grace = float(services.settings["repoproxy_mirror.shard_grace"])
+    past = time.time() - grace - 5
+    os.utime(old_path, (past, past))
+    # still-named shards are never collected, however old
+    for path in shards.iterdir():
+        if path != old_path:
+            os.utime(path, (past, past))
+    rebuild()
+    testapp.get(old_app, status=404)
+    testapp.get(new_app)
+    testapp.get(libcore)
+    assert not list(shards.glob(".tmp-*"))
 
 
 def test_passive_packages_are_fetched_once_verified_and_kept(
@@ -412,6 +545,75 @@ def test_passive_packages_are_fetched_once_verified_and_kept(
     assert srv.hits["up/linux-64/nothere-1.0-0.conda"] == 0  # not in the index: not asked
 
 
+def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
+    """Send ``first`` bytes, wait for ``go``, then the rest (one byte flipped if ``tamper``)."""
+    def fault(h: Any, path: str) -> bool:
+        data = bytearray((directory / path).read_bytes())
+        if tamper:
+            data[-1] ^= 0xFF
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:first])
+        h.wfile.flush()
+        go.wait(30)
+        h.wfile.write(data[first:])
+        return True
+    return fault
+
+
+@pytest.mark.parametrize("case", ["whole", "tampered", "client gone"])
+def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, services: Any,
+        tmp_path: Path, case: str) -> None:
+    from webob import Request
+
+    # a package of ~1 MB (random payload: it does not compress), behind an upstream that
+    # stops half-way until told to go on
+    core = build_upstream_root(tmp_path / "big", "up", [(PackageSpec(
+        "big", files={"data.bin": random.Random(1).randbytes(1_000_000)}), "conda")],
+        tmp_path / "bigpkgs")
+    core.close()
+    srv = Upstream(tmp_path / "big" / "channels")
+    key = "up/noarch/big-1.0-0.conda"
+    try:
+        make_channel("bigproxy")
+        _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
+        original = (srv.directory / key).read_bytes()
+        go = threading.Event()
+        srv.faults[key] = _paused(srv.directory, 400_000, go, case == "tampered")
+        response = Request.blank("/bigproxy/noarch/big-1.0-0.conda").get_response(testapp.app)
+        assert response.status_int == 200
+        assert response.content_length == len(original)
+        chunks = iter(response.app_iter)
+        got = next(chunks)  # while the upstream is still holding back its second half
+        assert 0 < len(got) < 400_000
+        assert original.startswith(got)
+        assert not go.is_set()
+        if case == "client gone":
+            response.app_iter.close()  # what the server does when its client hangs up
+            go.set()
+        else:
+            go.set()
+            got += b"".join(chunks)
+            response.app_iter.close()
+        cache = services.store.root / "mirror" / "cache"
+        stored = list(cache.rglob("big-1.0-0.conda"))
+        assert list(cache.rglob(".dl-*")) == []
+        if case == "whole":
+            assert got == original
+            assert [p.read_bytes() for p in stored] == [original]
+        else:  # cut before its end, or abandoned: nothing kept
+            assert len(got) < len(original)
+            assert stored == []
+        # the lock is free again: the next request is a hit, or a new (whole) fetch
+        del srv.faults[key]
+        assert testapp.get("/bigproxy/noarch/big-1.0-0.conda").body == original
+        assert srv.hits[key] == (1 if case == "whole" else 2)
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
 def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
         testapp: Any, services: Any, settings: dict[str, Any], proxied: str,
@@ -423,8 +625,15 @@ def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
                        "500": status(500), "401": status(401, b"who are you"),
                        "403": status(403),
                        "slow": slow(srv.directory, 3.0)}[fault]
-    r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
-    assert r.json["error"] == "upstream-unavailable"
+    if fault in ("truncated", "tampered", "slow"):
+        # shown only by the body: the first fetch is relayed, so the client got a 200 and a
+        # Content-Length, and the response is cut before its end (the held-back last chunk
+        # is never sent), which the client's own length and checksum checks refuse
+        r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}")
+        assert len(r.body) < int(r.headers["Content-Length"])
+    else:
+        r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
+        assert r.json["error"] == "upstream-unavailable"
     cache = services.store.root / "mirror" / "cache"
     stored = [p.name for p in cache.rglob("*.conda")] + [
         p.name for p in cache.rglob(".dl-*")]
@@ -453,6 +662,7 @@ def test_upstream_index_faults_without_a_cache(testapp: Any, services: Any, prox
                                                code: int) -> None:
     srv, _ = upstream
     srv.faults["up/linux-64/repodata.json"] = fault
+    srv.faults["up/linux-64/repodata.json.zst"] = fault
     testapp.get("/proxy/linux-64/repodata.json", status=code)
     assert not (services.store.root / "mirror/cache").exists() or not list(
         (services.store.root / "mirror/cache").rglob("repodata.json"))
@@ -462,6 +672,7 @@ def test_noarch_always_exists_even_when_the_upstream_has_none(
         testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
     srv, _ = upstream
     srv.faults["up/noarch/repodata.json"] = status(404)
+    srv.faults["up/noarch/repodata.json.zst"] = status(404)
     data = testapp.get("/proxy/noarch/repodata.json").json
     assert data["packages"] == {}
     assert data["packages.conda"] == {}
@@ -501,6 +712,76 @@ def test_channel_policy_applies_to_proxied_content(testapp: Any, admin_headers: 
                       headers=admin_headers, status=201)
     assert "helper-0.5-0.conda" not in _files(testapp, "proxy", "noarch")
     testapp.get("/proxy/noarch/helper-0.5-0.conda", status=404)
+
+
+def test_a_passive_mirrors_own_policy_replaces_the_channels(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
+    make_channel("own")
+    # the channel's policy hides helper; the mirror's own (not assigned to any channel)
+    # hides app: with --use-channel-policy False only the mirror's applies
+    testapp.post_json("/api/v1/policies", {"name": "no-helper", "channel_name": "own",
+                                           "exclude_package_name": "helper"},
+                      headers=admin_headers, status=201)
+    pid = testapp.post_json("/api/v1/policies", {"name": "no-app",
+                                                 "exclude_package_name": "app"},
+                            headers=admin_headers, status=201).json["id"]
+    _mirror(testapp, admin_headers, "own", "own", source, mode="passive",
+            use_channel_policy=False, policy_id=str(pid))
+    assert sorted(_files(testapp, "own", "linux-64")) == [
+        "libcore-1.0-0.conda", "libcore-2.0-0.tar.bz2"]
+    assert "helper-0.5-0.conda" in _files(testapp, "own", "noarch")
+    testapp.get("/own/linux-64/app-3.0-0.conda", status=404)
+    # back to the channel's policy: app returns, helper goes
+    testapp.patch_json("/api/v1/mirrors/own", {"channel": "own", "use_channel_policy": True},
+                       headers=admin_headers)
+    assert "app-3.0-0.conda" in _files(testapp, "own", "linux-64")
+    assert "helper-0.5-0.conda" not in _files(testapp, "own", "noarch")
+
+
+def test_a_mirrors_own_policy_must_exist(testapp: Any, admin_headers: dict[str, str],
+                                         make_channel: Any, source: str) -> None:
+    make_channel("own")
+    r = _mirror(testapp, admin_headers, "own", "own", source, status=404,
+                use_channel_policy=False, policy_id="nope")
+    assert "nope" in r["message"]
+    assert testapp.get("/api/v1/mirrors", headers=admin_headers).json["mirrors"] == []
+
+
+class CveFeed:
+    """A CVE data source (the hook the CVE plugin implements): libcore 1.0 has a curated CVE
+    of score 9.8, app 3.0 an uncurated one of score 2."""
+
+    from repoproxy import hookimpl
+
+    @hookimpl
+    def repoproxy_cve_facts(self, services: Any, channel: Any, records: Any) -> Any:
+        facts = {("libcore", "1.0"): {"id": "CVE-2099-0001", "score": 9.8, "status": "active"},
+                 ("app", "3.0"): {"id": "CVE-2099-0002", "score": 2.0, "status": None}}
+        return {(r.subdir, r.filename): [facts[(r.name, r.version)]]
+                for r in records if (r.name, r.version) in facts}
+
+
+@pytest.mark.parametrize(("options", "left_out"), [
+    ({"cve_score": 7}, ["libcore-1.0-0.conda"]),
+    ({"exclude_uncurated_cve_packages": True}, ["app-3.0-0.conda"]),
+    ({"cve_score": 7, "exclude_uncurated_cve_packages": True},
+     ["app-3.0-0.conda", "libcore-1.0-0.conda"]),
+])
+def test_an_active_mirrors_cve_options_filter_what_it_copies(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str, options: dict[str, Any], left_out: list[str]) -> None:
+    services.pm.register(CveFeed(), name="repoproxy_test_cve_feed")
+    try:
+        make_channel("cvecopy")
+        _mirror(testapp, admin_headers, "c", "cvecopy", source, subdirs=["linux-64"],
+                **options)
+        assert _run(services, "c")["state"] == "completed"
+        everything = {"app-2.0-0.conda", "app-3.0-0.conda", "libcore-1.0-0.conda",
+                      "libcore-2.0-0.tar.bz2"}
+        assert sorted(_files(testapp, "cvecopy", "linux-64")) == sorted(
+            everything - set(left_out))
+    finally:
+        services.pm.unregister(name="repoproxy_test_cve_feed")
 
 
 def test_upstream_credentials_are_sent_and_never_served_or_stored(

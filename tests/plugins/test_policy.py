@@ -287,3 +287,32 @@ def test_changing_a_policy_rebuilds_only_the_affected_subdirs(
                                  headers=admin_headers).json
     assert assigned["rebuilt"] == ["win-64"]
     assert services.indexer.builds == before + 1
+
+
+def test_hook_policy_judge(testapp: Any, services: Any, admin_headers: dict[str, str],
+                           make_channel: Any, pkgdir: Path) -> None:
+    from repoproxy.errors import RepoproxyError
+
+    make_channel("judged")
+    upload_specs(testapp, "judged", pkgdir, admin_headers,
+                 [c(P("keep")), c(P("drop")), c(P("gpl", license="GPL-3.0-or-later"))])
+    testapp.post_json("/api/v1/policies", {"name": "no-drop", "exclude_package_name": "drop"},
+                      headers=admin_headers, status=201)
+    channel = services.catalog().require_channel("judged")
+    records = list(services.catalog().packages("judged"))
+    judge = services.pm.hook.repoproxy_policy_judge
+    hidden = judge(services=services, channel=channel, records=records, policy="no-drop",
+                   filters={"license_not": "GPL3"})
+    assert sorted(fn for _, fn in hidden) == ["drop-1.0-0.conda", "gpl-1.0-0.conda"]
+    assert all(hidden.values())  # each with its reasons
+    # only what was asked about is judged; the channel (no policy) still serves everything
+    assert judge(services=services, channel=channel, records=records[:0], policy="no-drop",
+                 filters={}) == {}
+    assert served(testapp, "judged", "noarch") == {r.filename for r in records}
+    with pytest.raises(RepoproxyError) as e:
+        judge(services=services, channel=channel, records=[], policy="nope", filters={})
+    assert e.value.status == 404
+    with pytest.raises(RepoproxyError) as e:
+        judge(services=services, channel=channel, records=[], policy=None,
+              filters={"cve_score": 42})
+    assert e.value.status == 400

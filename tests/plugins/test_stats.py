@@ -92,7 +92,7 @@ def test_worker_flushes_periodically_and_on_stop(testapp: Any, files: list[Path]
     while not _rows(services) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _rows(services)[0][-1] == 1
-    worker._stop.set()
+    worker.stopping.set()
     worker._thread.join()  # type: ignore[union-attr]
     testapp.get(f"/pub/noarch/{files[0].name}")
     assert buffer_for(services).pending() == 1

@@ -29,8 +29,6 @@ from repoproxy.web.bodies import (
 from repoproxy.web.request import Request
 from repoproxy.web.resources import ChannelResource
 
-MAX_TOKEN_DAYS = 36500  # a century; larger values overflow date arithmetic
-
 
 # --- privacy -----------------------------------------------------------------------------
 @view_config(route_name="api.channel", request_method="PATCH", renderer="json",
@@ -96,8 +94,8 @@ def post_token(request: Request) -> Any:
     body = json_body(request)
     chans = str_list_field(body, "channels", comma_string=True)
     owner = str_field(body, "user_id") or None
-    days = (int_field(body, "expires_in_days", 1, MAX_TOKEN_DAYS)
-            or int_field(body, "max_days", 1, MAX_TOKEN_DAYS))
+    days = (int_field(body, "expires_in_days", 1, tokens.MAX_TOKEN_DAYS)
+            or int_field(body, "max_days", 1, tokens.MAX_TOKEN_DAYS))
     secret, row = tokens.create_token(
         request.services, actor=request.identity, name=str_field(body, "name") or "",
         admin=bool_field(body, "admin"), channels=chans,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -9,11 +10,12 @@ from pyramid.view import view_config
 
 from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
-from repoproxy.models import Channel
+from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
-from repoproxy.web.bodies import MAX_TEXT, json_body, str_field
+from repoproxy.web.bodies import MAX_NAME, MAX_TEXT, BadRequest, json_body, str_field
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_url
+from repoproxy.web.streaming import json_listing
 
 
 def channel_details(request: Request, channel: Channel) -> dict[str, Any]:
@@ -72,24 +74,65 @@ def remove_channel(request: Request) -> Any:
     return {"deleted": channel.name}
 
 
-@view_config(route_name="api.channel_files", request_method="GET", renderer="json",
+#: most files one page of the file listing holds
+MAX_PAGE = 1000
+
+
+def _file_item(request: Request, channel: Channel, rec: PackageRecord) -> dict[str, Any]:
+    item = {
+        "subdir": rec.subdir, "filename": rec.filename, "name": rec.name,
+        "version": rec.version, "build": rec.build, "size": rec.size,
+        "sha256": rec.sha256, "md5": rec.md5, "indexed_timestamp": rec.indexed_timestamp,
+        "uploader": rec.uploader, "uploaded_at": rec.uploaded_at,
+    }
+    for extra in collect(request.services.pm.hook.repoproxy_package_extra(
+            request=request, channel=channel, record=rec)):
+        item.update(extra)
+    return item
+
+
+def _cursor(request: Request) -> tuple[str, str] | None:
+    raw = request.GET.get("after")
+    if not raw:
+        return None
+    subdir, sep, filename = raw.partition("/")
+    if not sep or not subdir or not filename or len(raw) > 2 * MAX_NAME:
+        raise BadRequest("'after' must be '<subdir>/<filename>' (a page's 'next')")
+    return subdir, filename
+
+
+def _limit(request: Request) -> int | None:
+    raw = request.GET.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest(f"'limit' must be an integer between 1 and {MAX_PAGE}")
+    return int(raw)
+
+
+@view_config(route_name="api.channel_files", request_method="GET",
              permission=Permissions.CHANNEL_READ)
 def channel_files(request: Request) -> Any:
+    """The channel's visible files in (subdir, filename) order.
+
+    With ``limit`` (at most :data:`MAX_PAGE`): one page, and ``next``, the cursor to pass as
+    ``after`` for the following one (null on the last page). Without it: every file, written
+    as it is read (web/streaming.py), so a channel of any size costs bounded memory.
+    """
     channel = request.context.channel
-    subdir = request.GET.get("subdir")
-    files = []
-    for rec in request.reads.packages(channel, subdir=subdir):
-        item = {
-            "subdir": rec.subdir, "filename": rec.filename, "name": rec.name,
-            "version": rec.version, "build": rec.build, "size": rec.size,
-            "sha256": rec.sha256, "md5": rec.md5, "indexed_timestamp": rec.indexed_timestamp,
-            "uploader": rec.uploader, "uploaded_at": rec.uploaded_at,
-        }
-        for extra in collect(request.services.pm.hook.repoproxy_package_extra(
-                request=request, channel=channel, record=rec)):
-            item.update(extra)
-        files.append(item)
-    return {"channel": channel.name, "files": files}
+    limit, after = _limit(request), _cursor(request)
+    records = request.reads.walk_packages(channel, subdir=request.GET.get("subdir") or None,
+                                          after=after)
+    head = {"channel": channel.name}
+    if limit is None:
+        return json_listing(head, "files", (_file_item(request, channel, r) for r in records),
+                            {"next": None})
+    page = list(islice(records, limit + 1))
+    more = len(page) > limit
+    page = page[:limit]
+    files = [_file_item(request, channel, r) for r in page]
+    return json_listing(head, "files", files,
+                        {"next": f"{page[-1].subdir}/{page[-1].filename}" if more else None})
 
 
 @view_config(route_name="api.delete", request_method="DELETE", renderer="json",

@@ -120,15 +120,11 @@ def summary(request: Request, package: Package,
              permission=Permissions.CHANNEL_READ)
 def list_packages(request: Request) -> Any:
     channel = request.context.channel
-    packages = []
-    for package in request.reads.package_list(channel):
-        newest = package.newest
-        packages.append({
-            "name": package.name, "family": "conda", "latest_version": newest.version,
-            "license": newest.record.get("license") or "",
-            "summary": newest.about.get("summary") or "",
-            "platforms": package.platforms, "file_count": len(package.records),
-        })
+    packages = [{
+        "name": package.name, "family": "conda", "latest_version": package.latest_version,
+        "license": license, "summary": summary, "platforms": list(package.platforms),
+        "file_count": package.file_count,
+    } for package, license, summary in request.reads.package_listing(channel)]
     packages.extend(gra.package_entries(request, channel))
     return {"channel": channel.name, "packages": packages}
 

@@ -22,7 +22,6 @@ from repoproxy.web.request import Request
 from repoproxy.web.ui import renderer
 from repoproxy.web.ui.session import forget, remember
 
-MAX_TOKEN_DAYS = 36500
 #: identity kinds a browser session may hold (tokens are for clients, not for signing in)
 SESSION_KINDS = ("user", "htpasswd")
 
@@ -87,8 +86,8 @@ def _days(raw: Any) -> int | None:
     text = str(raw or "").strip()
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
-        raise RepoproxyError(f"expiry must be a number of days from 1 to {MAX_TOKEN_DAYS}")
+    if not text.isdigit() or not 1 <= int(text) <= tokens.MAX_TOKEN_DAYS:
+        raise RepoproxyError(f"expiry must be a number of days from 1 to {tokens.MAX_TOKEN_DAYS}")
     return int(text)
 
 

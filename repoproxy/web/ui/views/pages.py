@@ -16,7 +16,9 @@ from pyramid.view import view_config
 from repoproxy.domain import members
 from repoproxy.domain.permissions import Permissions
 from repoproxy.errors import NotFound
+from repoproxy.models import PageSection
 from repoproxy.names import is_subdir
+from repoproxy.plugins import collect
 from repoproxy.web.request import Request
 from repoproxy.web.ui import helpers, renderer
 from repoproxy.web.views.details import file_json, summary
@@ -74,7 +76,16 @@ def channel_page(request: Request) -> dict[str, Any]:
         "may_manage": manage,
         "members": members.list_members(request.services, channel.name) if manage else [],
         "max_upload": request.services.settings["repoproxy.max_upload_size"],
+        "sections": _plugin_sections(request, channel),
     }
+
+
+def _plugin_sections(request: Request, channel: Any) -> list[PageSection]:
+    """What plugins add to the channel page (its mirrors, ...), each a heading and a table."""
+    return [section for section in collect(
+        request.services.pm.hook.repoproxy_channel_page_sections(request=request,
+                                                                  channel=channel))
+            if isinstance(section, PageSection)]
 
 
 def _tab(request: Request) -> str:
