@@ -36,7 +36,17 @@ class Request(PyramidRequest):
         def repoproxy_identity(self):
             from repoproxy.web.security import identify
 
-            ident = identify(self)
+            # identified once per request, a refusal included: the fast path
+            # (web/fastpath.py) may hand a request it could not answer to the router, and a
+            # failed password must be hashed and counted once, not once per attempt
+            failed = self.environ.get("repoproxy.identity_error")
+            if failed is not None:
+                raise failed
+            try:
+                ident = identify(self)
+            except Exception as e:
+                self.environ["repoproxy.identity_error"] = e
+                raise
             self.environ["repoproxy.identity_name"] = ident.name
             return ident
 

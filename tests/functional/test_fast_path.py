@@ -169,3 +169,25 @@ def test_a_subscriber_to_routing_events_turns_the_fast_path_off(services: Any) -
     assert fastpath.routing_plan(configured()) is not None
     assert fastpath.routing_plan(configured(NewResponse)) is not None
     assert fastpath.routing_plan(configured(ContextFound)) is None
+
+
+def test_credentials_are_checked_once_when_the_router_answers(app: Any, world: dict[str, Any],
+                                                              monkeypatch: Any) -> None:
+    """A refused login on a fast route is hashed and counted once (the router's answer reuses
+    the fast attempt's verdict)."""
+    import base64
+
+    from repoproxy.web import security
+
+    calls: list[str] = []
+    orig = security.identify
+
+    def counting(request: Any) -> Any:
+        calls.append(request.path_info)
+        return orig(request)
+
+    monkeypatch.setattr(security, "identify", counting)
+    basic = base64.b64encode(b"nobody:wrong-password").decode()
+    TestApp(app).get("/priv/noarch/repodata.json", headers={"Authorization": f"Basic {basic}"},
+                     status=401)
+    assert calls == ["/priv/noarch/repodata.json"]
