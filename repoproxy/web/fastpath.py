@@ -8,11 +8,12 @@ metrics, the URL check, ``/t/<token>/``, plugins' tweens) does what those steps 
 itself: the same route objects matched in the same order, the same resource factory, the
 same security policy's ``permits`` with the view's permission, the same view function.
 
-It answers only what is granted and served; anything else (no permission, a credentials
-error, a view raising ``NotFound``, a route it does not handle) goes to Pyramid's handler
-from scratch, which answers it exactly as without this class. A refusal thus costs the
-fast attempt plus the ordinary path, the same for an absent, a hidden and a private channel
-(no oracle in timing either).
+It calls the view only when access is granted; a refusal (no permission, a credentials
+error) or a route it does not handle goes to Pyramid's handler from scratch, which answers it
+exactly as without this class: a refusal costs the fast attempt plus the ordinary path, the
+same for an absent and a private channel (no oracle in timing either). What a granted view
+raises (``NotFound`` for a missing or policy-hidden file) goes up to the exception view
+tween, as it would from the router.
 
 It is switched off (everything goes to the router) when the routing cannot be reproduced
 exactly: a route before the conda routes whose first path segment is not a fixed word, a
@@ -84,11 +85,14 @@ class FastHandler:
             request.context = context
             if not self.policy.permits(request, context, PERMISSION):
                 return None
-            return view(request)
         except Exception:
-            # a refusal, a missing file, an error: Pyramid's path answers it (again), the one
-            # place that turns exceptions into answers
+            # a refusal or a credentials error: Pyramid's path answers it from scratch (the
+            # identity's verdict is kept on the request: web/request.py)
             return None
+        # granted: what the view raises (a missing or hidden file, a mirror's upstream
+        # error) goes up to the exception view tween above, as from the router's call of the
+        # same view; running it again would repeat its side effects (a mirror's fetch)
+        return view(request)
 
 
 def routing_plan(registry: Any) -> tuple[frozenset[str], list[Any]] | None:

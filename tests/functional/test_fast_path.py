@@ -107,11 +107,15 @@ def test_fast_path_skips_the_router_for_what_it_answers(app: Any, world: dict[st
     test.get("/priv/noarch/repodata_shards.msgpack.zst", headers=token)
     test.get(f"/pub/noarch/shards/{world['shard']}.msgpack.zst")
     assert routed == []
-    # refusals, misses and other routes go to the router
-    test.get("/priv/noarch/repodata.json", status=401)
+    # a granted view's NotFound (a hidden file) goes to the exception view, not the router
     test.get(f"/pub/noarch/{world['hidden']}", status=404)
+    test.get("/pub/noarch/missing-1.0-0.conda", status=404)
+    assert routed == []
+    # refusals, absent channels and other routes go to the router
+    test.get("/priv/noarch/repodata.json", status=401)
+    test.get("/absent/noarch/repodata.json", status=401)  # as a private channel
     test.get("/pub/channeldata.json")
-    assert routed == ["/priv/noarch/repodata.json", f"/pub/noarch/{world['hidden']}",
+    assert routed == ["/priv/noarch/repodata.json", "/absent/noarch/repodata.json",
                       "/pub/channeldata.json"]
 
 
