@@ -110,6 +110,23 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _stage(items: Iterable[tuple[Path, bytes]], staged: list[tuple[Path, Path]]) -> None:
+    """Write each file whole under a temporary name beside it (``.tmp-``, swept by recovery),
+    appending (temporary, final) to ``staged`` as it goes, so a failure can remove them all."""
+    for path, data in items:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
+        staged.append((Path(name), path))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+
+def _unstage(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        with suppress(OSError):
+            tmp.unlink()
+
+
 def atomic_write_many(items: Iterable[tuple[Path, bytes]]) -> None:
     """:func:`atomic_write` for many files: every one whole or absent, synced together.
 
@@ -119,20 +136,13 @@ def atomic_write_many(items: Iterable[tuple[Path, bytes]]) -> None:
     """
     staged: list[tuple[Path, Path]] = []
     try:
-        for path, data in items:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        _stage(items, staged)
         fsync_files(tmp for tmp, _ in staged)
         for tmp, path in staged:
             distinct_stamp(tmp, path)
             os.replace(tmp, path)
     except BaseException:
-        for tmp, _ in staged:
-            with suppress(OSError):
-                tmp.unlink()
+        _unstage(staged)
         raise
     fsync_files({path.parent for _, path in staged})  # directories too, at once
 
@@ -151,21 +161,14 @@ def replace_many(items: Iterable[tuple[Path, bytes]]) -> list[Path]:
     staged: list[tuple[Path, Path]] = []
     old: list[Path] = []
     try:
-        for path, data in items:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        _stage(items, staged)
         for tmp, path in staged:
             distinct_stamp(tmp, path)
             if (aside := set_aside(path)) is not None:
                 old.append(aside)
             os.replace(tmp, path)
     except BaseException:
-        for tmp, _ in staged:
-            with suppress(OSError):
-                tmp.unlink()
+        _unstage(staged)
         raise
     finally:
         free_later(old)
