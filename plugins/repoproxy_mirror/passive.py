@@ -460,16 +460,9 @@ class Proxy:
                 return None
             up = self._upstream(mirror)
             path = f"{subdir}/{filename}"
-            sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
-            size = rec.get("size") if isinstance(rec.get("size"), int) else None
-            try:
+            sha, size = _expected(rec)
+            with self._fetching(mirror, path, filename):
                 r = up.get(path, stream=True)
-            except UpstreamNotFound:
-                self._notify(mirror, path, "miss")
-                raise NotFound(f"{filename} not found") from None
-            except UpstreamError:
-                self._notify(mirror, path, "error")
-                raise
             if size is None and r.headers.get("Content-Length", "").isdigit():
                 size = int(r.headers["Content-Length"])
             fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
@@ -492,6 +485,19 @@ class Proxy:
                subdir=subdir, filename=filename)
         return response
 
+    @contextmanager
+    def _fetching(self, mirror: Mirror, path: str, filename: str) -> Iterator[None]:
+        """An upstream request for a package: its 404 is ours (a miss), any other failure is
+        told to the status hook and raised as it is."""
+        try:
+            yield
+        except UpstreamNotFound:
+            self._notify(mirror, path, "miss")
+            raise NotFound(f"{filename} not found") from None
+        except UpstreamError:
+            self._notify(mirror, path, "error")
+            raise
+
     def package(self, mirror: Mirror, channel: Channel, subdir: str, filename: str,
                 rec: dict[str, Any] | None = None) -> Path:
         directory = cache_dir(self.core, mirror.id) / subdir
@@ -507,17 +513,10 @@ class Proxy:
                 self._notify(mirror, path, "hit")
                 return stored
             up = self._upstream(mirror)
-            sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
-            size = rec.get("size") if isinstance(rec.get("size"), int) else None
-            try:
+            sha, size = _expected(rec)
+            with self._fetching(mirror, path, filename):
                 tmp = up.download(path, directory / "pkgs", sha, size,
                                   int(self.settings["repoproxy.max_upload_size"]))
-            except UpstreamNotFound:
-                self._notify(mirror, path, "miss")
-                raise NotFound(f"{filename} not found") from None
-            except UpstreamError:
-                self._notify(mirror, path, "error")
-                raise
             os.replace(tmp, stored)
             fsync_dir(stored.parent)
             self._notify(mirror, path, "miss")
@@ -526,3 +525,11 @@ class Proxy:
 
 def proxy(core: Core) -> Proxy:
     return core.plugin_state("repoproxy_mirror.proxy", lambda: Proxy(core))
+
+
+def _expected(rec: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(sha256, size) the upstream's record promises for a package, where it gives them."""
+    sha = rec.get("sha256")
+    size = rec.get("size")
+    return (sha if isinstance(sha, str) else None,
+            size if isinstance(size, int) and not isinstance(size, bool) else None)
