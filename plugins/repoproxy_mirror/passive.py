@@ -468,9 +468,15 @@ class Proxy:
             fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
             check = up.verifier(path, sha, size,
                                 int(self.settings["repoproxy.max_upload_size"]))
+
+            def done(status: str) -> None:
+                self._notify(mirror, path, status)
+                if status == "miss":  # delivered whole and verified: only then a download
+                    notify(self.core.pm, "repoproxy_file_served", request=request,
+                           channel=channel, subdir=subdir, filename=filename)
+
             relay = Relay(r, up.body(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
-                          Path(name), stored, release,
-                          lambda status: self._notify(mirror, path, status))
+                          Path(name), stored, release, done)
         finally:
             if relay is None:
                 release()
@@ -481,8 +487,6 @@ class Proxy:
             response.content_length = size
         scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
         response.cache_control = f"{scope}, max-age=31536000, immutable"
-        notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
-               subdir=subdir, filename=filename)
         return response
 
     @contextmanager

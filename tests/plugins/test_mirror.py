@@ -566,6 +566,7 @@ def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = Fal
 def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified(
         testapp: Any, admin_headers: dict[str, str], make_channel: Any, services: Any,
         tmp_path: Path, case: str) -> None:
+    from repoproxy_stats.counter import buffer_for
     from webob import Request
 
     # a package of ~1 MB (random payload: it does not compress), behind an upstream that
@@ -600,12 +601,16 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         cache = services.store.root / "mirror" / "cache"
         stored = list(cache.rglob("big-1.0-0.conda"))
         assert list(cache.rglob(".dl-*")) == []
+        buffer_for(services).flush()
+        counted = testapp.get("/api/channels/bigproxy/downloads").json["downloads"]
         if case == "whole":
             assert got == original
             assert [p.read_bytes() for p in stored] == [original]
-        else:  # cut before its end, or abandoned: nothing kept
+            assert counted == 1
+        else:  # cut before its end, or abandoned: nothing kept, no download counted
             assert len(got) < len(original)
             assert stored == []
+            assert counted == 0
         # the lock is free again: the next request is a hit, or a new (whole) fetch
         del srv.faults[key]
         assert testapp.get("/bigproxy/noarch/big-1.0-0.conda").body == original
