@@ -5,12 +5,14 @@ reading, and a longer body while reading: chunked requests have no length), pars
 refuses nesting deeper than :data:`MAX_DEPTH` (the C parser raises ``RecursionError`` on very
 deep input; shallower but still absurd nesting is refused too, because later code walks it
 recursively) and insists on an object. The field readers check type, length and range and
-name the field in their message.
+name the field in their message; :func:`int_query` does the same for a query parameter.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -87,6 +89,25 @@ def int_field(body: dict[str, Any], name: str, lo: int, hi: int,
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadBody(f"'{name}' must be an integer")
+    if not lo <= value <= hi:
+        raise BadBody(f"'{name}' must be between {lo} and {hi}")
+    return value
+
+
+#: a query parameter's integer: digits only (``int()`` also takes " 7", "+7" and "1_000"),
+#: and few enough that parsing it costs nothing
+INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def int_query(params: Mapping[str, str], name: str, lo: int, hi: int,
+              default: int | None = None) -> int | None:
+    """An integer query parameter within ``lo..hi``; absent gives ``default``."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not INTEGER.fullmatch(raw):
+        raise BadBody(f"'{name}' must be an integer")
+    value = int(raw)
     if not lo <= value <= hi:
         raise BadBody(f"'{name}' must be between {lo} and {hi}")
     return value

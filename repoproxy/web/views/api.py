@@ -12,7 +12,14 @@ from repoproxy.domain import channels, packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
-from repoproxy.web.bodies import MAX_NAME, MAX_TEXT, BadRequest, json_body, str_field
+from repoproxy.web.bodies import (
+    MAX_NAME,
+    MAX_TEXT,
+    BadRequest,
+    int_query,
+    json_body,
+    str_field,
+)
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_url
 from repoproxy.web.streaming import json_listing
@@ -101,15 +108,6 @@ def _cursor(request: Request) -> tuple[str, str] | None:
     return subdir, filename
 
 
-def _limit(request: Request) -> int | None:
-    raw = request.GET.get("limit")
-    if raw is None:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadRequest(f"'limit' must be an integer between 1 and {MAX_PAGE}")
-    return int(raw)
-
-
 @view_config(route_name="api.channel_files", request_method="GET",
              permission=Permissions.CHANNEL_READ)
 def channel_files(request: Request) -> Any:
@@ -120,7 +118,7 @@ def channel_files(request: Request) -> Any:
     as it is read (web/streaming.py), so a channel of any size costs bounded memory.
     """
     channel = request.context.channel
-    limit, after = _limit(request), _cursor(request)
+    limit, after = int_query(request.GET, "limit", 1, MAX_PAGE), _cursor(request)
     records = request.reads.walk_packages(channel, subdir=request.GET.get("subdir") or None,
                                           after=after)
     head = {"channel": channel.name}

@@ -18,9 +18,10 @@ from pyramid.view import view_config
 from repoproxy.domain import packages
 from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.reads import Package
-from repoproxy.errors import NotFound, RepoproxyError
+from repoproxy.errors import NotFound
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.plugins import collect
+from repoproxy.web.bodies import int_query
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory, channel_url
 from repoproxy.web.routes import CHANNEL_PATH
@@ -30,11 +31,6 @@ from repoproxy.web.views import artifacts as gra
 ARTIFACT = f"/api/channels/{CHANNEL_PATH}/artifacts/{{family}}/{{name}}"
 FILE_FIELDS = ("subdir", "filename", "name", "version", "build", "build_number", "size",
                "sha256", "md5", "indexed_timestamp", "uploader", "uploaded_at")
-
-
-class BadQuery(RepoproxyError):
-    status = 400
-    code = "bad-request"
 
 
 def includeme(config: Configurator) -> None:
@@ -149,15 +145,8 @@ def delete_package(request: Request) -> Any:
 
 
 def _int(request: Request, key: str, default: int, low: int, high: int) -> int:
-    raw = request.GET.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadQuery(f"{key!r} must be an integer") from None
-    if not low <= value <= high:
-        raise BadQuery(f"{key!r} must be between {low} and {high}")
+    value = int_query(request.GET, key, low, high, default)
+    assert value is not None  # a default was given
     return value
 
 
