@@ -82,6 +82,23 @@ ON CONFLICT (channel, subdir, filename) DO UPDATE SET
 """
 
 
+def _file_filter(channel: str, subdir: str | None, *, name: str | None = None,
+                 after: tuple[str, str] | None = None) -> tuple[str, list[str]]:
+    """The WHERE clause and its values selecting a channel's files: of one subdir, of one
+    package name, after (subdir, filename) in the primary key's order (each when given)."""
+    where, args = ["channel = ?"], [channel]
+    if subdir is not None:
+        where.append("subdir = ?")
+        args.append(subdir)
+    if name is not None:
+        where.append("name = ?")
+        args.append(name)
+    if after is not None:
+        where.append("(subdir, filename) > (?, ?)")
+        args.extend(after)
+    return " AND ".join(where), args
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -170,16 +187,9 @@ class Catalog:
     def packages(
         self, channel: str, subdir: str | None = None, name: str | None = None
     ) -> Iterator[PackageRecord]:
-        where, args = ["channel = ?"], [channel]
-        if subdir is not None:
-            where.append("subdir = ?")
-            args.append(subdir)
-        if name is not None:
-            where.append("name = ?")
-            args.append(name)
-        for row in self.db.table("packages").rows_where(
-            " AND ".join(where), args, order_by="subdir, filename"
-        ):
+        where, args = _file_filter(channel, subdir, name=name)
+        for row in self.db.table("packages").rows_where(where, args,
+                                                        order_by="subdir, filename"):
             yield _record(row)
 
     def packages_after(self, channel: str, subdir: str | None,
@@ -187,15 +197,9 @@ class Catalog:
         """At most ``limit`` files of the channel (or of one subdir) that come after
         ``after`` = (subdir, filename) in (subdir, filename) order: one page of a walk over
         a channel of any size, each page its own short read (the primary key's order)."""
-        where, args = ["channel = ?"], [channel]
-        if subdir is not None:
-            where.append("subdir = ?")
-            args.append(subdir)
-        if after is not None:
-            where.append("(subdir, filename) > (?, ?)")
-            args.extend(after)
+        where, args = _file_filter(channel, subdir, after=after)
         return [_record(row) for row in self.db.table("packages").rows_where(
-            " AND ".join(where), args, order_by="subdir, filename", limit=limit)]
+            where, args, order_by="subdir, filename", limit=limit)]
 
     def packages_named(self, channel: str, names: Iterable[str]) -> Iterator[PackageRecord]:
         """Every file of the given package names, in one query (a bulk import touches
