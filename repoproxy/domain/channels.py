@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from repoproxy.domain.audit import CLI, Actor, audit
 from repoproxy.errors import ChannelExists, Forbidden, InvalidName, NotFound, RepoproxyError
-from repoproxy.models import Access, Channel, Identity, Privacy
+from repoproxy.models import Access, Channel, Identity, Privacy, new_incarnation
 from repoproxy.names import check_channel_name, split_channel
 from repoproxy.plugins import notify
 from repoproxy.storage.accounts import Accounts
@@ -56,7 +56,8 @@ def create_channel(core: Core, name: str, description: str = "", privacy: str | 
     if "/" in name:
         return create_subchannel(core, name, description, actor=actor, privacy=privacy)
     priv = parse_privacy(privacy or "public")
-    channel = Channel(name=name, description=description, privacy=priv, created=utcnow())
+    channel = Channel(name=name, description=description, privacy=priv, created=utcnow(),
+                      incarnation=new_incarnation())
     db = core.db()
     with _view_change(core, name, public=priv == Privacy.PUBLIC), write_transaction(db):
         accounts = Accounts(db)
@@ -120,7 +121,7 @@ def create_subchannel(core: Core, name: str, description: str = "", *,
                 f"a subchannel's privacy follows its parent channel: {parent_name!r} is "
                 f"{parent.privacy}, so {name!r} cannot be {wanted}")
         channel = Channel(name=name, description=description, privacy=parent.privacy,
-                          created=utcnow())
+                          created=utcnow(), incarnation=new_incarnation())
         catalog.insert_channel(channel)
         audit(db, actor, "subchannel.create", parent_name, name)
     core.indexer.build(name, "noarch")

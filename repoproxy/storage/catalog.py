@@ -157,6 +157,8 @@ class Catalog:
                         [privacy, len(prefix), prefix])
 
     def insert_channel(self, channel: Channel) -> None:
+        if not channel.incarnation:  # made by the operation that creates the channel
+            raise ValueError(f"channel {channel.name!r} has no incarnation")
         self.db.table("channels").insert({**channel.as_json(),
                                           "incarnation": channel.incarnation})
         self.db.table("subdirs").insert(
