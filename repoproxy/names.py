@@ -88,13 +88,22 @@ def check_subdir(subdir: str) -> str:
     return subdir
 
 
+def check_file_name(filename: str) -> str:
+    """A file name that stays inside its directory (no separator, not hidden, not ``..``),
+    or :class:`InvalidName`. The one check every stored file name passes, package or not."""
+    if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+        raise InvalidName(f"invalid file name {filename!r}")
+    return filename
+
+
 def split_filename(filename: str) -> tuple[str, str, str, str]:
     """Split ``name-version-build.ext`` into its parts, or raise :class:`InvalidName`."""
     ext = next((e for e in EXTENSIONS if filename.endswith(e)), None)
     if ext is None:
         raise InvalidName(f"{filename!r} is not a conda package file name (.conda or .tar.bz2)")
-    if len(filename) > 211 or "/" in filename or "\\" in filename or filename.startswith("."):
-        raise InvalidName(f"invalid package file name {filename!r}")
+    if len(filename) > 211:
+        raise InvalidName(f"invalid package file name {filename!r} (longer than 211 characters)")
+    check_file_name(filename)
     stem = filename[: -len(ext)]
     parts = stem.rsplit("-", 2)
     if len(parts) != 3 or not all(parts):

@@ -36,13 +36,13 @@ from repoproxy.errors import (
     TooLarge,
 )
 from repoproxy.models import Channel, PackageMetadata, PackageRecord, Rejection
-from repoproxy.names import is_subdir, package_name_problem, split_filename
+from repoproxy.names import check_file_name, is_subdir, package_name_problem, split_filename
 from repoproxy.pipeline.archive import Limits, read_metadata
 from repoproxy.pipeline.faults import fault_point
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog, utcnow
 from repoproxy.storage.db import write_transaction
-from repoproxy.storage.store import atomic_write, check_file_name, fsync_dir
+from repoproxy.storage.store import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     from sqlite_utils import Database

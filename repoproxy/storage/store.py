@@ -25,19 +25,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from repoproxy.errors import InvalidName
-from repoproxy.names import check_channel_name, check_subdir
+from repoproxy.names import check_channel_name, check_file_name, check_subdir
 from repoproxy.storage.public import PublicView
 
 #: threads that fsync together (see :func:`fsync_files`)
 FSYNC_THREADS = 32
-
-
-def check_file_name(filename: str) -> str:
-    """A file name that stays inside its directory, or :class:`InvalidName`."""
-    if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
-        raise InvalidName(f"invalid file name {filename!r}")
-    return filename
 
 
 def fsync_dir(path: Path) -> None:
