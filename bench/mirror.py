@@ -39,25 +39,98 @@ def load() -> str:
 
 
 def _get_times(session: requests.Session, urls: list[str]) -> list[float]:
+    """Each URL fetched whole (read in 1 MiB pieces, as a download client does: requests'
+    own ``.content`` reads 10 KiB at a time, slow enough to hide a server's costs)."""
     out = []
     for url in urls:
         start = time.perf_counter()
-        r = session.get(url, timeout=300)
-        r.raise_for_status()
-        len(r.content)
+        with session.get(url, timeout=300, stream=True) as r:
+            r.raise_for_status()
+            got = sum(len(c) for c in r.iter_content(1 << 20))
+            if r.headers.get("Content-Length") not in (None, str(got)):
+                raise RuntimeError(f"{url}: {got} bytes, {r.headers['Content-Length']} announced")
         out.append(time.perf_counter() - start)
     return out
+
+
+def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
+    """The shard index and a package, cached by the proxy, vs the same from a local channel."""
+    for channel in ("proxy", "local"):  # warm both (the proxy fetches and stores)
+        _get_times(s, [f"{b_url}/{channel}/noarch/repodata_shards.msgpack.zst",
+                       f"{b_url}/{channel}/noarch/{name}"])
+    for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
+                       ("package", f"noarch/{name}")):
+        proxy_t: list[float] = []
+        local_t: list[float] = []
+        for _ in range(requests_):  # interleaved
+            proxy_t += _get_times(s, [f"{b_url}/proxy/{path}"])
+            local_t += _get_times(s, [f"{b_url}/local/{path}"])
+        p, lo = median(proxy_t), median(local_t)
+        print(f"cached {what}: proxy {p * 1000:.2f} ms, local {lo * 1000:.2f} ms; "
+              f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]", flush=True)
+
+
+def _first(s: requests.Session, a_url: str, b_url: str, mb: float, names: list[str]) -> None:
+    """First fetch of uncached large packages: through the proxy vs straight from the
+    upstream, in interleaved pairs (the order alternating)."""
+    via_proxy: list[float] = []
+    direct: list[float] = []
+    for i, name in enumerate(names):
+        pair = [(via_proxy, f"{b_url}/proxy/linux-64/{name}"),
+                (direct, f"{a_url}/up/linux-64/{name}")]
+        for out, url in (pair if i % 2 == 0 else pair[::-1]):
+            out += _get_times(s, [url])
+    vp, d = median(via_proxy), median(direct)
+    print(f"first fetch of a {mb:g} MB package (n={len(names)}): proxy {vp * 1000:.1f} ms, "
+          f"direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x (target <= 1.2x; pairs "
+          f"{', '.join(f'{x / y:.2f}' for x, y in zip(via_proxy, direct, strict=True))})"
+          f" [{load()}]", flush=True)
+
+
+def _active(work: Path, src: Path, a_url: str, b_url: str, admin: str, files: int,
+            rounds: int, env: dict[str, str]) -> None:
+    """An active mirror of the small files vs `repoproxy import` of the same files."""
+    active_t: list[float] = []
+    import_t: list[float] = []
+    for r in range(rounds):
+        channel = f"copy{r}"  # a fresh channel each round: every file is copied
+        run([python(), "-m", "repoproxy", "channel", "create", channel, "--url",
+             b_url, "--token", admin], env=env)
+        start = time.perf_counter()
+        run([python(), "-m", "repoproxy", "mirror", "--create", f"aa{r}", "--channel",
+             channel, "--source", f"{a_url}/up", "--mode", "active", "--subdirs",
+             "noarch", "--run_now", "--root", str(work / "b")], env=env)
+        active_t.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
+             "--create", "--root", str(work / f"c{r}")], env=env)
+        import_t.append(time.perf_counter() - start)
+    act, imp = median(active_t), median(import_t)
+    copied = requests.get(f"{b_url}/copy0/noarch/repodata.json", timeout=60).json()
+    n = len(copied["packages"]) + len(copied["packages.conda"])
+    print(f"active mirror of {files} files ({n} copied): {act:.1f}s "
+          f"({files / act:.0f} files/s); repoproxy import {imp:.1f}s "
+          f"({files / imp:.0f} files/s); time ratio "
+          f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
+          f"{rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
+          f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=5000, help="small upstream packages")
     ap.add_argument("--requests", type=int, default=300, help="cached reads per side")
-    ap.add_argument("--first", type=int, default=10, help="large packages fetched first")
-    ap.add_argument("--first-mb", type=float, default=8.0, help="size of a large package")
+    ap.add_argument("--first", type=int, default=10,
+                    help="large packages fetched first, per size")
+    ap.add_argument("--first-mb", default="1,8,32",
+                    help="sizes of the large packages, MB, comma-separated")
     ap.add_argument("--rounds", type=int, default=1,
                     help="active-mirror/import alternations (each is one whole run)")
+    ap.add_argument("--parts", default="cached,first,active",
+                    help="which measurements to run (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    sizes = [float(x) for x in args.first_mb.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         src, big = work / "pkgs", work / "big"
@@ -66,12 +139,12 @@ def main() -> None:
         t = time.perf_counter()
         files = build_many(src, args.files)
         rng = random.Random(0)
-        large = [build_package(PackageSpec(
-            f"large{i}", subdir="linux-64",
-            files={"data.bin": rng.randbytes(int(args.first_mb * 1024 * 1024))}), big)
-            for i in range(args.first)]
-        print(f"built {len(files)} + {len(large)} packages in {time.perf_counter() - t:.1f}s",
-              flush=True)
+        large = {mb: [build_package(PackageSpec(
+            f"large{mb:g}mb{i}".replace(".", "_"), subdir="linux-64",
+            files={"data.bin": rng.randbytes(int(mb * 1024 * 1024))}), big)
+            for i in range(args.first)] if "first" in parts else [] for mb in sizes}
+        print(f"built {len(files)} + {sum(map(len, large.values()))} packages in "
+              f"{time.perf_counter() - t:.1f}s", flush=True)
         env = clean_env()
         run([python(), "-m", "repoproxy", "import", str(src), "--channel", "up",
              "--create", "--root", str(work / "a")], env=env)
@@ -90,60 +163,14 @@ def main() -> None:
                  "--source", f"{a.url}/up", "--mode", "passive", "--root", str(work / "b")],
                 env=env)
             s = requests.Session()
-            names = [p.name for p in files]
-            # 1. cached reads: the shard index and one package, proxy vs local channel
-            for channel in ("proxy", "local"):  # warm both (the proxy fetches and stores)
-                _get_times(s, [f"{b.url}/{channel}/noarch/repodata_shards.msgpack.zst",
-                               f"{b.url}/{channel}/noarch/{names[0]}"])
-            for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
-                               ("package", f"noarch/{names[0]}")):
-                proxy_t: list[float] = []
-                local_t: list[float] = []
-                for _ in range(args.requests):  # interleaved
-                    proxy_t += _get_times(s, [f"{b.url}/proxy/{path}"])
-                    local_t += _get_times(s, [f"{b.url}/local/{path}"])
-                p, lo = median(proxy_t), median(local_t)
-                print(f"cached {what}: proxy {p * 1000:.2f} ms, local {lo * 1000:.2f} ms; "
-                      f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]",
-                      flush=True)
-            # 2. first fetch of an uncached large package: proxy vs straight from the upstream
-            _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
-            via_proxy: list[float] = []
-            direct: list[float] = []
-            for i, pkg in enumerate(large):
-                pair = [(via_proxy, f"{b.url}/proxy/linux-64/{pkg.name}"),
-                        (direct, f"{a.url}/up/linux-64/{pkg.name}")]
-                for out, url in (pair if i % 2 == 0 else pair[::-1]):
-                    out += _get_times(s, [url])
-            vp, d = median(via_proxy), median(direct)
-            print(f"first fetch of a {args.first_mb:g} MB package (n={len(large)}): proxy "
-                  f"{vp * 1000:.1f} ms, direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x "
-                  f"(target <= 1.2x) [{load()}]", flush=True)
-            # 3. an active mirror of the small files vs `repoproxy import` of the same files
-            active_t: list[float] = []
-            import_t: list[float] = []
-            for r in range(args.rounds):
-                channel = f"copy{r}"  # a fresh channel each round: every file is copied
-                run([python(), "-m", "repoproxy", "channel", "create", channel, "--url",
-                     b.url, "--token", admin], env=env)
-                start = time.perf_counter()
-                run([python(), "-m", "repoproxy", "mirror", "--create", f"aa{r}", "--channel",
-                     channel, "--source", f"{a.url}/up", "--mode", "active", "--subdirs",
-                     "noarch", "--run_now", "--root", str(work / "b")], env=env)
-                active_t.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
-                     "--create", "--root", str(work / f"c{r}")], env=env)
-                import_t.append(time.perf_counter() - start)
-            act, imp = median(active_t), median(import_t)
-            copied = requests.get(f"{b.url}/copy0/noarch/repodata.json", timeout=60).json()
-            n = len(copied["packages"]) + len(copied["packages.conda"])
-            print(f"active mirror of {args.files} files ({n} copied): {act:.1f}s "
-                  f"({args.files / act:.0f} files/s); repoproxy import {imp:.1f}s "
-                  f"({args.files / imp:.0f} files/s); time ratio "
-                  f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
-                  f"{args.rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
-                  f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
+            if "cached" in parts:
+                _cached(s, b.url, files[0].name, args.requests)
+            if "first" in parts:
+                _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
+                for mb in sizes:
+                    _first(s, a.url, b.url, mb, [p.name for p in large[mb]])
+            if "active" in parts:
+                _active(work, src, a.url, b.url, admin, args.files, args.rounds, env)
         finally:
             b.stop()
             a.stop()

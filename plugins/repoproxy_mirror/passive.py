@@ -63,8 +63,9 @@ log = logging.getLogger(__name__)
 INDEXES = ("repodata.json", "repodata.json.zst", SHARD_INDEX)
 MAX_INDEX = 1024**3
 STALE_HEADER = "X-Repoproxy-Stale"
-#: relayed chunks: small enough that the client gets bytes as they arrive
-RELAY_CHUNK = 64 * 1024
+#: relayed chunks at most (each is what the upstream connection had): fewer, larger chunks
+#: cost less per byte (8 MB as 64 KiB chunks took a third longer to relay than as 256 KiB)
+RELAY_CHUNK = 256 * 1024
 GC_LIMIT = 10_000  # unreferenced shards removed per build at most
 
 
@@ -475,7 +476,7 @@ class Proxy:
                     notify(self.core.pm, "repoproxy_file_served", request=request,
                            channel=channel, subdir=subdir, filename=filename)
 
-            relay = Relay(r, up.body(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
+            relay = Relay(r, up.arriving(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
                           Path(name), stored, release, done)
         finally:
             if relay is None:

@@ -269,6 +269,20 @@ class Upstream:
             raise UpstreamError(f"upstream {self.public(path)} broke off: "
                                 f"{type(e).__name__}") from None
 
+    def arriving(self, r: requests.Response, path: str, most: int = CHUNK) -> Iterator[bytes]:
+        """The chunks of a streamed answer as they arrive: each is what the connection had,
+        at most ``most`` bytes (:meth:`body` waits for ``most`` bytes each time), so a relay
+        passes bytes on without waiting for a full chunk. A broken transfer becomes
+        :class:`UpstreamError`."""
+        from urllib3.exceptions import HTTPError
+
+        try:
+            while chunk := r.raw.read1(most, decode_content=True):
+                yield chunk
+        except (HTTPError, OSError, self._errors) as e:
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+
     def verifier(self, path: str, sha256: str | None, size: int | None,
                  limit: int) -> Verifier:
         return Verifier(self.public(path), sha256, size, limit, self.deadline)
