@@ -8,16 +8,17 @@ Content-Length (the server closes the connection), so the client's own length an
 checks fail, and nothing is stored. The file lock taken by the caller is held until the file is
 committed or abandoned: other requests for the file wait on it, then read the stored copy.
 
-Four threads share the work, so that receiving from the upstream, sending to the client,
-hashing and writing overlap (socket I/O, hashlib and file writes release the GIL): a reader
-receives from the upstream and hands each chunk to the hasher, the writer and the server's
-thread, which sends it (``__next__``). Measured on the project's machine (bench/mirror.py),
-receiving and sending 8 MB each cost about as much as the direct transfer from the upstream
-to a client, so done one after the other in one thread they doubled a first fetch. Only the
-hash is waited for before the last chunk; the write is waited for before the commit, after
-the client has its bytes. Queues are bounded: the reader stays at most ``AHEAD`` chunks ahead
-of the client (a slow client slows the upstream transfer down, rather than filling memory),
-and the writer's backlog is at most ``BACKLOG`` chunks (past it the reader waits for the disk).
+Four threads (the server's, and three kept between relays) share the work, so that receiving
+from the upstream, sending to the client, hashing and writing overlap (socket I/O, hashlib and
+file writes release the GIL): a reader receives from the upstream and hands each chunk to the
+hasher, the writer and the server's thread, which sends it (``__next__``). Measured on the
+project's machine (bench/mirror.py), receiving and sending 8 MB each cost about as much as the
+direct transfer from the upstream to a client, so done one after the other in one thread they
+doubled a first fetch. Only the hash is waited for before the last chunk; the write is waited
+for before the commit, after the client has its bytes. Queues are bounded: the reader stays at
+most ``AHEAD`` chunks ahead of the client (a slow client slows the upstream transfer down
+rather than filling memory), and the writer's backlog is at most ``BACKLOG`` chunks (past it
+the reader waits for the disk).
 """
 
 from __future__ import annotations
@@ -42,32 +43,71 @@ _WAIT = 0.5  # seconds between looks at the stop flag while a queue is full
 _END = None  # the reader's last item: the upstream's body ended
 
 
-class _Worker:
-    """A thread applying ``work`` to each queued chunk until the end marker."""
+class _Threads:
+    """Daemon threads kept between relays: starting three threads per first fetch cost 1-4 ms
+    under load (``Thread.start`` waits until the new thread runs). A thread is made only when
+    none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
+    joins at exit) never hold up a server's shutdown mid-relay."""
 
-    def __init__(self, work: Callable[[bytes], object], name: str, bound: int = 0) -> None:
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = not self._idle
+            if not spawn:
+                self._idle -= 1  # that thread takes this work (or another's, same thing)
+        self._work.put(work)
+        if spawn:
+            threading.Thread(target=self._loop, name="mirror-relay", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            work = self._work.get()
+            try:
+                work()
+            except BaseException:  # the work reports its own errors; the thread stays
+                log.exception("mirror relay thread")
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _Threads()
+
+
+class _Worker:
+    """A kept thread applying ``work`` to each queued chunk until the end marker."""
+
+    def __init__(self, work: Callable[[bytes], object], bound: int = 0) -> None:
         self._queue: queue.Queue[bytes | None] = queue.Queue(bound)  # None: the end
         self._work = work
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._finished = False
+        self._done = threading.Event()
+        _threads.run(self._run)
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self._work(chunk)
-                except BaseException as e:  # reported to the relay, which abandons the file
-                    self.error = e
+        try:
+            while (chunk := self._queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        self._work(chunk)
+                    except BaseException as e:  # reported to the relay: it abandons the file
+                        self.error = e
+        finally:
+            self._done.set()
 
     def put(self, chunk: bytes) -> None:
         self._queue.put(chunk)
 
     def finish(self) -> None:
         """Wait until every queued chunk is done."""
-        if self._thread.is_alive():
+        if not self._finished:
+            self._finished = True
             self._queue.put(None)
-            self._thread.join()
+            self._done.wait()
 
 
 class Relay:
@@ -86,15 +126,12 @@ class Relay:
         self._done = done  # told "miss" once committed, "error" once refused
         self._held = b""
         self._state = "streaming"  # -> "verified" -> "committed" | "abandoned"
-        name = stored.name
-        self._hasher = _Worker(check.hash.update, f"mirror-hash-{name}")
-        self._writer = _Worker(out.write, f"mirror-write-{name}", BACKLOG)
+        self._hasher = _Worker(check.hash.update)
+        self._writer = _Worker(out.write, BACKLOG)
         # received chunks for the client; then _END, or the error that ended the transfer
         self._ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
         self._stop = threading.Event()  # the relay was abandoned: the reader ends
-        self._reader = threading.Thread(target=self._read, name=f"mirror-read-{name}",
-                                        daemon=True)
-        self._reader.start()
+        _threads.run(self._read)
 
     # --- the reader's thread -----------------------------------------------------------------
     def _read(self) -> None:

@@ -276,8 +276,11 @@ class Upstream:
         :class:`UpstreamError`."""
         from urllib3.exceptions import HTTPError
 
+        # decoded only when encoded (as iter_content would): urllib3's decoding path gathers
+        # the bytes in a buffer of its own, one more copy of each
+        decode = r.headers.get("Content-Encoding", "identity").lower() != "identity"
         try:
-            while chunk := r.raw.read1(most, decode_content=True):
+            while chunk := r.raw.read1(most, decode_content=decode):
                 yield chunk
         except (HTTPError, OSError, self._errors) as e:
             raise UpstreamError(f"upstream {self.public(path)} broke off: "
