@@ -24,6 +24,8 @@ from repoproxy.testing.packages import PackageSpec
 from repoproxy.testing.upstream import (
     Upstream,
     build_upstream_root,
+    drops_reused_connections,
+    redirect,
     slow,
     status,
     tampered,
@@ -821,6 +823,65 @@ def test_upstream_credentials_are_sent_and_never_served_or_stored(
                            if p.is_file() and p.suffix in (".json", ".db"))
         assert b"s3cr3t" not in on_disk
         core.close()
+
+
+def test_the_upstream_connection_is_kept_and_one_closed_under_a_request_is_retried(
+        testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    testapp.get("/proxy/linux-64/repodata.json")  # one request, one connection
+    # from now on the upstream closes a kept-alive connection when it is reused: the next
+    # fetches find theirs closed under the request, and each is sent again on a new one
+    srv.faults["*"] = drops_reused_connections()
+    key = "up/linux-64/app-3.0-0.conda"
+    assert testapp.get("/proxy/linux-64/app-3.0-0.conda").body == (
+        srv.directory / key).read_bytes()
+    assert srv.hits[key] == 2  # the dropped attempt, then the answered one
+    other = "up/linux-64/libcore-2.0-0.tar.bz2"
+    assert testapp.get("/proxy/linux-64/libcore-2.0-0.tar.bz2").body == (
+        srv.directory / other).read_bytes()
+    assert srv.hits[other] == 2
+
+
+@pytest.mark.parametrize("kind", ["bearer", "basic", "token", "apikey"])
+def test_upstream_credentials_stay_with_their_upstream(
+        tmp_path: Path, upstream: tuple[Upstream, Any], kind: str) -> None:
+    """Two mirrors served by one thread (one kept connection each), one with credentials;
+    and a package its upstream redirects to another origin (a CDN): the credentials reach
+    their own upstream only."""
+    from repoproxy_mirror import service
+    from webtest import TestApp
+
+    from repoproxy.domain.channels import create_channel
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    srv, _ = upstream
+    other = Upstream(srv.directory)  # same files, another origin (port)
+    try:
+        secret = {"basic": "alice:s3cr3t-pw"}.get(kind, "s3cr3t")
+        core = load_core({"repoproxy.root": str(tmp_path / "root"),
+                          "repoproxy.log_requests": "false",
+                          "repoproxy_mirror.credentials": f"{srv.url}/up={kind}:{secret}"}, {})
+        for name, source in (("a", srv.url), ("b", other.url)):
+            create_channel(core, name)
+            service.create(core, name, name, {"source": f"{source}/up", "mode": "passive"})
+        app = TestApp(make_app(core))
+        key = "up/linux-64/app-3.0-0.conda"
+        srv.faults[key] = redirect(f"{other.url}/{key}")
+        for channel in ("a", "b", "a", "b"):
+            app.get(f"/{channel}/linux-64/repodata.json")
+        assert app.get("/a/linux-64/app-3.0-0.conda").body == (srv.directory / key).read_bytes()
+        assert other.hits[key] == 1  # the redirected download
+        mine = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
+        assert ("s3cr3t" in mine) or ("czNjcjN0" in mine)  # sent to its own upstream
+        theirs = json.dumps(other.headers_seen) + json.dumps(other.paths_seen)
+        assert "s3cr3t" not in theirs
+        assert "czNjcjN0" not in theirs  # nor base64-encoded (basic)
+        assert not any(h for seen in other.headers_seen for h in seen
+                       if h.lower() in ("authorization", "x-api-key"))
+        core.close()
+    finally:
+        other.close()
 
 
 # --- hooks ---------------------------------------------------------------------------------
