@@ -52,16 +52,20 @@ class _Threads:
     def __init__(self) -> None:
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0
+        self.made = 0  # threads made so far
         self._lock = threading.Lock()
 
     def run(self, work: Callable[[], None]) -> None:
         with self._lock:
             spawn = not self._idle
-            if not spawn:
+            if spawn:
+                self.made += 1
+            else:
                 self._idle -= 1  # that thread takes this work (or another's, same thing)
         self._work.put(work)
         if spawn:
-            threading.Thread(target=self._loop, name="mirror-relay", daemon=True).start()
+            threading.Thread(target=self._loop, name=f"mirror-relay-{self.made}",
+                             daemon=True).start()
 
     def _loop(self) -> None:
         while True:
@@ -74,7 +78,7 @@ class _Threads:
                 self._idle += 1
 
 
-_threads = _Threads()
+threads = _Threads()
 
 
 class _Worker:
@@ -86,7 +90,7 @@ class _Worker:
         self.error: BaseException | None = None
         self._finished = False
         self._done = threading.Event()
-        _threads.run(self._run)
+        threads.run(self._run)
 
     def _run(self) -> None:
         try:
@@ -131,7 +135,7 @@ class Relay:
         # received chunks for the client; then _END, or the error that ended the transfer
         self._ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
         self._stop = threading.Event()  # the relay was abandoned: the reader ends
-        _threads.run(self._read)
+        threads.run(self._read)
 
     # --- the reader's thread -----------------------------------------------------------------
     def _read(self) -> None:

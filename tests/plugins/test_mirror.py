@@ -621,6 +621,24 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         srv.close()
 
 
+def test_relays_reuse_their_helper_threads(testapp: Any, proxied: str,
+                                           upstream: tuple[Upstream, Any]) -> None:
+    from repoproxy_mirror.relay import threads
+
+    srv, _ = upstream
+    names = ["app-3.0-0.conda", "app-2.0-0.conda", "libcore-1.0-0.conda",
+             "libcore-2.0-0.tar.bz2"]
+    testapp.get("/proxy/linux-64/repodata.json")
+    before = threads.made
+    for name in names:  # one after the other: each relay's three helpers are idle again
+        assert testapp.get(f"/proxy/linux-64/{name}").body == (
+            srv.directory / "up/linux-64" / name).read_bytes()
+    # three for the first relay when none is idle, then the idle ones again (without reuse:
+    # three per relay); a helper may still be finishing its last step as the next relay
+    # starts, so only one reuse per relay is required
+    assert threads.made - before <= 3 + 2 * (len(names) - 1)
+
+
 @pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
 def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
         testapp: Any, services: Any, settings: dict[str, Any], proxied: str,
