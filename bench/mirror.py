@@ -17,10 +17,13 @@ uncached, and once from A). The active mirror run and the import are each one lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +56,49 @@ def _get_times(session: requests.Session, urls: list[str]) -> list[float]:
     return out
 
 
+class Link:
+    """A TCP forwarder to ``port`` on the loopback whose answers flow at most ``rate`` bytes
+    per second on each connection: a network link between the clients (and the proxy) and the
+    upstream. On the bare loopback bytes move at memory speed and the proxy's second hop is
+    pure CPU; behind a link the transfer itself dominates, as with a real upstream."""
+
+    def __init__(self, port: int, rate: float) -> None:
+        self.target, self.rate = port, rate
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for src, dst, rate in ((client, upstream, 0.0), (upstream, client, self.rate)):
+                threading.Thread(target=self._pump, args=(src, dst, rate), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, rate: float) -> None:
+        free_at = time.perf_counter()  # when the link can take the next bytes
+        try:
+            while data := src.recv(1 << 16):
+                if rate:
+                    free_at = max(free_at, time.perf_counter()) + len(data) / rate
+                    time.sleep(max(0.0, free_at - time.perf_counter()))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (dst, src):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
     """The shard index and a package, cached by the proxy, vs the same from a local channel."""
     for channel in ("proxy", "local"):  # warm both (the proxy fetches and stores)
@@ -70,18 +116,63 @@ def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
               f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]", flush=True)
 
 
-def _first(s: requests.Session, a_url: str, b_url: str, mb: float, names: list[str]) -> None:
+def _cached_in_process(root: Path, name: str, rounds: int) -> None:
+    """The same cached reads as WSGI calls in this process (server time only, no HTTP client:
+    the proxy's own cost over a local channel's, steadier than the HTTP figures)."""
+    import io
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    core = load_core({"repoproxy.root": str(root), "repoproxy.log_requests": "false"},
+                     clean_env())
+    app = make_app(core)
+
+    def call(path: str) -> float:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "bench",
+                   "SERVER_PORT": "80", "HTTP_HOST": "bench", "wsgi.url_scheme": "http",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+                   "wsgi.input": io.BytesIO()}
+        status: list[str] = []
+        start = time.perf_counter()
+        body = app(environ, lambda s, h, e=None: status.append(s))
+        for _ in body:
+            pass
+        getattr(body, "close", lambda: None)()
+        took = time.perf_counter() - start
+        if not status[0].startswith("200"):
+            raise RuntimeError(f"{path}: {status[0]}")
+        return took
+
+    try:
+        for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
+                           ("package", f"noarch/{name}")):
+            times: dict[str, list[float]] = {"proxy": [], "local": []}
+            for _ in range(rounds):  # interleaved
+                for channel in ("proxy", "local"):
+                    times[channel].append(call(f"/{channel}/{path}"))
+            p, lo = median(times["proxy"]), median(times["local"])
+            print(f"cached {what}, in-process WSGI call: proxy {p * 1e6:.0f} µs, local "
+                  f"{lo * 1e6:.0f} µs (+{(p - lo) * 1e6:.0f} µs); throughput proxy/local "
+                  f"{lo / p:.2f}x [{load()}]", flush=True)
+    finally:
+        core.close()
+
+
+def _first(s: requests.Session, a_url: str, b_url: str, mb: float, names: list[str],
+           channel: str = "proxy", where: str = "") -> None:
     """First fetch of uncached large packages: through the proxy vs straight from the
-    upstream, in interleaved pairs (the order alternating)."""
+    upstream (``a_url``), in interleaved pairs (the order alternating)."""
     via_proxy: list[float] = []
     direct: list[float] = []
     for i, name in enumerate(names):
-        pair = [(via_proxy, f"{b_url}/proxy/linux-64/{name}"),
+        pair = [(via_proxy, f"{b_url}/{channel}/linux-64/{name}"),
                 (direct, f"{a_url}/up/linux-64/{name}")]
         for out, url in (pair if i % 2 == 0 else pair[::-1]):
             out += _get_times(s, [url])
     vp, d = median(via_proxy), median(direct)
-    print(f"first fetch of a {mb:g} MB package (n={len(names)}): proxy {vp * 1000:.1f} ms, "
+    print(f"first fetch of a {mb:g} MB package{where} (n={len(names)}): proxy "
+          f"{vp * 1000:.1f} ms, "
           f"direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x (target <= 1.2x; pairs "
           f"{', '.join(f'{x / y:.2f}' for x, y in zip(via_proxy, direct, strict=True))})"
           f" [{load()}]", flush=True)
@@ -128,6 +219,9 @@ def main() -> None:
                     help="active-mirror/import alternations (each is one whole run)")
     ap.add_argument("--parts", default="cached,first,active",
                     help="which measurements to run (comma-separated)")
+    ap.add_argument("--link-mb-per-s", type=float, default=100.0,
+                    help="first fetches again behind a link of this many MB/s per connection "
+                         "between the clients or the proxy and the upstream (0: not)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     sizes = [float(x) for x in args.first_mb.split(",") if x.strip()]
@@ -165,10 +259,26 @@ def main() -> None:
             s = requests.Session()
             if "cached" in parts:
                 _cached(s, b.url, files[0].name, args.requests)
+                _cached_in_process(work / "b", files[0].name, args.requests * 10)
             if "first" in parts:
                 _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
                 for mb in sizes:
                     _first(s, a.url, b.url, mb, [p.name for p in large[mb]])
+            if "first" in parts and args.link_mb_per_s:
+                link = Link(a.port, args.link_mb_per_s * 1e6)
+                where = f" behind a {args.link_mb_per_s:g} MB/s link"
+                try:
+                    run([python(), "-m", "repoproxy", "channel", "create", "proxylink",
+                         "--url", b.url, "--token", admin], env=env)
+                    run([python(), "-m", "repoproxy", "mirror", "--create", "pl", "--channel",
+                         "proxylink", "--source", f"{link.url}/up", "--mode", "passive",
+                         "--root", str(work / "b")], env=env)
+                    _get_times(s, [f"{b.url}/proxylink/linux-64/repodata.json"])
+                    for mb in sizes:
+                        _first(s, link.url, b.url, mb, [p.name for p in large[mb]],
+                               "proxylink", where)
+                finally:
+                    link.close()
             if "active" in parts:
                 _active(work, src, a.url, b.url, admin, args.files, args.rounds, env)
         finally:

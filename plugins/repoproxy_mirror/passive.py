@@ -157,6 +157,10 @@ class Proxy:
         # of a cached proxied package's time)
         self._passive_json = str(mirror_dir(core) / "passive.json")
         self._cache_root = str(mirror_dir(core) / "cache")
+        # the settings the hot path reads, as numbers once (a process's settings are fixed)
+        self._fresh = float(self.settings["repoproxy_mirror.index_freshness"])
+        self._negative = float(self.settings["repoproxy_mirror.negative_ttl"])
+        self._max_stale = float(self.settings["repoproxy_mirror.max_stale"])
 
     def _upstream(self, mirror: Mirror) -> Upstream:
         """This thread's client of the mirror's upstream: connections are reused across
@@ -191,7 +195,8 @@ class Proxy:
     def _filter(self, mirror: Mirror) -> MirrorFilter:
         """The mirror's compiled filter, kept while its definition is unchanged."""
         cached = self._filters.get(mirror.id)
-        if cached is None or cached[0] != mirror:
+        # the same object while passive.json is unchanged (mirror_for): no field comparison
+        if cached is None or (cached[0] is not mirror and cached[0] != mirror):
             cached = (mirror, MirrorFilter(mirror))
             with self._lock:
                 self._filters[mirror.id] = cached
@@ -267,9 +272,7 @@ class Proxy:
         return response
 
     def _ttl(self, meta: dict[str, Any]) -> float:
-        if meta.get("status") == 404:
-            return float(self.settings["repoproxy_mirror.negative_ttl"])
-        return float(self.settings["repoproxy_mirror.index_freshness"])
+        return self._negative if meta.get("status") == 404 else self._fresh
 
     # --- indexes ---------------------------------------------------------------------------
     def index(self, mirror: Mirror, channel: Channel, subdir: str,
@@ -292,7 +295,7 @@ class Proxy:
             age = time.time() - meta["fetched_at"]
             if age <= self._ttl(meta):
                 self._notify(mirror, path, "hit")
-            elif age > float(self.settings["repoproxy_mirror.max_stale"]) and meta.get(
+            elif age > self._max_stale and meta.get(
                     "last_error"):
                 raise UpstreamError(f"the upstream of mirror {mirror.name!r} has been failing "
                                     "for longer than repoproxy_mirror.max_stale")
