@@ -4,14 +4,19 @@ mirror's run vs `repoproxy import` of the same files. One run, medians and ratio
 figure printed with the machine's load (`os.getloadavg`).
 
 Upstream A is a real `repoproxy serve` holding ``--files`` small generated packages (noarch)
-and ``--first`` larger ones of ``--first-mb`` MB (linux-64, incompressible payload: what a
-first fetch costs is moving bytes); B is a second server with a local channel (the small files
-imported) and a passive mirror of A.
+and ``--first`` larger ones of each ``--first-mb`` size (linux-64, incompressible payload:
+what a first fetch costs is moving bytes); B is a second server with a local channel (the
+small files imported) and a passive mirror of A. The cached reads are measured over HTTP and
+again as WSGI calls in this process (server time only). The first fetches are measured on the
+bare loopback, then behind an emulated link (``--link-mb-per-s``, a rate-limited TCP forwarder
+in front of A that both the client's direct fetches and the proxy's go through; the client
+reaches B directly, as a proxy near its clients is meant to be reached).
 
 Timing notes: the first-fetch pairs are interleaved (for each large package: proxy then
-direct, or direct then proxy, alternately; each package is fetched once through the proxy,
-uncached, and once from A). The active mirror run and the import are each one long run (with
-5,000 files both take minutes), run back to back with ``--rounds`` alternations.
+direct, or direct then proxy, alternately; each package is fetched once through each proxy,
+uncached, and once from A); the client reads 1 MiB at a time. The active mirror run and the
+import are each one long run (with 5,000 files both take minutes), run back to back with
+``--rounds`` alternations.
 """
 
 from __future__ import annotations

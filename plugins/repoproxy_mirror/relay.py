@@ -15,7 +15,8 @@ hasher, the writer and the server's thread, which sends it (``__next__``). Measu
 project's machine (bench/mirror.py), receiving and sending 8 MB each cost about as much as the
 direct transfer from the upstream to a client, so done one after the other in one thread they
 doubled a first fetch. Only the hash is waited for before the last chunk; the write is waited
-for before the commit, after the client has its bytes. Queues are bounded: the reader stays at
+for before the commit, after the client has its bytes, on a helper thread (the connection is
+free for its next request at once). Queues are bounded: the reader stays at
 most ``AHEAD`` chunks ahead of the client (a slow client slows the upstream transfer down
 rather than filling memory), and the writer's backlog is at most ``BACKLOG`` chunks (past it
 the reader waits for the disk).
@@ -129,7 +130,8 @@ class Relay:
         self._release = release
         self._done = done  # told "miss" once committed, "error" once refused
         self._held = b""
-        self._state = "streaming"  # -> "verified" -> "committed" | "abandoned"
+        # -> "verified" -> "committing" -> "committed" | "abandoned"
+        self._state = "streaming"
         self._hasher = _Worker(check.hash.update)
         self._writer = _Worker(out.write, BACKLOG)
         # received chunks for the client; then _END, or the error that ended the transfer
@@ -179,7 +181,7 @@ class Relay:
     def __next__(self) -> bytes:
         if self._state != "streaming":
             if self._state == "verified":
-                self._commit()
+                self._commit_later()
             raise StopIteration
         try:
             chunk = self._next_chunk()
@@ -190,7 +192,7 @@ class Relay:
         else:
             if chunk:
                 return chunk
-            self._commit()  # verified, and nothing held back: an empty file
+            self._commit_later()  # verified, and nothing held back: an empty file
             raise StopIteration
         self._abandon()
         self._done("error")
@@ -217,9 +219,17 @@ class Relay:
 
     def close(self) -> None:
         if self._state == "verified":
-            self._commit()  # the client has all its bytes; the verified copy is kept
+            self._commit_later()  # the client has all its bytes: the copy is kept
         elif self._state == "streaming":
             self._abandon()  # the client went away mid-way: the next request fetches anew
+
+    def _commit_later(self) -> None:
+        """The client has every byte: the commit (the writes finished, fsync, rename) runs on
+        a helper thread, so that the connection's next request does not wait for the disk
+        (an fsync took 5-130 ms on the project's machine). The file's lock is held until it
+        is done: a request for the same file meanwhile waits for the stored copy."""
+        self._state = "committing"
+        threads.run(self._commit)
 
     def _commit(self) -> None:
         try:
@@ -236,8 +246,8 @@ class Relay:
             self._abandon()
             return
         self._state = "committed"
+        self._done("miss")  # before the lock goes: whoever waited on it sees the count
         self._release()
-        self._done("miss")
 
     def _abandon(self) -> None:
         self._state = "abandoned"

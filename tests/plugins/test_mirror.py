@@ -547,6 +547,16 @@ def test_passive_packages_are_fetched_once_verified_and_kept(
     assert srv.hits["up/linux-64/nothere-1.0-0.conda"] == 0  # not in the index: not asked
 
 
+def _settled(services: Any) -> None:
+    """Wait until relayed first fetches are committed: relay.py commits after the response,
+    on a helper thread, holding the file's lock until the copy is stored and counted."""
+    from repoproxy_mirror.passive import file_lock
+
+    for lock in (services.store.root / "mirror" / "cache").rglob(".locks/*.lock"):
+        with file_lock(lock, blocking=True):
+            pass
+
+
 def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
     """Send ``first`` bytes, wait for ``go``, then the rest (one byte flipped if ``tamper``)."""
     def fault(h: Any, path: str) -> bool:
@@ -600,6 +610,7 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
             go.set()
             got += b"".join(chunks)
             response.app_iter.close()
+        _settled(services)
         cache = services.store.root / "mirror" / "cache"
         stored = list(cache.rglob("big-1.0-0.conda"))
         assert list(cache.rglob(".dl-*")) == []
@@ -621,7 +632,7 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         srv.close()
 
 
-def test_relays_reuse_their_helper_threads(testapp: Any, proxied: str,
+def test_relays_reuse_their_helper_threads(testapp: Any, services: Any, proxied: str,
                                            upstream: tuple[Upstream, Any]) -> None:
     from repoproxy_mirror.relay import threads
 
@@ -633,6 +644,7 @@ def test_relays_reuse_their_helper_threads(testapp: Any, proxied: str,
     for name in names:  # one after the other: each relay's three helpers are idle again
         assert testapp.get(f"/proxy/linux-64/{name}").body == (
             srv.directory / "up/linux-64" / name).read_bytes()
+        _settled(services)
     # three for the first relay when none is idle, then the idle ones again (without reuse:
     # three per relay); a helper may still be finishing its last step as the next relay
     # starts, so only one reuse per relay is required
@@ -832,6 +844,7 @@ def test_upstream_credentials_are_sent_and_never_served_or_stored(
         body = app.get("/c/linux-64/repodata.json").body + app.get(
             "/c/linux-64/repodata_shards.msgpack.zst").body
         app.get("/c/linux-64/app-3.0-0.conda")
+        _settled(core)
         assert b"s3cr3t" not in body
         seen = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
         needle = {"bearer": "Bearer s3cr3t-bearer", "basic": "Basic YWxpY2U6czNjcjN0LXB3",
@@ -889,6 +902,7 @@ def test_upstream_credentials_stay_with_their_upstream(
         for channel in ("a", "b", "a", "b"):
             app.get(f"/{channel}/linux-64/repodata.json")
         assert app.get("/a/linux-64/app-3.0-0.conda").body == (srv.directory / key).read_bytes()
+        _settled(core)
         assert other.hits[key] == 1  # the redirected download
         mine = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
         assert ("s3cr3t" in mine) or ("czNjcjN0" in mine)  # sent to its own upstream
@@ -918,6 +932,7 @@ def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/helper-0.5-0.conda")
+    _settled(services)
     assert seen == [("p", "noarch/repodata.json", "miss"), ("p", "noarch/repodata.json", "hit"),
                     ("p", "noarch/repodata.json", "hit"), ("p", "noarch/helper-0.5-0.conda",
                                                            "miss")]
