@@ -4,23 +4,31 @@ mirror's run vs `repoproxy import` of the same files. One run, medians and ratio
 figure printed with the machine's load (`os.getloadavg`).
 
 Upstream A is a real `repoproxy serve` holding ``--files`` small generated packages (noarch)
-and ``--first`` larger ones of ``--first-mb`` MB (linux-64, incompressible payload: what a
-first fetch costs is moving bytes); B is a second server with a local channel (the small files
-imported) and a passive mirror of A.
+and ``--first`` larger ones of each ``--first-mb`` size (linux-64, incompressible payload:
+what a first fetch costs is moving bytes); B is a second server with a local channel (the
+small files imported) and a passive mirror of A. The cached reads are measured over HTTP and
+again as WSGI calls in this process (server time only). The first fetches are measured on the
+bare loopback, then behind an emulated link (``--link-mb-per-s``, a rate-limited TCP forwarder
+in front of A that both the client's direct fetches and the proxy's go through; the client
+reaches B directly, as a proxy near its clients is meant to be reached).
 
 Timing notes: the first-fetch pairs are interleaved (for each large package: proxy then
-direct, or direct then proxy, alternately; each package is fetched once through the proxy,
-uncached, and once from A). The active mirror run and the import are each one long run (with
-5,000 files both take minutes), run back to back with ``--rounds`` alternations.
+direct, or direct then proxy, alternately; each package is fetched once through each proxy,
+uncached, and once from A); the client reads 1 MiB at a time. The active mirror run and the
+import are each one long run (with 5,000 files both take minutes), run back to back with
+``--rounds`` alternations.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,25 +47,189 @@ def load() -> str:
 
 
 def _get_times(session: requests.Session, urls: list[str]) -> list[float]:
+    """Each URL fetched whole (read in 1 MiB pieces, as a download client does: requests'
+    own ``.content`` reads 10 KiB at a time, slow enough to hide a server's costs)."""
     out = []
     for url in urls:
         start = time.perf_counter()
-        r = session.get(url, timeout=300)
-        r.raise_for_status()
-        len(r.content)
+        with session.get(url, timeout=300, stream=True) as r:
+            r.raise_for_status()
+            got = sum(len(c) for c in r.iter_content(1 << 20))
+            if r.headers.get("Content-Length") not in (None, str(got)):
+                raise RuntimeError(f"{url}: {got} bytes, {r.headers['Content-Length']} announced")
         out.append(time.perf_counter() - start)
     return out
+
+
+class Link:
+    """A TCP forwarder to ``port`` on the loopback whose answers flow at most ``rate`` bytes
+    per second on each connection: a network link between the clients (and the proxy) and the
+    upstream. On the bare loopback bytes move at memory speed and the proxy's second hop is
+    pure CPU; behind a link the transfer itself dominates, as with a real upstream."""
+
+    def __init__(self, port: int, rate: float) -> None:
+        self.target, self.rate = port, rate
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for src, dst, rate in ((client, upstream, 0.0), (upstream, client, self.rate)):
+                threading.Thread(target=self._pump, args=(src, dst, rate), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, rate: float) -> None:
+        free_at = time.perf_counter()  # when the link can take the next bytes
+        try:
+            while data := src.recv(1 << 16):
+                if rate:
+                    free_at = max(free_at, time.perf_counter()) + len(data) / rate
+                    time.sleep(max(0.0, free_at - time.perf_counter()))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (dst, src):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
+    """The shard index and a package, cached by the proxy, vs the same from a local channel."""
+    for channel in ("proxy", "local"):  # warm both (the proxy fetches and stores)
+        _get_times(s, [f"{b_url}/{channel}/noarch/repodata_shards.msgpack.zst",
+                       f"{b_url}/{channel}/noarch/{name}"])
+    for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
+                       ("package", f"noarch/{name}")):
+        proxy_t: list[float] = []
+        local_t: list[float] = []
+        for _ in range(requests_):  # interleaved
+            proxy_t += _get_times(s, [f"{b_url}/proxy/{path}"])
+            local_t += _get_times(s, [f"{b_url}/local/{path}"])
+        p, lo = median(proxy_t), median(local_t)
+        print(f"cached {what}: proxy {p * 1000:.2f} ms, local {lo * 1000:.2f} ms; "
+              f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]", flush=True)
+
+
+def _cached_in_process(root: Path, name: str, rounds: int) -> None:
+    """The same cached reads as WSGI calls in this process (server time only, no HTTP client:
+    the proxy's own cost over a local channel's, steadier than the HTTP figures)."""
+    import io
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    core = load_core({"repoproxy.root": str(root), "repoproxy.log_requests": "false"},
+                     clean_env())
+    app = make_app(core)
+
+    def call(path: str) -> float:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "bench",
+                   "SERVER_PORT": "80", "HTTP_HOST": "bench", "wsgi.url_scheme": "http",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+                   "wsgi.input": io.BytesIO()}
+        status: list[str] = []
+        start = time.perf_counter()
+        body = app(environ, lambda s, h, e=None: status.append(s))
+        for _ in body:
+            pass
+        getattr(body, "close", lambda: None)()
+        took = time.perf_counter() - start
+        if not status[0].startswith("200"):
+            raise RuntimeError(f"{path}: {status[0]}")
+        return took
+
+    try:
+        for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
+                           ("package", f"noarch/{name}")):
+            times: dict[str, list[float]] = {"proxy": [], "local": []}
+            for _ in range(rounds):  # interleaved
+                for channel in ("proxy", "local"):
+                    times[channel].append(call(f"/{channel}/{path}"))
+            p, lo = median(times["proxy"]), median(times["local"])
+            print(f"cached {what}, in-process WSGI call: proxy {p * 1e6:.0f} µs, local "
+                  f"{lo * 1e6:.0f} µs (+{(p - lo) * 1e6:.0f} µs); throughput proxy/local "
+                  f"{lo / p:.2f}x [{load()}]", flush=True)
+    finally:
+        core.close()
+
+
+def _first(s: requests.Session, a_url: str, b_url: str, mb: float, names: list[str],
+           channel: str = "proxy", where: str = "") -> None:
+    """First fetch of uncached large packages: through the proxy vs straight from the
+    upstream (``a_url``), in interleaved pairs (the order alternating)."""
+    via_proxy: list[float] = []
+    direct: list[float] = []
+    for i, name in enumerate(names):
+        pair = [(via_proxy, f"{b_url}/{channel}/linux-64/{name}"),
+                (direct, f"{a_url}/up/linux-64/{name}")]
+        for out, url in (pair if i % 2 == 0 else pair[::-1]):
+            out += _get_times(s, [url])
+    vp, d = median(via_proxy), median(direct)
+    print(f"first fetch of a {mb:g} MB package{where} (n={len(names)}): proxy "
+          f"{vp * 1000:.1f} ms, "
+          f"direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x (target <= 1.2x; pairs "
+          f"{', '.join(f'{x / y:.2f}' for x, y in zip(via_proxy, direct, strict=True))})"
+          f" [{load()}]", flush=True)
+
+
+def _active(work: Path, src: Path, a_url: str, b_url: str, admin: str, files: int,
+            rounds: int, env: dict[str, str]) -> None:
+    """An active mirror of the small files vs `repoproxy import` of the same files."""
+    active_t: list[float] = []
+    import_t: list[float] = []
+    for r in range(rounds):
+        channel = f"copy{r}"  # a fresh channel each round: every file is copied
+        run([python(), "-m", "repoproxy", "channel", "create", channel, "--url",
+             b_url, "--token", admin], env=env)
+        start = time.perf_counter()
+        run([python(), "-m", "repoproxy", "mirror", "--create", f"aa{r}", "--channel",
+             channel, "--source", f"{a_url}/up", "--mode", "active", "--subdirs",
+             "noarch", "--run_now", "--root", str(work / "b")], env=env)
+        active_t.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
+             "--create", "--root", str(work / f"c{r}")], env=env)
+        import_t.append(time.perf_counter() - start)
+    act, imp = median(active_t), median(import_t)
+    copied = requests.get(f"{b_url}/copy0/noarch/repodata.json", timeout=60).json()
+    n = len(copied["packages"]) + len(copied["packages.conda"])
+    print(f"active mirror of {files} files ({n} copied): {act:.1f}s "
+          f"({files / act:.0f} files/s); repoproxy import {imp:.1f}s "
+          f"({files / imp:.0f} files/s); time ratio "
+          f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
+          f"{rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
+          f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=5000, help="small upstream packages")
     ap.add_argument("--requests", type=int, default=300, help="cached reads per side")
-    ap.add_argument("--first", type=int, default=10, help="large packages fetched first")
-    ap.add_argument("--first-mb", type=float, default=8.0, help="size of a large package")
+    ap.add_argument("--first", type=int, default=10,
+                    help="large packages fetched first, per size")
+    ap.add_argument("--first-mb", default="1,8,32",
+                    help="sizes of the large packages, MB, comma-separated")
     ap.add_argument("--rounds", type=int, default=1,
                     help="active-mirror/import alternations (each is one whole run)")
+    ap.add_argument("--parts", default="cached,first,active",
+                    help="which measurements to run (comma-separated)")
+    ap.add_argument("--link-mb-per-s", type=float, default=100.0,
+                    help="first fetches again behind a link of this many MB/s per connection "
+                         "between the clients or the proxy and the upstream (0: not)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    sizes = [float(x) for x in args.first_mb.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         src, big = work / "pkgs", work / "big"
@@ -66,12 +238,12 @@ def main() -> None:
         t = time.perf_counter()
         files = build_many(src, args.files)
         rng = random.Random(0)
-        large = [build_package(PackageSpec(
-            f"large{i}", subdir="linux-64",
-            files={"data.bin": rng.randbytes(int(args.first_mb * 1024 * 1024))}), big)
-            for i in range(args.first)]
-        print(f"built {len(files)} + {len(large)} packages in {time.perf_counter() - t:.1f}s",
-              flush=True)
+        large = {mb: [build_package(PackageSpec(
+            f"large{mb:g}mb{i}".replace(".", "_"), subdir="linux-64",
+            files={"data.bin": rng.randbytes(int(mb * 1024 * 1024))}), big)
+            for i in range(args.first)] if "first" in parts else [] for mb in sizes}
+        print(f"built {len(files)} + {sum(map(len, large.values()))} packages in "
+              f"{time.perf_counter() - t:.1f}s", flush=True)
         env = clean_env()
         run([python(), "-m", "repoproxy", "import", str(src), "--channel", "up",
              "--create", "--root", str(work / "a")], env=env)
@@ -90,60 +262,30 @@ def main() -> None:
                  "--source", f"{a.url}/up", "--mode", "passive", "--root", str(work / "b")],
                 env=env)
             s = requests.Session()
-            names = [p.name for p in files]
-            # 1. cached reads: the shard index and one package, proxy vs local channel
-            for channel in ("proxy", "local"):  # warm both (the proxy fetches and stores)
-                _get_times(s, [f"{b.url}/{channel}/noarch/repodata_shards.msgpack.zst",
-                               f"{b.url}/{channel}/noarch/{names[0]}"])
-            for what, path in (("shard index", "noarch/repodata_shards.msgpack.zst"),
-                               ("package", f"noarch/{names[0]}")):
-                proxy_t: list[float] = []
-                local_t: list[float] = []
-                for _ in range(args.requests):  # interleaved
-                    proxy_t += _get_times(s, [f"{b.url}/proxy/{path}"])
-                    local_t += _get_times(s, [f"{b.url}/local/{path}"])
-                p, lo = median(proxy_t), median(local_t)
-                print(f"cached {what}: proxy {p * 1000:.2f} ms, local {lo * 1000:.2f} ms; "
-                      f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]",
-                      flush=True)
-            # 2. first fetch of an uncached large package: proxy vs straight from the upstream
-            _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
-            via_proxy: list[float] = []
-            direct: list[float] = []
-            for i, pkg in enumerate(large):
-                pair = [(via_proxy, f"{b.url}/proxy/linux-64/{pkg.name}"),
-                        (direct, f"{a.url}/up/linux-64/{pkg.name}")]
-                for out, url in (pair if i % 2 == 0 else pair[::-1]):
-                    out += _get_times(s, [url])
-            vp, d = median(via_proxy), median(direct)
-            print(f"first fetch of a {args.first_mb:g} MB package (n={len(large)}): proxy "
-                  f"{vp * 1000:.1f} ms, direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x "
-                  f"(target <= 1.2x) [{load()}]", flush=True)
-            # 3. an active mirror of the small files vs `repoproxy import` of the same files
-            active_t: list[float] = []
-            import_t: list[float] = []
-            for r in range(args.rounds):
-                channel = f"copy{r}"  # a fresh channel each round: every file is copied
-                run([python(), "-m", "repoproxy", "channel", "create", channel, "--url",
-                     b.url, "--token", admin], env=env)
-                start = time.perf_counter()
-                run([python(), "-m", "repoproxy", "mirror", "--create", f"aa{r}", "--channel",
-                     channel, "--source", f"{a.url}/up", "--mode", "active", "--subdirs",
-                     "noarch", "--run_now", "--root", str(work / "b")], env=env)
-                active_t.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                run([python(), "-m", "repoproxy", "import", str(src), "--channel", "again",
-                     "--create", "--root", str(work / f"c{r}")], env=env)
-                import_t.append(time.perf_counter() - start)
-            act, imp = median(active_t), median(import_t)
-            copied = requests.get(f"{b.url}/copy0/noarch/repodata.json", timeout=60).json()
-            n = len(copied["packages"]) + len(copied["packages.conda"])
-            print(f"active mirror of {args.files} files ({n} copied): {act:.1f}s "
-                  f"({args.files / act:.0f} files/s); repoproxy import {imp:.1f}s "
-                  f"({args.files / imp:.0f} files/s); time ratio "
-                  f"{fmt_ratio(act, imp, higher_is_better=False)} (medians of "
-                  f"{args.rounds}; rounds: active {', '.join(f'{x:.1f}' for x in active_t)}, "
-                  f"import {', '.join(f'{x:.1f}' for x in import_t)}) [{load()}]", flush=True)
+            if "cached" in parts:
+                _cached(s, b.url, files[0].name, args.requests)
+                _cached_in_process(work / "b", files[0].name, args.requests * 10)
+            if "first" in parts:
+                _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
+                for mb in sizes:
+                    _first(s, a.url, b.url, mb, [p.name for p in large[mb]])
+            if "first" in parts and args.link_mb_per_s:
+                link = Link(a.port, args.link_mb_per_s * 1e6)
+                where = f" behind a {args.link_mb_per_s:g} MB/s link"
+                try:
+                    run([python(), "-m", "repoproxy", "channel", "create", "proxylink",
+                         "--url", b.url, "--token", admin], env=env)
+                    run([python(), "-m", "repoproxy", "mirror", "--create", "pl", "--channel",
+                         "proxylink", "--source", f"{link.url}/up", "--mode", "passive",
+                         "--root", str(work / "b")], env=env)
+                    _get_times(s, [f"{b.url}/proxylink/linux-64/repodata.json"])
+                    for mb in sizes:
+                        _first(s, link.url, b.url, mb, [p.name for p in large[mb]],
+                               "proxylink", where)
+                finally:
+                    link.close()
+            if "active" in parts:
+                _active(work, src, a.url, b.url, admin, args.files, args.rounds, env)
         finally:
             b.stop()
             a.stop()

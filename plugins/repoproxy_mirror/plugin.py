@@ -67,11 +67,19 @@ def repoproxy_background_workers(services: Core) -> Iterable[Any]:
     return [MirrorWorker(services)]
 
 
+_passive: Any = None  # the .passive module, imported at the first conda file request
+
+
 @hookimpl
 def repoproxy_channel_file(request: Any, channel: Channel, subdir: str, filename: str) -> Any:
-    from .passive import proxy
+    # every conda file request of every channel asks this: for a channel that is no proxy it
+    # costs one stat of passive.json (an import statement here per call cost as much again)
+    global _passive
+    if _passive is None:
+        from . import passive
 
-    p = proxy(request.services)
+        _passive = passive
+    p = _passive.proxy(request.services)
     mirror = p.mirror_for(channel.name)
     if mirror is None:
         return None

@@ -148,6 +148,47 @@ def _repodata(text: bytes) -> dict[str, Any] | None:
     return data
 
 
+#: headers that carry a credential (``requests`` itself drops only Authorization when a
+#: redirect leaves the upstream's origin)
+CREDENTIAL_HEADERS = ("Authorization", "X-API-Key", "Proxy-Authorization")
+#: errors meaning "the connection was closed under the request", before any answer
+_DROPPED = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _session() -> requests.Session:
+    """A ``requests`` session whose credential headers never follow a redirect to another
+    origin (a CDN holding an upstream's packages must not get its API key)."""
+    import requests
+
+    class Session(requests.Session):
+        def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+            if self.should_strip_auth(response.request.url, prepared_request.url):
+                for name in CREDENTIAL_HEADERS:
+                    prepared_request.headers.pop(name, None)
+            super().rebuild_auth(prepared_request, response)
+
+    return Session()
+
+
+def _dropped(error: BaseException) -> bool:
+    """Whether ``error`` (requests' ConnectionError, wrapping urllib3's) comes from a
+    connection closed before the answer began."""
+    from http.client import RemoteDisconnected
+
+    todo: list[BaseException] = [error]
+    looked: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if id(e) in looked:
+            continue
+        looked.add(id(e))
+        if isinstance(e, (RemoteDisconnected, *_DROPPED)):
+            return True
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [c for c in (e.__cause__, e.__context__) if c is not None]
+    return False
+
+
 class Upstream:
     def __init__(self, source: str, settings: Any) -> None:
         import requests
@@ -157,7 +198,7 @@ class Upstream:
         self.deadline = float(settings["repoproxy_mirror.download_deadline"])
         self.cred = credential_for(self.source,
                                    parse_credentials(settings["repoproxy_mirror.credentials"]))
-        self.session = requests.Session()
+        self.session = _session()
         self.session.headers["User-Agent"] = "repoproxy-mirror"
         self._errors = requests.RequestException
         if self.cred is not None:
@@ -183,12 +224,22 @@ class Upstream:
             stream: bool = False) -> requests.Response:
         """GET with timeouts; 401/403/5xx and transport errors become :class:`UpstreamError`,
         404/410 :class:`UpstreamNotFound`; 200 and 304 are returned."""
-        try:
-            r = self.session.get(self._url(path), headers=headers or {}, stream=stream,
-                                 timeout=(self.timeout, self.timeout), allow_redirects=True)
-        except self._errors as e:
-            raise UpstreamError(f"upstream {self.public(path)} unreachable: "
-                                f"{type(e).__name__}") from None
+        for attempt in (1, 2):
+            try:
+                r = self.session.get(self._url(path), headers=headers or {}, stream=stream,
+                                     timeout=(self.timeout, self.timeout),
+                                     allow_redirects=True)
+                break
+            except self._errors as e:
+                # the session keeps connections to the upstream open between requests; one
+                # the upstream closed just as it was reused fails before any answer: a GET
+                # is safe to send again, on a new connection (the failed one is discarded)
+                if attempt == 1 and _dropped(e):
+                    log.info("upstream %s closed a kept-alive connection: retrying",
+                             self.public(path))
+                    continue
+                raise UpstreamError(f"upstream {self.public(path)} unreachable: "
+                                    f"{type(e).__name__}") from None
         if r.status_code in (404, 410):
             r.close()
             raise UpstreamNotFound(f"{path} not found upstream")
@@ -266,6 +317,23 @@ class Upstream:
         try:
             yield from r.iter_content(chunk)
         except self._errors as e:
+            raise UpstreamError(f"upstream {self.public(path)} broke off: "
+                                f"{type(e).__name__}") from None
+
+    def arriving(self, r: requests.Response, path: str, most: int = CHUNK) -> Iterator[bytes]:
+        """The chunks of a streamed answer as they arrive: each is what the connection had,
+        at most ``most`` bytes (:meth:`body` waits for ``most`` bytes each time), so a relay
+        passes bytes on without waiting for a full chunk. A broken transfer becomes
+        :class:`UpstreamError`."""
+        from urllib3.exceptions import HTTPError
+
+        # decoded only when encoded (as iter_content would): urllib3's decoding path gathers
+        # the bytes in a buffer of its own, one more copy of each
+        decode = r.headers.get("Content-Encoding", "identity").lower() != "identity"
+        try:
+            while chunk := r.raw.read1(most, decode_content=decode):
+                yield chunk
+        except (HTTPError, OSError, self._errors) as e:
             raise UpstreamError(f"upstream {self.public(path)} broke off: "
                                 f"{type(e).__name__}") from None
 

@@ -48,6 +48,9 @@ class Upstream:
                     if key.startswith(prefix):  # /t/<token>/ form: strip it like conda servers
                         key = key.split("/", 2)[2]
                 upstream.hits[key] += 1
+                # requests on this connection so far, this one included (one handler object
+                # per connection)
+                self.on_connection = getattr(self, "on_connection", 0) + 1
                 fault = upstream.faults.get(key) or upstream.faults.get("*")
                 if fault is not None and fault(self, key):
                     return
@@ -111,6 +114,25 @@ def slow(directory: Path, pause: float) -> Fault:
         time.sleep(pause)
         with contextlib.suppress(OSError):
             h.wfile.write(data[10:])
+        return True
+    return fault
+
+
+def drops_reused_connections() -> Fault:
+    """Answer the first request of each connection; close the connection, unanswered, at the
+    next one: an upstream closing an idle kept-alive connection just as a client reuses it
+    (the client sees it open when it sends, then the end of the connection)."""
+    def fault(h: Any, path: str) -> bool:
+        if h.on_connection > 1:
+            h.close_connection = True
+            return True
+        return False
+    return fault
+
+
+def redirect(location: str) -> Fault:
+    def fault(h: Any, path: str) -> bool:
+        h.send(302, b"", {"Location": location})
         return True
     return fault
 

@@ -24,6 +24,8 @@ from repoproxy.testing.packages import PackageSpec
 from repoproxy.testing.upstream import (
     Upstream,
     build_upstream_root,
+    drops_reused_connections,
+    redirect,
     slow,
     status,
     tampered,
@@ -545,6 +547,16 @@ def test_passive_packages_are_fetched_once_verified_and_kept(
     assert srv.hits["up/linux-64/nothere-1.0-0.conda"] == 0  # not in the index: not asked
 
 
+def _settled(services: Any) -> None:
+    """Wait until relayed first fetches are committed: relay.py commits after the response,
+    on a helper thread, holding the file's lock until the copy is stored and counted."""
+    from repoproxy_mirror.passive import file_lock
+
+    for lock in (services.store.root / "mirror" / "cache").rglob(".locks/*.lock"):
+        with file_lock(lock, blocking=True):
+            pass
+
+
 def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
     """Send ``first`` bytes, wait for ``go``, then the rest (one byte flipped if ``tamper``)."""
     def fault(h: Any, path: str) -> bool:
@@ -598,6 +610,7 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
             go.set()
             got += b"".join(chunks)
             response.app_iter.close()
+        _settled(services)
         cache = services.store.root / "mirror" / "cache"
         stored = list(cache.rglob("big-1.0-0.conda"))
         assert list(cache.rglob(".dl-*")) == []
@@ -617,6 +630,25 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
         assert srv.hits[key] == (1 if case == "whole" else 2)
     finally:
         srv.close()
+
+
+def test_relays_reuse_their_helper_threads(testapp: Any, services: Any, proxied: str,
+                                           upstream: tuple[Upstream, Any]) -> None:
+    from repoproxy_mirror.relay import threads
+
+    srv, _ = upstream
+    names = ["app-3.0-0.conda", "app-2.0-0.conda", "libcore-1.0-0.conda",
+             "libcore-2.0-0.tar.bz2"]
+    testapp.get("/proxy/linux-64/repodata.json")
+    before = threads.made
+    for name in names:  # one after the other: each relay's three helpers are idle again
+        assert testapp.get(f"/proxy/linux-64/{name}").body == (
+            srv.directory / "up/linux-64" / name).read_bytes()
+        _settled(services)
+    # three for the first relay when none is idle, then the idle ones again (without reuse:
+    # three per relay); a helper may still be finishing its last step as the next relay
+    # starts, so only one reuse per relay is required
+    assert threads.made - before <= 3 + 2 * (len(names) - 1)
 
 
 @pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
@@ -812,6 +844,7 @@ def test_upstream_credentials_are_sent_and_never_served_or_stored(
         body = app.get("/c/linux-64/repodata.json").body + app.get(
             "/c/linux-64/repodata_shards.msgpack.zst").body
         app.get("/c/linux-64/app-3.0-0.conda")
+        _settled(core)
         assert b"s3cr3t" not in body
         seen = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
         needle = {"bearer": "Bearer s3cr3t-bearer", "basic": "Basic YWxpY2U6czNjcjN0LXB3",
@@ -821,6 +854,66 @@ def test_upstream_credentials_are_sent_and_never_served_or_stored(
                            if p.is_file() and p.suffix in (".json", ".db"))
         assert b"s3cr3t" not in on_disk
         core.close()
+
+
+def test_the_upstream_connection_is_kept_and_one_closed_under_a_request_is_retried(
+        testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    testapp.get("/proxy/linux-64/repodata.json")  # one request, one connection
+    # from now on the upstream closes a kept-alive connection when it is reused: the next
+    # fetches find theirs closed under the request, and each is sent again on a new one
+    srv.faults["*"] = drops_reused_connections()
+    key = "up/linux-64/app-3.0-0.conda"
+    assert testapp.get("/proxy/linux-64/app-3.0-0.conda").body == (
+        srv.directory / key).read_bytes()
+    assert srv.hits[key] == 2  # the dropped attempt, then the answered one
+    other = "up/linux-64/libcore-2.0-0.tar.bz2"
+    assert testapp.get("/proxy/linux-64/libcore-2.0-0.tar.bz2").body == (
+        srv.directory / other).read_bytes()
+    assert srv.hits[other] == 2
+
+
+@pytest.mark.parametrize("kind", ["bearer", "basic", "token", "apikey"])
+def test_upstream_credentials_stay_with_their_upstream(
+        tmp_path: Path, upstream: tuple[Upstream, Any], kind: str) -> None:
+    """Two mirrors served by one thread (one kept connection each), one with credentials;
+    and a package its upstream redirects to another origin (a CDN): the credentials reach
+    their own upstream only."""
+    from repoproxy_mirror import service
+    from webtest import TestApp
+
+    from repoproxy.domain.channels import create_channel
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    srv, _ = upstream
+    other = Upstream(srv.directory)  # same files, another origin (port)
+    try:
+        secret = {"basic": "alice:s3cr3t-pw"}.get(kind, "s3cr3t")
+        core = load_core({"repoproxy.root": str(tmp_path / "root"),
+                          "repoproxy.log_requests": "false",
+                          "repoproxy_mirror.credentials": f"{srv.url}/up={kind}:{secret}"}, {})
+        for name, source in (("a", srv.url), ("b", other.url)):
+            create_channel(core, name)
+            service.create(core, name, name, {"source": f"{source}/up", "mode": "passive"})
+        app = TestApp(make_app(core))
+        key = "up/linux-64/app-3.0-0.conda"
+        srv.faults[key] = redirect(f"{other.url}/{key}")
+        for channel in ("a", "b", "a", "b"):
+            app.get(f"/{channel}/linux-64/repodata.json")
+        assert app.get("/a/linux-64/app-3.0-0.conda").body == (srv.directory / key).read_bytes()
+        _settled(core)
+        assert other.hits[key] == 1  # the redirected download
+        mine = json.dumps(srv.headers_seen) + json.dumps(srv.paths_seen)
+        assert ("s3cr3t" in mine) or ("czNjcjN0" in mine)  # sent to its own upstream
+        theirs = json.dumps(other.headers_seen) + json.dumps(other.paths_seen)
+        assert "s3cr3t" not in theirs
+        assert "czNjcjN0" not in theirs  # nor base64-encoded (basic)
+        assert not any(h for seen in other.headers_seen for h in seen
+                       if h.lower() in ("authorization", "x-api-key"))
+        core.close()
+    finally:
+        other.close()
 
 
 # --- hooks ---------------------------------------------------------------------------------
@@ -839,6 +932,7 @@ def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/helper-0.5-0.conda")
+    _settled(services)
     assert seen == [("p", "noarch/repodata.json", "miss"), ("p", "noarch/repodata.json", "hit"),
                     ("p", "noarch/repodata.json", "hit"), ("p", "noarch/helper-0.5-0.conda",
                                                            "miss")]
