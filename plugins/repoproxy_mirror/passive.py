@@ -24,6 +24,7 @@ repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -67,6 +68,15 @@ STALE_HEADER = "X-Repoproxy-Stale"
 #: cost less per byte (8 MB as 64 KiB chunks took a third longer to relay than as 256 KiB)
 RELAY_CHUNK = 256 * 1024
 GC_LIMIT = 10_000  # unreferenced shards removed per build at most
+
+
+@functools.cache
+def known_platforms() -> frozenset[str]:
+    """The subdirs rattler knows (``linux-64`` ... ``zos-z``), loaded once, when a proxy first
+    needs them (rattler is not loaded by the CLI's start-up)."""
+    from rattler import Subdir
+
+    return frozenset(str(p) for p in Subdir.all())
 
 
 def cache_dir(core: Core, mirror_id: str) -> Path:
@@ -202,6 +212,15 @@ class Proxy:
                 self._filters[mirror.id] = cached
         return cached[1]
 
+    def _proxies_subdir(self, mirror: Mirror, subdir: str) -> bool:
+        """Whether a request for ``subdir`` may reach the upstream. With ``--subdirs``, those
+        (and noarch); without, the platforms conda knows: any ``<os>-<arch>`` would let a
+        client make the proxy ask its upstream, and keep a cache entry, for names without end."""
+        if subdir == "noarch":
+            return True
+        filt = self._filter(mirror)
+        return filt.wants_subdir(subdir) if filt.subdirs else subdir in known_platforms()
+
     def _subdir_dir(self, mirror: Mirror, subdir: str) -> str:
         """The subdir's cache directory, as a string (hot path)."""
         return f"{self._cache_root}/{mirror.id}/{subdir}"
@@ -235,7 +254,7 @@ class Proxy:
         served?), then the file's own; paths are strings, the hooks are told once each."""
         from repoproxy.web.files import file_response
 
-        if not (self._filter(mirror).wants_subdir(subdir) or subdir == "noarch"):
+        if not self._proxies_subdir(mirror, subdir):
             raise NotFound(f"{filename} not found")
         directory = self._subdir_dir(mirror, subdir)
         if filename.startswith("shards/"):

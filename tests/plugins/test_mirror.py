@@ -716,6 +716,39 @@ def test_noarch_always_exists_even_when_the_upstream_has_none(
     testapp.get("/proxy/noarch/repodata_shards.msgpack.zst")
 
 
+def test_a_proxy_without_subdirs_asks_its_upstream_only_for_platforms_conda_knows(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    """Any '<os>-<arch>' is a valid subdir name: without the bound, each made-up one cost an
+    upstream request and left a cache entry behind, without end."""
+    srv, _ = upstream
+    for made_up in ("foo-bar", "linux-999", "zz-top"):
+        for name in ("repodata.json", "repodata_shards.msgpack.zst", "x-1-0.conda"):
+            testapp.get(f"/proxy/{made_up}/{name}", status=404)
+    assert not any(made_up in key for key in srv.hits
+                   for made_up in ("foo-bar", "linux-999", "zz-top")), srv.hits
+    cache = services.store.root / "mirror" / "cache"
+    assert not [p for p in cache.rglob("*") if p.name in ("foo-bar", "linux-999", "zz-top")]
+    # a platform conda knows that the upstream lacks is asked for (and is a 404 too) ...
+    testapp.get("/proxy/win-arm64/repodata.json", status=404)
+    assert any(key.startswith("up/win-arm64/") for key in srv.hits), srv.hits
+    # ... and one the upstream has is served
+    assert testapp.get("/proxy/linux-64/repodata.json").json["packages.conda"]
+
+
+def test_a_proxy_with_subdirs_serves_those_even_when_conda_does_not_know_them(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str,
+        upstream: tuple[Upstream, Any]) -> None:
+    srv, _ = upstream
+    make_channel("custom")
+    _mirror(testapp, admin_headers, "c", "custom", source, mode="passive",
+            subdirs="linux-64, linux-special")
+    testapp.get("/custom/linux-special/repodata.json", status=404)
+    assert any(key.startswith("up/linux-special/") for key in srv.hits), srv.hits
+    testapp.get("/custom/osx-64/repodata.json", status=404)
+    assert not any(key.startswith("up/osx-64/") for key in srv.hits), srv.hits
+    assert testapp.get("/custom/linux-64/repodata.json").json["packages.conda"]
+
+
 def test_stale_index_is_served_marked_while_the_upstream_is_down_then_refreshed(
         testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
     srv, _ = upstream
