@@ -92,6 +92,27 @@ def invalidate(core: Core, mirror: Mirror) -> None:
                 meta.unlink()
 
 
+def sweep_partials(core: Core, older_than: float) -> int:
+    """Remove the ``.dl-*`` files of first fetches a stopped process left in the proxy cache
+    (killed while relaying, or between the last byte and the rename); the count removed.
+
+    Only files untouched for ``older_than`` seconds (the download deadline): no fetch lives
+    longer, so a younger one may be another process's relay still in progress (a slow client
+    can hold its writes back for long)."""
+    base = mirror_dir(core) / "cache"
+    limit = time.time() - older_than
+    removed = 0
+    for directory, _, names in os.walk(base):
+        for name in names:
+            if name.startswith(".dl-"):
+                path = os.path.join(directory, name)  # noqa: PTH118
+                with suppress(OSError):
+                    if os.stat(path).st_mtime < limit:  # noqa: PTH116
+                        os.unlink(path)  # noqa: PTH108
+                        removed += 1
+    return removed
+
+
 def drop_cache(core: Core, mirror: Mirror) -> None:
     shutil.rmtree(cache_dir(core, mirror.id), ignore_errors=True)
 

@@ -10,6 +10,7 @@ next start resumes it.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -63,12 +64,26 @@ class MirrorWorker(PeriodicWorker):
         super().__init__(float(core.settings["repoproxy_mirror.poll_interval"]),
                          immediately=True)  # a run a crash interrupted resumes at start
         self.core = core
+        self.deadline = float(core.settings["repoproxy_mirror.download_deadline"])
+        self.swept_at: float | None = None
+
+    def sweep(self) -> None:
+        """At start, then once a deadline: what stopped first fetches left in the cache."""
+        from .passive import sweep_partials
+
+        now = time.monotonic()
+        if self.swept_at is None or now - self.swept_at >= self.deadline:
+            self.swept_at = now
+            removed = sweep_partials(self.core, self.deadline)
+            if removed:
+                log.info("removed %d partial downloads left in the proxy cache", removed)
 
     def tick(self) -> list[str]:
         """Run every mirror that is due now; the names run."""
         from .active import run
         from .service import mirror_store
 
+        self.sweep()
         ran = []
         for mirror in mirror_store(self.core).list():
             if self.stopping.is_set():

@@ -402,6 +402,34 @@ def test_worker_resumes_a_crashed_run_and_runs_requested_and_scheduled_ones(
     assert not cron_due(idle, now)
 
 
+def test_the_worker_sweeps_partial_downloads_a_stopped_process_left(
+        testapp: Any, services: Any, proxied: str) -> None:
+    """A process killed while relaying a first fetch leaves its .dl- file; the next worker
+    start removes it once no fetch can still own it (older than the download deadline),
+    and never a younger one, which may be another process's relay in progress."""
+    from repoproxy_mirror.worker import MirrorWorker
+
+    testapp.get("/proxy/linux-64/repodata.json")  # the cache exists
+    pkgs = next((services.store.root / "mirror" / "cache").glob("*/linux-64"))
+    (pkgs / "pkgs").mkdir(exist_ok=True)
+    old, young = pkgs / "pkgs" / ".dl-dead", pkgs / "pkgs" / ".dl-alive"
+    old.write_bytes(b"half a package")
+    young.write_bytes(b"a package arriving")
+    worker = MirrorWorker(services)
+    past = time.time() - worker.deadline - 60
+    os.utime(old, (past, past))
+    worker.tick()
+    assert not old.exists()
+    assert young.exists()
+    # once a deadline, not at every poll: a file that turns old meanwhile waits for the next
+    os.utime(young, (past, past))
+    worker.tick()
+    assert young.exists()
+    worker.swept_at = time.monotonic() - worker.deadline
+    worker.tick()
+    assert not young.exists()
+
+
 def test_channel_page_shows_its_mirrors_and_only_managers_their_errors(
         testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str) -> None:
     from bs4 import BeautifulSoup
