@@ -14,8 +14,10 @@ parsing, no encoding and no whole copy of the file in memory.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,18 +35,21 @@ CHUNK = 1 << 20
 Segment = bytes | tuple[int, int]
 
 _ZST_THREAD: ThreadPoolExecutor | None = None
+_ZST_THREAD_LOCK = threading.Lock()
 
 
 def _zst_thread() -> ThreadPoolExecutor:
     global _ZST_THREAD
-    if _ZST_THREAD is None:
-        _ZST_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zst-twin")
-    return _ZST_THREAD
+    with _ZST_THREAD_LOCK:
+        if _ZST_THREAD is None:
+            _ZST_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zst-twin")
+        return _ZST_THREAD
 
 
 def _forget_thread_in_child() -> None:
-    global _ZST_THREAD
-    _ZST_THREAD = None  # a forked process has none of its parent's threads
+    global _ZST_THREAD, _ZST_THREAD_LOCK
+    # a forked process has none of its parent's threads, and a lock held at the fork stays held
+    _ZST_THREAD, _ZST_THREAD_LOCK = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_thread_in_child)
@@ -212,6 +217,8 @@ def _write_segments(f: IO[bytes], old_fd: int, segments: Sequence[Segment]) -> N
             continue
         offset, size = segment
         try:
+            if not hasattr(os, "copy_file_range"):  # not Linux
+                raise OSError(errno.ENOSYS, "no copy_file_range")
             while size > 0:  # in the kernel, no copy through Python
                 done = os.copy_file_range(old_fd, out, size, offset)
                 if done == 0:

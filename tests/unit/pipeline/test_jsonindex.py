@@ -4,11 +4,13 @@ sections emptied), and its .zst holds the same bytes."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 from pathlib import Path
 
+import pytest
 import zstandard
 
 from repoproxy.pipeline.jsonindex import (
@@ -95,3 +97,26 @@ def test_compressed_twins_of_a_file(tmp_path: Path) -> None:
     assert zstandard.ZstdDecompressor().decompress((tmp_path / "f.zst").read_bytes()) == \
         src.read_bytes()
     assert gzip.decompress((tmp_path / "f.gz").read_bytes()) == src.read_bytes()
+
+
+def test_a_filesystem_without_copy_file_range_gets_the_same_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    sections: list[dict[str, object]] = [{f"k{i:04d}": i for i in range(2000)}, {"c": 1}]
+    layout = _whole(tmp_path / "old.json", sections)
+    changes: list[dict[str, bytes | None]] = [{"k0500": None, "k1000x": _member("k1000x", 7)},
+                                              {}]
+    del sections[0]["k0500"]
+    sections[0]["k1000x"] = 7
+    segments, _, size = plan(layout, PIECES, changes)
+    fd = os.open(tmp_path / "old.json", os.O_RDONLY)
+    try:
+        with (tmp_path / "new.json").open("wb") as f:
+            write_planned(f, None, fd, segments, size, level=1)
+    finally:
+        os.close(fd)
+    _whole(tmp_path / "whole.json", sections)
+    assert (tmp_path / "new.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
