@@ -1,17 +1,18 @@
 """Materialise a subdir's indexes from the catalog: repodata.json (+ .zst, .gz), CEP-16 shards,
 run_exports.json (CEP-12), and channeldata.json (CEP-38) at the channel root.
 
-Incremental: the catalog keeps each record's JSON text, so repodata.json is assembled from
-strings without reading any package file; only the shards of package names touched since the
-last build are rewritten. Builds of one subdir are serialised by a file lock (the server and a
-CLI import may run at once) and coalesced: a builder that finds the subdir already built at
-the current generation returns at once, so a burst of uploads causes far fewer builds.
+Incremental: the catalog keeps each record's JSON text, so no package file is read; only the
+shards of package names touched since the last build are rewritten, and repodata.json and
+run_exports.json are patched (:mod:`repoproxy.pipeline.jsonindex`): the records of the names
+touched are read, the rest of each file is copied from the one this process wrote last.
+Builds of one subdir are serialised by a file lock (the server and a CLI import may run at
+once) and coalesced: a builder that finds the subdir already built at the current generation
+returns at once, so a burst of uploads causes far fewer builds.
 """
 
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import threading
 import time
 from collections import UserList, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,7 +49,6 @@ from repoproxy.storage.db import read_snapshot, write_transaction
 from repoproxy.storage.store import (
     Staging,
     free_later,
-    replace_many,
     set_aside,
     sync_written,
     wait_freed,
@@ -64,8 +64,10 @@ HIDDEN = ".hidden.json"
 #: zstd level of repodata.json.zst, run_exports.json.zst and the shard index. Measured on a
 #: 5,000-file repodata.json (1.8 MB) on two busy cores: level 16 (conda-index's) 72 kB in
 #: 0.4-1.9 s, level 3 85 kB in 5-17 ms, level 1 96 kB in 2 ms; at 50,000 files (18 MB) level 3
-#: takes ~60 ms, level 1 ~16 ms. zstd's multithreaded mode was slower at every size here. A
-#: publish must be fast: level 1 (a hash-heavy shard index hardly compresses at any level).
+#: takes ~60 ms, level 1 ~16 ms (21-35 ms measured again on five sessions' two cores, where
+#: level 9 took 380 ms for a bigger file than level 1's). zstd's multithreaded mode was no
+#: faster at any size here. A publish must be fast: level 1 (a hash-heavy shard index hardly
+#: compresses at any level).
 ZST_LEVEL = 1
 SHARD_ZST_LEVEL = 12  # a shard is small: the level costs nothing here
 #: gzip twins are written after the files they compress (off the visible path); level 1 is
@@ -478,11 +480,16 @@ class Indexer:
                 # compressed only now: on a busy machine it would take the CPU from the files
                 # that make a publish visible
                 twin = _compressor().submit(_gzip_twin, repodata.path)
-                with Staging() as staging:
-                    rx_layout = run_exports.stage(staging, catalog, channel, subdir, rows,
-                                                  dirty, left_out, expected)
-                    run_exports.set_aside_twin()
-                    written += staging.install()
+                try:
+                    with Staging() as staging:
+                        rx_layout = run_exports.stage(staging, catalog, channel, subdir, rows,
+                                                      dirty, left_out, expected)
+                        run_exports.set_aside_twin()
+                        written += staging.install()
+                except BaseException:
+                    with suppress(Exception):  # its temporary file goes too
+                        twin.result().discard()
+                    raise
                 rx_layout = run_exports.installed(rx_layout)
             for each in [twin.result(), _gzip_twin(run_exports.path)]:
                 written += each.install()
@@ -560,39 +567,6 @@ class Indexer:
                 b'},"packages.conda":{',
                 (f'}},"removed":{json.dumps(removed)},'
                  f'"repodata_version":{2 if base_url else 1}}}').encode()]
-
-    def _write_indexes(self, files: list[tuple[Path, bytes, bool]], *, zst: bool = True
-                       ) -> tuple[list[Path], Callable[[], list[Path]]]:
-        """Write ``(path, bytes, is_json_index)`` in the order given (:func:`replace_many`,
-        unsynced); returns the paths written and the write of the JSON indexes' gzip twins
-        (which returns theirs). The caller syncs all of them (:func:`sync_written`).
-
-        A JSON index gets its .zst (if ``zst``, renamed just before it) and a gzip twin (what
-        the server answers to Accept-Encoding: gzip without compressing per request). The
-        twins compress in a thread once the files are in place (zlib releases the GIL); a
-        stale twin is removed before its file is replaced, so until the returned callable runs
-        the file is served plain, never older.
-        """
-        items: list[tuple[Path, bytes]] = []
-        plain: list[tuple[Path, bytes]] = []
-        for path, data, is_json in files:
-            if is_json:
-                gz = path.with_name(path.name + ".gz")
-                plain.append((gz, data))
-                if zst:
-                    items.append((path.with_name(path.name + ".zst"),
-                                  zstandard.ZstdCompressor(level=ZST_LEVEL).compress(data)))
-                # out of the way at once (a rename), freed later; made durable by the
-                # directory fsync after the writes
-                free_later([a for a in [set_aside(gz, move=True)] if a is not None])
-            items.append((path, data))
-        written = replace_many(items)
-        # compressed only now: on a busy machine they would take the CPU from the files
-        # that make a publish visible
-        twins: list[tuple[Path, Future[bytes]]] = [
-            (gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL, mtime=0))
-            for gz, data in plain]
-        return written, lambda: replace_many([(gz, f.result()) for gz, f in twins])
 
     def _collect_garbage(self, channel: str, subdir: str, catalog: Catalog) -> None:
         days = self.runtime.settings["repoproxy.shard_retention_days"]
