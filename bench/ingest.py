@@ -3,7 +3,7 @@ imports) on the same generated packages; upload-to-visible in a big channel; and
 uploads read by a poller that checks repodata.json, its .zst and the shard index agree.
 
     python bench/ingest.py [--sizes 1000 5000] [--big] [--repeat 3] [--burst 500]
-                           [--skip-import] [--src DIR]
+                           [--skip-import] [--src DIR] [--sbom-backlog] [--serve-workers N]
 
 ``--big`` adds 50,000 files to the import comparison and to upload-to-visible (building the
 files alone takes minutes; ``--sizes 50000 --skip-import`` measures upload-to-visible only).
@@ -44,6 +44,7 @@ from repoproxy.testing.visibility import Reader, View
 
 ENV: dict[str, str] = {}
 SBOM_BACKLOG = False
+SERVE_WORKERS = 1
 
 
 def import_cmd(src: Path, root: Path, workers: int | None = None,
@@ -167,7 +168,8 @@ def serve(src: Path, work: Path, tag: str) -> tuple[RunningServer, str, Path]:
         # the import queued one SBOM per file; the server's SBOM thread would build them all
         # during the measurement, competing with the publishes for the GIL
         env["REPOPROXY_SBOM__WORKER_INTERVAL"] = "86400"
-    srv = RunningServer(root, free_port(), work / f"server-{tag}.log", env).start()
+    srv = RunningServer(root, free_port(), work / f"server-{tag}.log", env,
+                        workers=SERVE_WORKERS).start()
     return srv, srv.token("--admin", "--name", "bench"), root
 
 
@@ -277,6 +279,9 @@ def main() -> None:
     ap.add_argument("--sbom-backlog", action="store_true",
                     help="let the server build the imported files' SBOMs while measuring "
                          "uploads (by default its SBOM worker waits)")
+    ap.add_argument("--serve-workers", type=int, default=1,
+                    help="the server's --workers (N > 1: the SBOM worker has a process of its "
+                         "own; see --sbom-backlog)")
     ap.add_argument("--src", type=Path, default=None,
                     help="reuse generated packages: DIR/src-N/noarch (made if absent)")
     ap.add_argument("--skip-import", action="store_true",
@@ -285,8 +290,9 @@ def main() -> None:
     ap.add_argument("--block", default="",
                     help="plugins to disable for repoproxy, e.g. 'repoproxy_sbom' (core only)")
     args = ap.parse_args()
-    global SBOM_BACKLOG
+    global SBOM_BACKLOG, SERVE_WORKERS
     SBOM_BACKLOG = args.sbom_backlog
+    SERVE_WORKERS = args.serve_workers
     sizes = sorted(set(args.sizes + ([50_000] if args.big else [])))
     if args.block:
         ENV["REPOPROXY_PLUGINS__BLOCK"] = args.block

@@ -39,6 +39,7 @@ from . import own_policy
 from .closure import closure
 from .filters import MirrorFilter
 from .model import InvalidMirror, Mirror
+from .removed import removed_path
 from .service import mirror_dir, mirror_store
 from .upstream import Upstream, UpstreamError, UpstreamNotFound
 
@@ -75,18 +76,6 @@ def run_lock(core: Core, mirror: Mirror) -> Iterator[bool]:
 def is_running_elsewhere(core: Core, mirror: Mirror) -> bool:
     with run_lock(core, mirror) as mine:
         return not mine
-
-def removed_path(core: Core, mirror: Mirror, subdir: str) -> Path:
-    return mirror_dir(core) / "removed" / mirror.channel / f"{mirror.id}.{subdir}.json"
-
-
-def removed_files(core: Core, channel: str, subdir: str) -> set[str]:
-    """The upstream ``removed`` lists the channel's active mirrors carry for a subdir."""
-    out: set[str] = set()
-    for path in (mirror_dir(core) / "removed" / channel).glob(f"*.{subdir}.json"):
-        with suppress(FileNotFoundError, ValueError):
-            out.update(str(fn) for fn in json.loads(path.read_bytes()))
-    return out
 
 
 def merge_record(ours: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def repoproxy_channel_file(request: Any, channel: Channel, subdir: str, filename
 
 @hookimpl
 def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> list[str]:
-    from .active import removed_files
+    from .removed import removed_files
 
     return sorted(removed_files(services, channel.name, subdir))
 

@@ -40,5 +40,22 @@ def build_cli() -> click.Group:
     return cli
 
 
+#: commands that need none of the others, loaded alone when they are what is run: their
+#: start-up is part of their cost (a bulk import, a server start), and building the whole
+#: group imports every command module
+STANDALONE = {"import": "import_", "serve": "serve"}
+
+
 def main() -> None:
+    import sys
+
+    first = sys.argv[1] if len(sys.argv) > 1 else ""
+    if first in STANDALONE:
+        from repoproxy.cli import server
+
+        command = getattr(server, STANDALONE[first])
+        group = click.Group(cli.name, commands={first: command}, help=cli.help,
+                            context_settings=cli.context_settings)
+        group(prog_name="repoproxy")
+        return
     build_cli()(prog_name="repoproxy")

@@ -29,7 +29,7 @@ log = logging.getLogger("repoproxy")
 @click.option("--port", type=int, default=None, help="Port (default 8080).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Serving processes sharing the socket (default: repoproxy.serve_workers, "
-                   "0 = one per core); one of them runs the background workers.")
+                   "0 = one per core), and one more process for the background workers.")
 def serve(root: Path | None, config: Path | None, host: str | None, port: int | None,
           workers: int | None) -> None:
     """Serve channels until SIGTERM/SIGINT."""

@@ -1,18 +1,18 @@
 """Materialise a subdir's indexes from the catalog: repodata.json (+ .zst, .gz), CEP-16 shards,
 run_exports.json (CEP-12), and channeldata.json (CEP-38) at the channel root.
 
-Incremental: the catalog keeps each record's JSON text, so repodata.json is assembled from
-strings without reading any package file; only the shards of package names touched since the
-last build are rewritten. Builds of one subdir are serialised by a file lock (the server and a
-CLI import may run at once) and coalesced: a builder that finds the subdir already built at
-the current generation returns at once, so a burst of uploads causes far fewer builds.
+Incremental: the catalog keeps each record's JSON text, so no package file is read; only the
+shards of package names touched since the last build are rewritten, and repodata.json and
+run_exports.json are patched (:mod:`repoproxy.pipeline.jsonindex`): the records of the names
+touched are read, the rest of each file is copied from the one this process wrote last.
+Builds of one subdir are serialised by a file lock (the server and a CLI import may run at
+once) and coalesced: a builder that finds the subdir already built at the current generation
+returns at once, so a burst of uploads causes far fewer builds.
 """
 
 from __future__ import annotations
 
-import bisect
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
@@ -21,9 +21,9 @@ import threading
 import time
 from collections import UserList, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +33,22 @@ import zstandard
 
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.names import is_package_filename, is_subdir
+from repoproxy.pipeline.channeldata import ChanneldataWriter
+from repoproxy.pipeline.jsonindex import (
+    Layout,
+    WholeWriter,
+    compress_file,
+    gzip_file,
+    identity,
+    plan,
+    write_planned,
+)
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import read_snapshot, write_transaction
 from repoproxy.storage.store import (
+    Staging,
     free_later,
-    replace_many,
     set_aside,
     sync_written,
     wait_freed,
@@ -54,8 +64,10 @@ HIDDEN = ".hidden.json"
 #: zstd level of repodata.json.zst, run_exports.json.zst and the shard index. Measured on a
 #: 5,000-file repodata.json (1.8 MB) on two busy cores: level 16 (conda-index's) 72 kB in
 #: 0.4-1.9 s, level 3 85 kB in 5-17 ms, level 1 96 kB in 2 ms; at 50,000 files (18 MB) level 3
-#: takes ~60 ms, level 1 ~16 ms. zstd's multithreaded mode was slower at every size here. A
-#: publish must be fast: level 1 (a hash-heavy shard index hardly compresses at any level).
+#: takes ~60 ms, level 1 ~16 ms (21-35 ms measured again on five sessions' two cores, where
+#: level 9 took 380 ms for a bigger file than level 1's). zstd's multithreaded mode was no
+#: faster at any size here. A publish must be fast: level 1 (a hash-heavy shard index hardly
+#: compresses at any level).
 ZST_LEVEL = 1
 SHARD_ZST_LEVEL = 12  # a shard is small: the level costs nothing here
 #: gzip twins are written after the files they compress (off the visible path); level 1 is
@@ -156,73 +168,124 @@ class _LazyRecords(UserList[PackageRecord]):
         self._data, self._load = value, None
 
 
+def name_of(filename: str) -> str:
+    """The package name a conda file name starts with (``<name>-<version>-<build>.<ext>``:
+    version and build have no dash)."""
+    return filename.rsplit("-", 2)[0]
+
+
+def _section(filename: str) -> int:
+    """The repodata section of a file: 0 "packages" (.tar.bz2), 1 "packages.conda"."""
+    return 1 if filename.endswith(".conda") else 0
+
+
+def _member(filename: str, record: str) -> bytes:
+    """``"<filename>":{record}``: a repodata.json member (the catalog keeps the record's
+    JSON text)."""
+    return f"{json.dumps(filename)}:{record}".encode()
+
+
+def _run_exports_member(filename: str, run_exports: str | None) -> bytes:
+    """``"<filename>":{"run_exports":{...}}``, as json.dumps(..., sort_keys=True,
+    separators=(",", ":")) writes it (run_exports.json, CEP-12)."""
+    rx = (json.dumps(json.loads(run_exports), sort_keys=True, separators=(",", ":"))
+          if run_exports else "{}")
+    return f'{json.dumps(filename)}:{{"run_exports":{rx}}}'.encode()
+
+
+def _run_exports_pieces(subdir: str) -> list[bytes]:
+    return [f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{'.encode(),
+            b'},"packages.conda":{', b"}}"]
+
+
 @dataclass
-class _File:
-    name: str
-    #: ``"<filename>":{record}``: the repodata.json member, serialized once
-    member: str
-    #: ``"<filename>":{"run_exports":{...}}``: the run_exports.json member
-    run_exports: str
-    conda: bool  # a .conda file (else .tar.bz2)
-
-    def record(self) -> dict[str, Any]:
-        return dict(json.loads(self.member[self.member.index(":") + 1:]))
-
-
-@dataclass
-class _Parts:
-    """A subdir's serialized index members, kept between builds so that a publish serializes
-    only the files of the names that changed and concatenates the rest."""
+class _State:
+    """What a build leaves for the next one of the same subdir in this process: where each
+    member of repodata.json and run_exports.json lies (no record text: a publish patches
+    the files themselves), the files left out as unreadable, and the names' shard digests."""
 
     key: tuple[str, str, str]  # channel, subdir, the channel's creation time
-    built: int  # the catalog generation these parts are the image of
-    files: dict[str, _File] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # file names, sorted as SQLite sorts them
-    by_name: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    unreadable: set[str] = field(default_factory=set)
-    #: name -> shard digest as the last build left them (None: read from the catalog)
-    shards: dict[str, str] | None = None
+    built: int  # the catalog generation the files are the image of
+    repodata: Layout
+    run_exports: Layout
+    unreadable: dict[str, str]  # file name -> package name
+    shards: dict[str, bytes]  # name -> shard digest, sorted by name
 
-    def drop(self, filename: str) -> None:
-        f = self.files.pop(filename)
-        self.by_name[f.name].discard(filename)
-        if not self.by_name[f.name]:
-            del self.by_name[f.name]
-        self.unreadable.discard(filename)
 
-    def add(self, filename: str, name: str, record: str, run_exports: str | None) -> None:
-        key = json.dumps(filename)
-        rx = (json.dumps(json.loads(run_exports), sort_keys=True, separators=(",", ":"))
-              if run_exports else "{}")
-        self.files[filename] = _File(name, f"{key}:{record}", f'{key}:{{"run_exports":{rx}}}',
-                                     filename.endswith(".conda"))
-        self.by_name[name].add(filename)
-        if not readable(filename):
-            self.unreadable.add(filename)
+class _Json:
+    """One JSON index being rebuilt: its path, its pieces, how a row becomes its member, and
+    the layout of the file written last (None: write it whole)."""
 
-    def apply(self, rows: Iterable[tuple[str, str, str, str | None]],
-              names: set[str]) -> None:
-        """Replace the files of ``names`` by ``rows`` (the catalog's current files of them)."""
-        before = {fn for name in names for fn in self.by_name.get(name, ())}
-        for fn in before:
-            self.drop(fn)
-        added = []
-        for fn, name, record, run_exports in rows:
-            if fn in self.files:  # its name changed (a forced replacement): drop the old one
-                self.drop(fn)
-            self.add(fn, name, record, run_exports)
-            added.append(fn)
-        if len(before) + len(added) > len(self.order) // 8:
-            self.order = sorted(self.files)  # many changes: one sort beats many insertions
-            return
-        for fn in before - set(added):
-            i = bisect.bisect_left(self.order, fn)
-            if i < len(self.order) and self.order[i] == fn:
-                del self.order[i]
-        for fn in added:
-            i = bisect.bisect_left(self.order, fn)
-            if i == len(self.order) or self.order[i] != fn:
-                self.order.insert(i, fn)
+    def __init__(self, path: Path, pieces: list[bytes],
+                 member: Callable[[str, str, str | None], bytes], old: Layout | None) -> None:
+        self.path, self.pieces, self.member, self.old = path, pieces, member, old
+
+    def stage(self, staging: Staging, catalog: Catalog, channel: str, subdir: str,
+              rows: list[tuple[str, str, str, str | None]], dirty: set[str],
+              left_out: set[str], expected: int | None) -> Layout:
+        """Stage the file and its .zst (before it), patched if the previous file is the one
+        this process wrote (and the result has the ``expected`` count of members, if given),
+        else written whole from the catalog (inside the caller's snapshot)."""
+        fd = self._open_previous()
+        try:
+            if fd is not None and self.old is not None:
+                changes: list[dict[str, bytes | None]] = [{} for _ in self.old.sections]
+                for name in dirty:
+                    for k, section in enumerate(self.old.sections):
+                        for fn in section.keys_with_prefix(name + "-"):
+                            if name_of(fn) == name:
+                                changes[k][fn] = None
+                for fn, _, record, run_exports in rows:
+                    if fn not in left_out:
+                        changes[_section(fn)][fn] = self.member(fn, record, run_exports)
+                segments, layout, size = plan(self.old, self.pieces, changes)
+                if expected is None or len(layout) == expected:
+                    with staging.open(self.zst) as zst, staging.open(self.path) as f:
+                        write_planned(f, zst, fd, segments, size, ZST_LEVEL)
+                    return layout
+                _disagree(channel, subdir, len(layout), expected)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        with staging.open(self.zst) as zst, staging.open(self.path) as f:
+            writer = WholeWriter(f, self.pieces)
+            for conda in (False, True):
+                if conda:
+                    writer.next_section()
+                for fn, _, record, run_exports in catalog.raw_parts_sorted(
+                        channel, subdir, conda=conda):
+                    if fn not in left_out and readable(fn):
+                        writer.member(fn, self.member(fn, record, run_exports))
+            layout = writer.close()
+            compress_file(f.fileno(), zst, ZST_LEVEL)
+        return layout
+
+    @property
+    def zst(self) -> Path:
+        return self.path.with_name(self.path.name + ".zst")
+
+    def _open_previous(self) -> int | None:
+        """The file written last, if it is still the one the layout describes."""
+        if self.old is None:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        if identity(fd) != self.old.ident:
+            os.close(fd)
+            return None
+        return fd
+
+    def set_aside_twin(self) -> None:
+        """The stale gzip twin out of the way before the file is replaced (the file is then
+        served plain until its new twin is in place, never older)."""
+        gz = self.path.with_name(self.path.name + ".gz")
+        free_later([a for a in [set_aside(gz, move=True)] if a is not None])
+
+    def installed(self, layout: Layout) -> Layout:
+        layout.ident = identity_of(self.path)
+        return layout
 
 
 def _holds(path: Path, data: bytes) -> bool:
@@ -235,22 +298,56 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _split(parts: _Parts, left_out: set[str]) -> tuple[list[_File], list[_File]]:
-    """The served files of a subdir, .tar.bz2 and .conda apart, each sorted by file name."""
-    files = parts.files
-    # comprehensions, not a loop of appends: this runs over the whole subdir at every publish
-    served = ([files[fn] for fn in parts.order if fn not in left_out] if left_out
-              else [files[fn] for fn in parts.order])
-    return [f for f in served if not f.conda], [f for f in served if f.conda]
+def _updated(current: dict[str, bytes], shards: dict[str, str | None]) -> dict[str, bytes]:
+    """The names' shard digests (sorted by name) after a build that rewrote ``shards``.
+
+    A new dict (the state keeps the old one until the build is done); sorted again only when
+    a name comes or goes."""
+    out = dict(current)
+    for name, digest in shards.items():
+        if digest is None:
+            out.pop(name, None)
+        else:
+            out[name] = bytes.fromhex(digest)
+    if len(out) != len(current) or any(name not in current for name in shards):
+        out = dict(sorted(out.items()))
+    return out
 
 
-def _run_exports_json(subdir: str, tar: list[_File], conda: list[_File]) -> bytes:
-    """run_exports.json (CEP-12): the same bytes as json.dumps(..., sort_keys=True,
-    separators=(",", ":"))."""
-    tar_rx = ",".join([f.run_exports for f in tar])
-    conda_rx = ",".join([f.run_exports for f in conda])
-    return (f'{{"info":{{"subdir":{json.dumps(subdir)}}},"packages":{{{tar_rx}}},'
-            f'"packages.conda":{{{conda_rx}}}}}').encode()
+def _unreadable(catalog: Catalog, channel: str, subdir: str) -> dict[str, str]:
+    return {fn: n for fn, n in catalog.file_names(channel, subdir) if not readable(fn)}
+
+
+def _report(channel: str, subdir: str, unreadable: dict[str, str]) -> None:
+    if unreadable:
+        log.warning("%s/%s: left out of the indexes, clients cannot parse their names "
+                    "(remove them): %s", channel, subdir, ", ".join(sorted(unreadable)))
+
+
+def _disagree(channel: str, subdir: str, found: int, expected: int) -> None:
+    log.warning("%s/%s: the index files disagree with the catalog (%d files, expected %d); "
+                "writing them whole", channel, subdir, found, expected)
+
+
+def identity_of(path: Path) -> tuple[int, int, int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return identity(fd)
+    finally:
+        os.close(fd)
+
+
+def _gzip_twin(path: Path) -> Staging:
+    """The gzip twin of an index file, staged (compressed in a thread: zlib releases the GIL;
+    read from the file in chunks, never whole in memory)."""
+    staging = Staging()
+    try:
+        with open(path, "rb") as src, staging.open(path.with_name(path.name + ".gz")) as out:
+            gzip_file(src.fileno(), out, GZIP_LEVEL)
+    except BaseException:
+        staging.discard()
+        raise
+    return staging
 
 
 class Indexer:
@@ -260,12 +357,8 @@ class Indexer:
         self.hidden_cache = HiddenCache()
         self.builds = 0  # how many builds really ran (tests and the watch plugin read it)
         self._count_lock = threading.Lock()
-        self._parts: dict[tuple[str, str], _Parts] = {}
-        self._channeldata: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
-
-    @property
-    def _zst(self) -> zstandard.ZstdCompressor:
-        return zstandard.ZstdCompressor(level=ZST_LEVEL)
+        self._states: dict[tuple[str, str], _State] = {}
+        self._channeldata = ChanneldataWriter()
 
     @contextmanager
     def _lock(self, channel: str, subdir: str) -> Iterator[None]:
@@ -282,11 +375,16 @@ class Indexer:
         """Bring the subdir's files up to the catalog's generation; True if anything was built.
 
         Order of the renames: the changed shards, the shard index, repodata.json.zst,
-        repodata.json, the hidden list, run_exports.json (+ .zst); gzip twins last. All are
-        fsynced together after the renames and before the generation is marked built (see
-        :func:`~repoproxy.storage.store.replace_many`). A stale gzip twin is removed before
-        its file is replaced (the file is then served plain until the new twin lands), so no
+        repodata.json, the hidden list; then run_exports.json (+ .zst); gzip twins last. All
+        are fsynced together after the renames and before the generation is marked built (see
+        :class:`~repoproxy.storage.store.Staging`). A stale gzip twin is removed before its
+        file is replaced (the file is then served plain until the new twin lands), so no
         encoding of a file ever answers older contents.
+
+        repodata.json and run_exports.json are patched: the unchanged runs of members are
+        copied from the files the previous build of this process wrote (see
+        :mod:`repoproxy.pipeline.jsonindex`), so nothing holds the subdir's records in memory;
+        they are written whole, streamed from the catalog, when there is no such build.
         """
         store = self.runtime.store
         directory = store.subdir_dir(channel, subdir)
@@ -304,61 +402,103 @@ class Indexer:
             # one snapshot for the state, the dirty names, the records and the shard hashes: a
             # file committed meanwhile must be in all of them or in none (else repodata.json
             # could name a file whose shard this build does not write); it is then the next
-            # build's, since its commit moved the generation on
+            # build's, since its commit moved the generation on. A file written whole is
+            # streamed from the catalog inside it too.
             with read_snapshot(db):
                 generation, built = catalog.subdir_state(channel, subdir)
                 if built >= generation and (directory / "repodata.json").exists():
                     return False
                 last_dirty, dirty = catalog.dirty_names(channel, subdir)
-                parts = self._current_parts(catalog, ch, subdir, built, dirty, force)
-                # name -> shard digest: kept with the parts (this process's builds are the
-                # only writers of the catalog's shard rows while the parts are current)
-                current = (parts.shards if parts.shards is not None
-                           else catalog.shard_hashes(channel, subdir))
+                state = self._states.pop((channel, subdir), None)
+                key = (channel, subdir, ch.created)
+                if state is not None and (state.key != key or state.built != built or force):
+                    state = None
+                hidden = self._excluded(ch, subdir, catalog)
+                previous_hidden = self.hidden_files(channel, subdir)
+                dirty |= {name_of(fn) for fn in hidden ^ previous_hidden}
+                rows = list(catalog.raw_parts(channel, subdir, dirty))
+                if state is not None:
+                    unreadable = {fn: n for fn, n in state.unreadable.items() if n not in dirty}
+                    # name -> shard digest, kept with the state (this process's builds are
+                    # the only writers of the catalog's shard rows while it is current)
+                    current = state.shards
+                else:
+                    unreadable = _unreadable(catalog, channel, subdir)
+                    current = {name: bytes.fromhex(digest) for name, digest
+                               in sorted(catalog.shard_hashes(channel, subdir).items())}
+                unreadable.update((fn, n) for fn, n, _, _ in rows if not readable(fn))
+                _report(channel, subdir, unreadable)
+                left_out = hidden | set(unreadable)
+                removed = sorted({str(fn) for fn in collect(
+                    self.runtime.pm.hook.repoproxy_removed_files(
+                        services=self.runtime, channel=ch, subdir=subdir))})
+                repodata = _Json(directory / "repodata.json",
+                                 self._repodata_pieces(channel, subdir, removed),
+                                 lambda fn, record, _: _member(fn, record),
+                                 state.repodata if state else None)
+                run_exports = _Json(directory / "run_exports.json", _run_exports_pieces(subdir),
+                                    lambda fn, _, rx: _run_exports_member(fn, rx),
+                                    state.run_exports if state else None)
 
-            hidden = self._excluded(ch, subdir, catalog)
-            previous_hidden = self.hidden_files(channel, subdir)
-            if hidden != previous_hidden:
-                dirty |= {parts.files[fn].name for fn in hidden ^ previous_hidden
-                          if fn in parts.files}
-            if parts.unreadable:
-                log.warning("%s/%s: left out of the indexes, clients cannot parse their names "
-                            "(remove them): %s", channel, subdir,
-                            ", ".join(sorted(parts.unreadable)))
-            left_out = hidden | parts.unreadable
-
-            # what clients read first comes first: the changed shards, then the index naming
-            # them (a reader never sees an index naming a shard that is not there yet), then
-            # repodata.json.zst, repodata.json and the hidden list: the new file is visible.
-            # run_exports.json and the gzip twins follow. Nothing waits on the disk before
-            # the renames: everything is fsynced at once afterwards, and only then is the
-            # generation marked built (a machine crash before that leaves it unbuilt, and
-            # start-up recovery rebuilds it, rewriting every file of this build).
-            writes, shards = self._shard_writes(channel, subdir, parts, dirty, left_out)
-            current.update({k: v for k, v in shards.items() if v is not None})
-            for name, digest in shards.items():
-                if digest is None:
-                    current.pop(name, None)
-            files = [(path, data, False) for path, data in writes]
-            files.append((directory / SHARD_INDEX, self._shard_index(channel, subdir, current),
-                          False))
-            removed = sorted({str(fn) for fn in collect(
-                self.runtime.pm.hook.repoproxy_removed_files(
-                    services=self.runtime, channel=ch, subdir=subdir))})
-            tar, conda = _split(parts, left_out)
-            files.append((directory / "repodata.json",
-                          self._repodata_json(channel, subdir, tar, conda, removed), True))
-            if hidden != previous_hidden or not (directory / HIDDEN).exists():
-                files.append((directory / HIDDEN, json.dumps(sorted(hidden)).encode(), False))
-            written, twins = self._write_indexes(files)
-            more, more_twins = self._write_indexes(
-                [(directory / "run_exports.json", _run_exports_json(subdir, tar, conda), True)])
-            sync_written([*written, *more, *twins(), *more_twins()])
+                # what clients read first comes first: the changed shards, then the index
+                # naming them (a reader never sees an index naming a shard that is not there
+                # yet), then repodata.json.zst, repodata.json and the hidden list: the new file
+                # is visible. run_exports.json and the gzip twins follow. Nothing waits on the
+                # disk before the renames: everything is fsynced at once afterwards, and only
+                # then is the generation marked built (a machine crash before that leaves it
+                # unbuilt, and start-up recovery rebuilds it, rewriting every file of this
+                # build).
+                with Staging() as staging:
+                    shards = self._stage_shards(staging, channel, subdir, rows, dirty, left_out)
+                    current = _updated(current, shards)
+                    staging.add(directory / SHARD_INDEX,
+                                self._shard_index(channel, subdir, current))
+                    layout = repodata.stage(staging, catalog, channel, subdir, rows, dirty,
+                                            left_out, None)
+                    if hidden != previous_hidden or not (directory / HIDDEN).exists():
+                        staging.add(directory / HIDDEN, json.dumps(sorted(hidden)).encode())
+                    repodata.set_aside_twin()
+                    written = staging.install()
+                # the served files: the catalog's but the left-out ones (the policy names
+                # files of the catalog only). Counted once the new file is visible (counting
+                # 50,000 rows costs a tenth of a publish): a patch that disagrees, which no
+                # path should make, is written whole at once, within this same publish
+                expected = catalog.count_files(channel, subdir) - len(left_out)
+                if len(layout) != expected:
+                    _disagree(channel, subdir, len(layout), expected)
+                    # e.g. a row written behind the catalog's back (a hand edit, an older
+                    # server): everything is read again
+                    unreadable = _unreadable(catalog, channel, subdir)
+                    _report(channel, subdir, unreadable)
+                    left_out = hidden | set(unreadable)
+                    repodata.old = run_exports.old = None
+                    with Staging() as staging:
+                        layout = repodata.stage(staging, catalog, channel, subdir, rows, dirty,
+                                                left_out, None)
+                        written += staging.install()
+                layout = repodata.installed(layout)
+                # compressed only now: on a busy machine it would take the CPU from the files
+                # that make a publish visible
+                twin = _compressor().submit(_gzip_twin, repodata.path)
+                try:
+                    with Staging() as staging:
+                        rx_layout = run_exports.stage(staging, catalog, channel, subdir, rows,
+                                                      dirty, left_out, expected)
+                        run_exports.set_aside_twin()
+                        written += staging.install()
+                except BaseException:
+                    with suppress(Exception):  # its temporary file goes too
+                        twin.result().discard()
+                    raise
+                rx_layout = run_exports.installed(rx_layout)
+            for each in [twin.result(), _gzip_twin(run_exports.path)]:
+                written += each.install()
+            sync_written(written)
             with write_transaction(db):
                 catalog.mark_built(channel, subdir, generation, last_dirty, shards)
-            parts.built = generation  # only now: a failed build leaves parts a reload
-            parts.shards = current
-            self._parts[(channel, subdir)] = parts
+            # only now: a failed build leaves no state, and the next one writes whole
+            self._states[(channel, subdir)] = _State(key, generation, layout, rx_layout,
+                                                     unreadable, current)
             self._collect_garbage(channel, subdir, catalog)
             wait_freed()  # the replaced files, freed meanwhile
             with self._count_lock:
@@ -370,24 +510,6 @@ class Indexer:
                operation="index_build", channel=channel, seconds=seconds)
         return True
 
-    def _current_parts(self, catalog: Catalog, channel: Channel, subdir: str, built: int,
-                       dirty: set[str], force: bool) -> _Parts:
-        """The subdir's parts at the catalog's state: the cached ones plus the dirty names if
-        this process made the last build, else read whole (another process built since)."""
-        key = (channel.name, subdir, channel.created)
-        parts = self._parts.pop((channel.name, subdir), None)
-        if parts is not None and parts.key == key and parts.built == built and not force:
-            parts.apply(catalog.raw_parts(channel.name, subdir, dirty), dirty)
-            if len(parts.files) == catalog.count_files(channel.name, subdir):
-                return parts
-            log.warning("%s/%s: cached index parts disagree with the catalog; reading it whole",
-                        channel.name, subdir)
-        parts = _Parts(key=key, built=-1)
-        for fn, name, record, run_exports in catalog.raw_parts(channel.name, subdir):
-            parts.add(fn, name, record, run_exports)
-        parts.order = sorted(parts.files)
-        return parts
-
     def _excluded(self, channel: Channel, subdir: str, catalog: Catalog) -> set[str]:
         hook = self.runtime.pm.hook.repoproxy_excluded_files
         if not hook.get_hookimpls():
@@ -396,15 +518,18 @@ class Indexer:
         return {str(fn) for fn in collect(hook(channel=channel, subdir=subdir, records=records,
                                                   services=self.runtime))}
 
-    def _shard_writes(
-        self, channel: str, subdir: str, parts: _Parts, dirty: set[str], left_out: set[str]
-    ) -> tuple[list[tuple[Path, bytes]], dict[str, str | None]]:
-        """The new shard files of the dirty names, and each dirty name's digest (or None)."""
+    def _stage_shards(self, staging: Staging, channel: str, subdir: str,
+                      rows: list[tuple[str, str, str, str | None]], dirty: set[str],
+                      left_out: set[str]) -> dict[str, str | None]:
+        """Stage the new shard files of the dirty names; each dirty name's digest (or None:
+        the name has no served file left)."""
+        by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for fn, name, record, _ in rows:
+            if fn not in left_out:
+                by_name[name][fn] = json.loads(record)
         out: dict[str, str | None] = {}
-        new: list[tuple[Path, bytes]] = []
         for name in dirty:
-            files = {fn: parts.files[fn].record() for fn in parts.by_name.get(name, ())
-                     if fn not in left_out}
+            files = by_name.get(name)
             if not files:
                 out[name] = None
                 continue
@@ -412,11 +537,11 @@ class Indexer:
             digest = hashlib.sha256(data).hexdigest()
             path = self.runtime.store.shard_path(channel, subdir, digest)
             if not _holds(path, data):  # content-addressed: an intact file is already right
-                new.append((path, data))
+                staging.add(path, data)
             out[name] = digest
-        return new, out
+        return out
 
-    def _shard_index(self, channel: str, subdir: str, shards: dict[str, str]) -> bytes:
+    def _shard_index(self, channel: str, subdir: str, shards: dict[str, bytes]) -> bytes:
         base_url = self.runtime.settings["repoproxy.base_url"]
         info: dict[str, Any] = {
             "subdir": subdir,
@@ -427,58 +552,21 @@ class Indexer:
         index = {
             "version": 1,
             "info": info,
-            "shards": {name: bytes.fromhex(d) for name, d in sorted(shards.items())},
+            "shards": shards,
         }
-        return bytes(self._zst.compress(msgpack.packb(index, use_bin_type=True)))
+        return bytes(zstandard.ZstdCompressor(level=ZST_LEVEL).compress(
+            msgpack.packb(index, use_bin_type=True)))
 
-    def _repodata_json(self, channel: str, subdir: str, tar: list[_File],
-                       conda: list[_File], removed: list[str]) -> bytes:
-        """repodata.json, assembled from the serialized members: only changed files were
-        encoded."""
+    def _repodata_pieces(self, channel: str, subdir: str, removed: list[str]) -> list[bytes]:
+        """repodata.json around its two sections of members."""
         base_url = self.runtime.settings["repoproxy.base_url"]
         info: dict[str, Any] = {"subdir": subdir}
         if base_url:
             info["base_url"] = f"{base_url.rstrip('/')}/{channel}/{subdir}/"
-        tar_members = ",".join([f.member for f in tar])
-        conda_members = ",".join([f.member for f in conda])
-        text = (
-            f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{{tar_members}}},'
-            f'"packages.conda":{{{conda_members}}},"removed":{json.dumps(removed)},'
-            f'"repodata_version":{2 if base_url else 1}}}'
-        )
-        return text.encode()
-
-    def _write_indexes(self, files: list[tuple[Path, bytes, bool]], *, zst: bool = True
-                       ) -> tuple[list[Path], Callable[[], list[Path]]]:
-        """Write ``(path, bytes, is_json_index)`` in the order given (:func:`replace_many`,
-        unsynced); returns the paths written and the write of the JSON indexes' gzip twins
-        (which returns theirs). The caller syncs all of them (:func:`sync_written`).
-
-        A JSON index gets its .zst (if ``zst``, renamed just before it) and a gzip twin (what
-        the server answers to Accept-Encoding: gzip without compressing per request). The
-        twins compress in a thread once the files are in place (zlib releases the GIL); a
-        stale twin is removed before its file is replaced, so until the returned callable runs
-        the file is served plain, never older.
-        """
-        items: list[tuple[Path, bytes]] = []
-        plain: list[tuple[Path, bytes]] = []
-        for path, data, is_json in files:
-            if is_json:
-                gz = path.with_name(path.name + ".gz")
-                plain.append((gz, data))
-                if zst:
-                    items.append((path.with_name(path.name + ".zst"), self._zst.compress(data)))
-                # out of the way at once (a rename), freed later; made durable by the
-                # directory fsync after the writes
-                free_later([a for a in [set_aside(gz, move=True)] if a is not None])
-            items.append((path, data))
-        written = replace_many(items)
-        # compressed only now: on a busy machine they would take the CPU from the files
-        # that make a publish visible
-        twins: list[tuple[Path, Future[bytes]]] = [
-            (gz, _compressor().submit(gzip.compress, data, GZIP_LEVEL, mtime=0))
-            for gz, data in plain]
-        return written, lambda: replace_many([(gz, f.result()) for gz, f in twins])
+        return [f'{{"info":{json.dumps(info, sort_keys=True)},"packages":{{'.encode(),
+                b'},"packages.conda":{',
+                (f'}},"removed":{json.dumps(removed)},'
+                 f'"repodata_version":{2 if base_url else 1}}}').encode()]
 
     def _collect_garbage(self, channel: str, subdir: str, catalog: Catalog) -> None:
         days = self.runtime.settings["repoproxy.shard_retention_days"]
@@ -503,87 +591,12 @@ class Indexer:
 
     # --- channeldata.json (CEP-38) -----------------------------------------------------------
     def build_channeldata(self, channel: str, names: Iterable[str] | None = None) -> None:
-        """Write channeldata.json; with ``names``, only those packages' entries are redone.
-
-        A publish passes the names it touched, so its cost follows the change; without names
-        (or without a readable previous file) every record of the channel is read.
-        """
+        """Write channeldata.json; with ``names``, only those packages' entries are redone
+        (see :mod:`repoproxy.pipeline.channeldata`)."""
         with self._lock(channel, "channeldata"):  # read-modify-write: one writer at a time
             catalog = self.runtime.catalog()
             # a subdir row no current rule allows (see recovery) has no directory to read
             subdirs = [sd for sd in catalog.subdirs(channel) if is_subdir(sd)]
             hidden = {sd: self.hidden_files(channel, sd) for sd in subdirs}
-            path = self.runtime.store.channel_dir(channel) / "channeldata.json"
-            previous = self._read_channeldata(path) if names is not None else None
-            if previous is None or names is None:
-                packages = _channeldata_entries(channel, catalog.packages(channel), hidden)
-            else:
-                packages = dict(previous)
-                wanted = set(names)
-                for name in wanted:
-                    packages.pop(name, None)
-                packages.update(_channeldata_entries(
-                    channel, catalog.packages_named(channel, wanted), hidden))
-            data = {"channeldata_version": 1, "packages": packages, "subdirs": subdirs}
-            # compact: json's indent switches to its pure-Python encoder (seconds at 50k files)
-            encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-            written, twins = self._write_indexes([(path, encoded, True)], zst=False)
-            # recovery rewrites channeldata.json whole at every start: nothing to mark
-            sync_written([*written, *twins()])
-            wait_freed()
-            st = path.stat()
-            self._channeldata[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), packages)
-
-    def _read_channeldata(self, path: Path) -> dict[str, Any] | None:
-        """The packages of the current channeldata.json (parsed once per version of it)."""
-        try:
-            st = path.stat()
-            ident = (st.st_ino, st.st_mtime_ns, st.st_size)
-            cached = self._channeldata.get(path)
-            if cached is not None and cached[0] == ident:
-                return cached[1]
-            packages = json.loads(path.read_bytes())["packages"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return packages if isinstance(packages, dict) else None
-
-
-def _channeldata_entries(channel: str, records: Iterable[PackageRecord],
-                         hidden: dict[str, set[str]]) -> dict[str, Any]:
-    """channeldata.json entries of the packages of ``records``: each name's latest file."""
-    from rattler import Version  # conda's version ordering, not a hand-written one
-
-    latest: dict[str, tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {}
-    platforms: dict[str, set[str]] = defaultdict(set)
-    for rec in records:
-        if rec.subdir not in hidden or rec.filename in hidden[rec.subdir]:
-            continue
-        try:
-            version = Version(rec.version)
-        except Exception:  # rattler's InvalidVersionError
-            # a row ingest would refuse today (an older server, a hand edit): one such row
-            # must not take channeldata.json away from every other package of the channel
-            log.warning("channeldata of %s leaves out %s/%s: version %r does not parse",
-                        channel, rec.subdir, rec.filename, rec.version)
-            continue
-        platforms[rec.name].add(rec.subdir)
-        key = (version, rec.build_number, rec.record.get("timestamp", 0))
-        if rec.name not in latest or key > latest[rec.name][0]:
-            latest[rec.name] = (key, rec.record, rec.about, rec.run_exports)
-    packages: dict[str, Any] = {}
-    for name, (_, record, about, run_exports) in sorted(latest.items()):
-        entry = {
-            "version": record.get("version"),
-            "subdirs": sorted(platforms[name]),
-            "license": about.get("license") or record.get("license"),
-            "summary": about.get("summary"),
-            "description": about.get("description"),
-            "home": about.get("home"),
-            "dev_url": about.get("dev_url"),
-            "doc_url": about.get("doc_url"),
-            "source_url": about.get("source_url"),
-            "timestamp": record.get("timestamp"),
-            "run_exports": {record["version"]: run_exports} if run_exports else {},
-        }
-        packages[name] = {k: v for k, v in entry.items() if v not in (None, "")}
-    return packages
+            self._channeldata.write(catalog, self.runtime.store.channel_dir(channel), channel,
+                                    subdirs, hidden, names)

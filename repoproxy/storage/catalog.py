@@ -311,6 +311,21 @@ class Catalog:
             yield from self.db.execute(
                 f"{sql} AND name IN ({', '.join('?' * len(chunk))})", [channel, subdir, *chunk])
 
+    def raw_parts_sorted(self, channel: str, subdir: str, *, conda: bool
+                         ) -> Iterator[tuple[str, str, str, str | None]]:
+        """:meth:`raw_parts` of the .conda files (or of the others) of a subdir, by file name
+        (the order of a repodata.json section; the primary key's order, nothing sorted)."""
+        yield from self.db.execute(
+            "SELECT filename, name, record, run_exports FROM packages "
+            "WHERE channel = ? AND subdir = ? AND (substr(filename, -6) = '.conda') = ? "
+            "ORDER BY filename", [channel, subdir, int(conda)])
+
+    def file_names(self, channel: str, subdir: str) -> Iterator[tuple[str, str]]:
+        """(filename, name) of every file of a subdir."""
+        yield from self.db.execute(
+            "SELECT filename, name FROM packages WHERE channel = ? AND subdir = ?",
+            [channel, subdir])
+
     def count_files(self, channel: str, subdir: str) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM packages WHERE channel = ? AND subdir = ?",
                               [channel, subdir]).fetchone()

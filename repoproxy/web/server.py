@@ -30,6 +30,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -401,8 +402,8 @@ def listen_sockets(host: str, port: int) -> list[socket.socket]:
 def serve(services: Core, app: Any, host: str, port: int, workers: int = 1) -> None:
     """Serve until SIGTERM or SIGINT, then stop workers and exit cleanly.
 
-    ``workers`` > 1: bind here, then fork that many serving processes
-    (``web/workers.py``); one of them runs the background workers.
+    ``workers`` > 1: bind here, then fork that many serving processes and one that runs the
+    background workers (``web/workers.py``).
     """
     if workers > 1:
         from repoproxy.web.workers import Supervisor
@@ -422,24 +423,12 @@ def serve(services: Core, app: Any, host: str, port: int, workers: int = 1) -> N
 def run_server(services: Core, server: Any, *, background: bool) -> None:
     """Run a built server with the plugins' workers until SIGTERM or SIGINT.
 
-    ``background``: also run ``repoproxy_background_workers`` (exactly one serving process
-    does); ``repoproxy_process_workers`` run in every serving process.
+    ``background``: also run ``repoproxy_background_workers`` (with ``--workers N`` a process
+    of their own runs them instead, :func:`run_background`); ``repoproxy_process_workers``
+    run in every serving process.
     """
     install_redaction()  # waitress's logger and anything created since logging was set up
-    hooks = services.pm.hook
-    found = collect(hooks.repoproxy_process_workers(services=services))
-    if background:
-        found += collect(hooks.repoproxy_background_workers(services=services))
-    if found:
-        log.info("starting %d %s workers", len(found),
-                 "background and process" if background else "process")
-    workers = []
-    for worker in found:
-        try:
-            worker.start()
-            workers.append(worker)
-        except Exception:
-            log.exception("background worker %r failed to start", worker)
+    workers = _start_workers(services, background=background)
 
     def _stop(signum: int, frame: Any) -> None:
         log.info("signal %d: shutting down", signum)
@@ -456,10 +445,48 @@ def run_server(services: Core, server: Any, *, background: bool) -> None:
         server.run()
     finally:
         server.close()
-        for worker in reversed(workers):
-            try:
-                worker.stop()
-            except Exception:
-                log.exception("background worker %r failed to stop", worker)
+        _stop_workers(workers)
         services.close()
     log.info("stopped")
+
+
+def run_background(services: Core, stop: threading.Event) -> None:
+    """The plugins' background workers in a process that serves nothing (so none of a serving
+    process's per-process workers), until ``stop`` is set: with ``--workers N`` their work
+    (SBOM builds, watch-folder imports, mirror runs) takes no serving process's GIL."""
+    install_redaction()
+    workers = _start_workers(services, background=True, process=False)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        _stop_workers(workers)
+        services.close()
+
+
+def _start_workers(services: Core, *, background: bool, process: bool = True) -> list[Any]:
+    """Start the plugins' per-process workers (``process``: a serving process's) and/or the
+    background ones."""
+    hooks = services.pm.hook
+    found = collect(hooks.repoproxy_process_workers(services=services)) if process else []
+    if background:
+        found += collect(hooks.repoproxy_background_workers(services=services))
+    if found:
+        kinds = [k for k, on in (("background", background), ("process", process)) if on]
+        log.info("starting %d %s workers", len(found), " and ".join(kinds))
+    workers = []
+    for worker in found:
+        try:
+            worker.start()
+            workers.append(worker)
+        except Exception:
+            log.exception("background worker %r failed to start", worker)
+    return workers
+
+
+def _stop_workers(workers: list[Any]) -> None:
+    for worker in reversed(workers):
+        try:
+            worker.stop()
+        except Exception:
+            log.exception("background worker %r failed to stop", worker)

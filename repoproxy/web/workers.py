@@ -3,9 +3,10 @@
 Pre-fork: the supervisor (this process) has bound the sockets, recovered the root and built
 the app; it then closes its catalog connections (an SQLite connection must not cross a fork)
 and forks N serving processes that inherit the sockets and the loaded app. The kernel hands
-each new connection to one of them. Worker 0 also runs the plugins' background workers
-(watch folder, SBOM queue, ...): exactly one process does that work; a restarted worker 0
-takes it over.
+each new connection to one of them. One more process, which serves nothing, runs the plugins'
+background workers (watch folder, SBOM queue, mirrors): exactly one process does that work,
+and its CPU-bound parts (an SBOM build holds the GIL for tens of milliseconds) never stall a
+serving process's requests; a restarted one takes it over.
 
 The supervisor serves nothing itself. It restarts a worker that dies (after a short pause if
 it died young, so a worker that cannot start does not spin), and on SIGTERM or SIGINT it
@@ -61,7 +62,7 @@ class Supervisor:
             host, port = listen.getsockname()[:2]
             log.info("serving on http://%s:%s with %d worker processes", host, port,
                      self.count)
-        for slot in range(self.count):
+        for slot in range(self.count + 1):  # the last one: the background workers
             self._start(slot)
         try:
             while not self.stopping:
@@ -78,7 +79,8 @@ class Supervisor:
         if pid == 0:  # the worker: never returns
             code = 1
             try:
-                code = _worker(self.services, self.app, self.sockets, slot, self.count)
+                code = (_background(self.services, self.sockets) if slot == self.count
+                        else _worker(self.services, self.app, self.sockets, slot, self.count))
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 0
             except BaseException:
@@ -87,8 +89,10 @@ class Supervisor:
                 logging.shutdown()
                 os._exit(code)
         self.slots[slot] = (pid, time.monotonic())
-        log.info("worker %d started (pid %d)%s", slot, pid,
-                 ", running the background workers" if slot == 0 else "")
+        if slot == self.count:
+            log.info("background process started (pid %d)", pid)
+        else:
+            log.info("worker %d started (pid %d)", slot, pid)
 
     def _reap(self) -> None:
         for slot, (pid, started) in list(self.slots.items()):
@@ -142,7 +146,26 @@ def _worker(services: Core, app: Any, sockets: list[socket.socket], slot: int,
     # accept soonest, so keep-alive connections spread over the workers
     server = make_server(app, EarlyCheck(app.registry), sockets=sockets, accept_batch=1,
                          **server_options(services.settings))
-    run_server(services, server, background=slot == 0)
+    run_server(services, server, background=False)
+    return 0
+
+
+def _background(services: Core, sockets: list[socket.socket]) -> int:
+    """The process of the background workers: it accepts no connection."""
+    from repoproxy.web.server import run_background
+
+    for listen in sockets:
+        listen.close()
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        log.info("signal %d: stopping the background workers", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    _follow_supervisor(os.getppid())
+    run_background(services, stop)
     return 0
 
 

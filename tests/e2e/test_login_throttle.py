@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,13 +49,16 @@ def login(srv: RunningServer, password: str, forwarded_for: str | None = None) -
 
 
 def workers(srv: RunningServer, n: int) -> set[int]:
-    """The supervisor's ``n`` worker pids, once they are up and the server answers."""
+    """The supervisor's ``n`` serving worker pids, once they are up and the server answers
+    (its other child, the background workers' process, serves nothing)."""
     assert srv.proc is not None
     path = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children")
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        pids = {int(p) for p in path.read_text().split()}
-        if len(pids) == n:
+        background = {int(p) for p in re.findall(r"background process started \(pid (\d+)\)",
+                                                  srv.log_path.read_text())}
+        pids = {int(p) for p in path.read_text().split()} - background
+        if background and len(pids) == n:
             try:
                 if requests.get(f"{srv.url}/-/health", timeout=5).status_code == 200:
                     return pids

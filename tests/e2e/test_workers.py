@@ -1,7 +1,8 @@
 """`repoproxy serve --workers N`: a supervisor and N forked processes on one socket.
 
 Start and clean stop, a worker killed with SIGKILL comes back while requests keep succeeding,
-exactly one process runs the background workers (the watch folder ingests a file once),
+exactly one process, which serves nothing, runs the background workers (the watch folder
+ingests a file once),
 metrics add up over the processes and a 404 flood adds no series, and connections stay open
 after a 304. Loopback only; every wait has a deadline.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -58,10 +60,12 @@ def alive(pid: int) -> bool:
 
 
 def started(srv: RunningServer, n: int) -> set[int]:
-    """The worker pids, once ``n`` workers are up and the server answers."""
+    """The supervisor's children, once ``n`` serving workers and the background workers'
+    process are up and the server answers."""
     assert srv.proc is not None
-    pids: set[int] = wait_for(lambda: len(children(srv.proc.pid)) == n  # type: ignore[union-attr]
-                              and children(srv.proc.pid))  # type: ignore[union-attr]
+    pids: set[int] = wait_for(
+        lambda: len(children(srv.proc.pid)) == n + 1  # type: ignore[union-attr]
+        and children(srv.proc.pid))  # type: ignore[union-attr]
     wait_for(lambda: _health(srv))
     return pids
 
@@ -89,7 +93,7 @@ def test_start_crash_restart_and_clean_stop(
     # requests keep succeeding while the worker is down and after it is replaced
     for _ in range(20):
         assert requests.get(f"{srv.url}/-/health", timeout=TIMEOUT).status_code == 200
-    now = wait_for(lambda: len(children(srv.proc.pid)) == 2  # type: ignore[union-attr]
+    now = wait_for(lambda: len(children(srv.proc.pid)) == 3  # type: ignore[union-attr]
                    and victim not in children(srv.proc.pid)  # type: ignore[union-attr]
                    and children(srv.proc.pid))  # type: ignore[union-attr]
     assert pids - {victim} <= now
@@ -141,7 +145,10 @@ def test_one_process_runs_the_background_workers(
     rejected = srv.root / "watch" / ".rejected"
     assert not rejected.exists() or not list(rejected.rglob("*.reason.json"))
     log = srv.log_path.read_text()
-    assert log.count("background and process workers") == 1, log[-3000:]
+    # in a process of their own, which serves nothing
+    assert log.count("background process started") == 1, log[-3000:]
+    assert len(re.findall(r"starting \d+ background workers", log)) == 1, log[-3000:]
+    assert "background and process workers" not in log, log[-3000:]
 
 
 def _series(srv: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
