@@ -127,7 +127,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     env["REPOPROXY_MAX_UPLOAD_SIZE"] = str((args.upload_mib + 64) << 20)
     if args.block:
         env["REPOPROXY_PLUGINS__BLOCK"] = args.block
-    srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start()
+    # a long start: the first one over a reused root may rebuild its 50,000-file indexes
+    srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start(900)
     assert srv.proc is not None
     pid = srv.proc.pid
     try:
