@@ -1,6 +1,7 @@
 """Memory: the RSS of one serving process with a big channel, and what a 1 GiB upload adds.
 
-    python bench/memory.py [--files 50000] [--upload-mib 1024] [--work DIR]
+    python bench/memory.py [--files 50000] [--upload-mib 1024] [--work DIR] [--block PLUGINS]
+                           [--malloc-arenas N]
 
 Builds ``--files`` small packages, imports them into one channel (``repoproxy import``), starts
 ``repoproxy serve --workers 1`` and reads its RSS (``/proc/PID/status``) idle, after serving
@@ -51,6 +52,9 @@ def main() -> None:
     ap.add_argument("--block", default="",
                     help="plugins to block in the server (e.g. repoproxy_sbom: its worker "
                          "builds the SBOMs an import queued, in the serving process)")
+    ap.add_argument("--malloc-arenas", type=int, default=None,
+                    help="the server's repoproxy.malloc_arenas (default: its own, 2; 0 is "
+                         "glibc's 8 per core)")
     ap.add_argument("--work", type=Path, default=None,
                     help="keep packages and root here and reuse them (default: a temp dir)")
     args = ap.parse_args()
@@ -127,6 +131,8 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     env["REPOPROXY_MAX_UPLOAD_SIZE"] = str((args.upload_mib + 64) << 20)
     if args.block:
         env["REPOPROXY_PLUGINS__BLOCK"] = args.block
+    if args.malloc_arenas is not None:
+        env["REPOPROXY_MALLOC_ARENAS"] = str(args.malloc_arenas)
     # a long start: the first one over a reused root may rebuild its 50,000-file indexes
     srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start(900)
     assert srv.proc is not None

@@ -43,6 +43,7 @@ from repoproxy.domain.core import Core
 from repoproxy.errors import ConfigError
 from repoproxy.plugins import collect
 from repoproxy.web.early import EarlyCheck, EarlyResponse
+from repoproxy.web.heap import HeapTrimmer, limit_arenas
 from repoproxy.web.proxies import proxy_options
 from repoproxy.web.redact import install_redaction
 
@@ -373,6 +374,8 @@ def serve(services: Core, app: Any, host: str, port: int, workers: int = 1) -> N
     ``workers`` > 1: bind here, then fork that many serving processes
     (``web/workers.py``); one of them runs the background workers.
     """
+    # before any serving thread exists: the arenas they would make are what the cap saves
+    limit_arenas(services.settings["repoproxy.malloc_arenas"])
     if workers > 1:
         from repoproxy.web.workers import Supervisor
 
@@ -399,6 +402,8 @@ def run_server(services: Core, server: Any, *, background: bool) -> None:
     found = collect(hooks.repoproxy_process_workers(services=services))
     if background:
         found += collect(hooks.repoproxy_background_workers(services=services))
+    if HeapTrimmer.available():  # every serving process hands its freed heap back
+        found.append(HeapTrimmer())
     if found:
         log.info("starting %d %s workers", len(found),
                  "background and process" if background else "process")
