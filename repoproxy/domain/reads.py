@@ -344,14 +344,22 @@ class ReadModel:
             self._packages[key] = Package(channel=channel, name=name, records=tuple(records))
         return self._packages[key]
 
-    def package_listing(self, ref: ChannelRef) -> list[tuple[PackageSummary, str, str]]:
+    def package_listing(self, ref: ChannelRef) -> Iterator[tuple[PackageSummary, str, str]]:
         """Every package name with a visible file, by name, with its newest file's license
-        (from its record) and summary: from the cached light listing plus two columns of
-        the newest files, so a channel of any size never has all its records in memory."""
-        channel = self.channel(ref)
-        listed = self.package_summaries(channel)
-        facts = self.catalog.listing_facts(channel.name, [p.newest for p in listed])
-        return [(p, *facts.get(p.newest, ("", ""))) for p in listed]
+        (from its record) and summary: from the cached summaries plus two columns of the
+        newest files, read :data:`WALK_BATCH` names at a time as the caller goes, so a channel
+        of any size never has all its records, nor all its listing's facts, in memory. Access
+        is checked now, not when the walk starts."""
+        admitted = self.channel(ref)
+        listed, channel = self._package_summaries(admitted), admitted.name
+
+        def walk() -> Iterator[tuple[PackageSummary, str, str]]:
+            for start in range(0, len(listed), WALK_BATCH):
+                batch = listed[start:start + WALK_BATCH]
+                facts = self.catalog.listing_facts(channel, [p.newest for p in batch])
+                yield from ((p, *facts.get(p.newest, ("", ""))) for p in batch)
+
+        return walk()
 
     def files(self, ref: ChannelRef, name: str, **wanted: str | None) -> list[PackageRecord]:
         """The package's visible files, newest first; ``wanted`` filters on subdir, version,

@@ -334,3 +334,21 @@ def test_kept_listings_stay_within_their_budget_and_match_a_fresh_summary(
     assert ReadModel.unrestricted(services).package_summaries("three") == kept
     overview = reads.overview("three")
     assert (overview.package_count, overview.file_count) == (4, 4)
+
+
+def test_the_package_listing_reads_its_facts_in_batches_and_streams_the_same_answer(
+        testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from repoproxy.domain import reads
+
+    make_channel("many")
+    for i in range(5):
+        spec = PackageSpec(f"n{i}", "1.0", license=f"L{i}", about={"summary": f"s{i}"})
+        upload_raw(testapp, "many", build_package(spec, pkgdir / str(i)), admin_headers)
+    whole = testapp.get("/api/channels/many/artifacts").json
+    monkeypatch.setattr(reads, "WALK_BATCH", 2)  # three batches of facts
+    batched = testapp.get("/api/channels/many/artifacts")
+    assert batched.content_type == "application/json"
+    assert batched.json == whole
+    assert [(p["name"], p["license"], p["summary"]) for p in whole["packages"]] == [
+        (f"n{i}", f"L{i}", f"s{i}") for i in range(5)]
