@@ -1,6 +1,7 @@
 """repoproxy behind its nginx front vs plain nginx over the same files, measured with wrk.
 
     python bench/front.py [--runs 3] [--duration 6] [--threads 2] [--connections 16]
+                          [--only 304,shard,zst,package,private]
 
 One root with a public and a private channel holding the same packages (one of 5 MB), one
 `repoproxy serve` with repoproxy.accel_redirect behind the front printed by
@@ -76,12 +77,19 @@ def wrk(url: str, args: argparse.Namespace, headers: dict[str, str]) -> float:
     return float(match.group(1))
 
 
+def load() -> str:
+    """The one-minute load average: the machine is shared, so every figure carries it."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--only", default="",
+                        help="rows to measure, by key: 304,shard,zst,package,private")
     args = parser.parse_args()
     if shutil.which("wrk") is None or NGINX is None:
         sys.exit("bench/front.py needs wrk and nginx (apt-get install wrk nginx)")
@@ -121,18 +129,22 @@ def main() -> None:
                             ).headers["ETag"]
         bearer = {"Authorization": f"Bearer {token}"}
         cases = [
-            ("304 of repodata.json", "/pub/linux-64/repodata.json",
-             {"If-None-Match": etag}, {}),
-            ("GET shard index", "/pub/linux-64/repodata_shards.msgpack.zst", {}, {}),
-            ("GET repodata.json.zst", "/pub/linux-64/repodata.json.zst", {}, {}),
-            ("GET 5 MB package", f"/pub/linux-64/{big.name}", {}, {}),
-            ("GET 5 MB package, private + bearer", f"/sec/linux-64/{big.name}", bearer, {}),
+            ("304", "304 of repodata.json", "/pub/linux-64/repodata.json",
+             {"If-None-Match": etag}),
+            ("shard", "GET shard index", "/pub/linux-64/repodata_shards.msgpack.zst", {}),
+            ("zst", "GET repodata.json.zst", "/pub/linux-64/repodata.json.zst", {}),
+            ("package", "GET 5 MB package", f"/pub/linux-64/{big.name}", {}),
+            ("private", "GET 5 MB package, private + bearer", f"/sec/linux-64/{big.name}",
+             bearer),
         ]
+        wanted = set(filter(None, args.only.split(",")))
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
               f"{args.runs} runs, medians (req/s)\n")
-        print("| request | front | plain nginx | front/plain | goal |")
-        print("|---|---:|---:|---:|---|")
-        for label, path, headers, _ in cases:
+        print("| request | load | front | plain nginx | front/plain | goal |")
+        print("|---|---:|---:|---:|---:|---|")
+        for key, label, path, headers in cases:
+            if wanted and key not in wanted:
+                continue
             goal = 0.8 if "private" in label else 0.9
             # alternated, so that load from elsewhere on the machine hits both alike; plain
             # nginx serves the same file with no access control (tokens ignored)
@@ -143,7 +155,7 @@ def main() -> None:
             ours, theirs = median(ours_runs), median(theirs_runs)
             ratio = ours / theirs
             verdict = "met" if ratio >= goal else "NOT met"
-            print(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f}x | "
+            print(f"| {label} | {load()} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f}x | "
                   f">= {goal}x {verdict} |", flush=True)
     finally:
         for server in (front, plain):

@@ -1,15 +1,17 @@
 """Memory: the RSS of one serving process with a big channel, and what a 1 GiB upload adds.
 
-    python bench/memory.py [--files 50000] [--upload-mib 1024] [--work DIR]
+    python bench/memory.py [--files 50000] [--upload-mib 1024] [--work DIR] [--block PLUGINS]
+                           [--malloc-arenas N]
 
 Builds ``--files`` small packages, imports them into one channel (``repoproxy import``), starts
 ``repoproxy serve --workers 1`` and reads its RSS (``/proc/PID/status``) idle, after serving
-the channel's indexes, shard index, 500 shards, 200 package files and the file listing API,
-then while a package of 1 MiB (the index rebuild of the big subdir that any upload causes)
-and then one of ``--upload-mib`` MiB (random bytes: incompressible) are streamed to the
-upload API (peak sampled every 20 ms). Goals (issue 11): <= 150 MB serving the channel;
-the upload adds <= 20 MB. ``--work DIR`` keeps the packages and the imported root there and
-reuses them on the next run (building and importing 50,000 files takes minutes).
+the channel's indexes, shard index, 500 shards, 200 package files and the file listing API
+(each reading 3 s after its step: the server's heap trimmer looks every 2 s), then while a
+package of 1 MiB (the index rebuild of the big subdir that any upload causes) and then one of
+``--upload-mib`` MiB (random bytes: incompressible) are streamed to the upload API (peak
+sampled every 20 ms). Goals (issue 11): <= 150 MB serving the channel; the upload adds
+<= 20 MB. ``--work DIR`` keeps the packages and the imported root there and reuses them on
+the next run (building and importing 50,000 files takes minutes).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
 
 MB = 1_000_000
+#: seconds between a step and its reading: the server's heap trimmer looks every 2 s
+#: (web/heap.py), so a reading is what the process holds, not the garbage of the last answer
+#: (the peak, VmHWM, is printed too)
+SETTLE = 3.0
 
 
 def rss(pid: int, field: str = "VmRSS") -> int:
@@ -51,6 +57,9 @@ def main() -> None:
     ap.add_argument("--block", default="",
                     help="plugins to block in the server (e.g. repoproxy_sbom: its worker "
                          "builds the SBOMs an import queued, in the serving process)")
+    ap.add_argument("--malloc-arenas", type=int, default=None,
+                    help="the server's repoproxy.malloc_arenas (default: its own, 2; 0 is "
+                         "glibc's 8 per core)")
     ap.add_argument("--work", type=Path, default=None,
                     help="keep packages and root here and reuse them (default: a temp dir)")
     args = ap.parse_args()
@@ -89,6 +98,7 @@ def serve_channel(http: requests.Session, url: str, paths: list[Path],
     base = f"{url}/big/noarch"
 
     def step(label: str) -> None:
+        time.sleep(SETTLE)
         print(f"  after {label}: RSS {rss(pid) / MB:.0f} MB  [{load()}]", flush=True)
 
     for name in ("repodata.json", "repodata.json.zst", "repodata_shards.msgpack.zst"):
@@ -127,7 +137,10 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     env["REPOPROXY_MAX_UPLOAD_SIZE"] = str((args.upload_mib + 64) << 20)
     if args.block:
         env["REPOPROXY_PLUGINS__BLOCK"] = args.block
-    srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start()
+    if args.malloc_arenas is not None:
+        env["REPOPROXY_MALLOC_ARENAS"] = str(args.malloc_arenas)
+    # a long start: the first one over a reused root may rebuild its 50,000-file indexes
+    srv = RunningServer(root, free_port(), work / "server.log", env, workers=1).start(900)
     assert srv.proc is not None
     pid = srv.proc.pid
     try:
@@ -136,6 +149,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         idle = rss(pid)
         print(f"RSS idle {idle / MB:.0f} MB  [{load()}]", flush=True)
         serve_channel(http, srv.url, paths, auth, pid)
+        time.sleep(SETTLE)
         serving = rss(pid)
         print(f"RSS idle {idle / MB:.0f} MB; serving a {args.files}-file channel "
               f"{serving / MB:.0f} MB (peak {rss(pid, 'VmHWM') / MB:.0f} MB; goal <= 150 MB)"

@@ -32,6 +32,8 @@ CORE_DEFAULTS: dict[str, Any] = {
     # py-rattler opens hundreds of downloads at once; waitress's default of 100 would stall it.
     # 0 = sized to the open-file limit (web/server.py); a larger value is lowered to that size
     "repoproxy.connection_limit": 0,
+    # glibc malloc arenas per serving process (web/heap.py); 0 = glibc's default (8 per core)
+    "repoproxy.malloc_arenas": 2,
     # seconds a connection may stay silent (nothing sent yet, or between requests) before the
     # server closes it: idle connections must not keep real clients out
     "repoproxy.idle_timeout": 30,
@@ -192,6 +194,8 @@ def build_settings(
         raise ConfigError("repoproxy.threads: must be at least 1")
     if values["repoproxy.serve_workers"] < 0:
         raise ConfigError("repoproxy.serve_workers: must be 0 (one per core) or more")
+    if values["repoproxy.malloc_arenas"] < 0:
+        raise ConfigError("repoproxy.malloc_arenas: must be 0 (glibc's default) or more")
     return Settings(values)
 
 

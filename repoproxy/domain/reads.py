@@ -22,6 +22,7 @@ one returned by :meth:`ReadModel.channel`).
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 ChannelRef = Channel | str
 FileRow = tuple[str, str, str, str, int, int]
-#: channels whose light listing (one row per file) is kept between requests
-LISTINGS_KEPT = 32
+#: package summaries kept between requests, over all channels (some 400 bytes each: a channel
+#: of 50,000 names fits twice); a channel with more names than this is summarised per request
+SUMMARIES_KEPT = 100_000
 #: files read per query by :meth:`ReadModel.walk_packages`
 WALK_BATCH = 500
 
@@ -128,7 +130,7 @@ class Package:
         return max(r.indexed_timestamp for r in self.records)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackageSummary:
     """One package name of a channel as a listing shows it (no file metadata decoded)."""
 
@@ -148,12 +150,12 @@ class ChannelOverview:
     last_update: int  # the newest visible file's indexing time (ms), 0 when empty
 
 
-def _summarise(rows: list[FileRow]) -> tuple[PackageSummary, ...]:
-    by_name: dict[str, list[FileRow]] = {}
-    for row in rows:
-        by_name.setdefault(row[2], []).append(row)
+def _summarise(rows: Iterable[FileRow]) -> tuple[PackageSummary, ...]:
+    """One summary per name of ``rows``, which come ordered by name: one name's files are in
+    memory at a time, never the channel's."""
     out = []
-    for name, group in sorted(by_name.items()):
+    for name, grouped in itertools.groupby(rows, key=lambda r: r[2]):
+        group = list(grouped)
         # conda's version order; the build number breaks ties
         newest = max(group, key=lambda r: (version_key(r[3]), r[4], r[5]))
         out.append(PackageSummary(name=name, latest_version=newest[3],
@@ -165,23 +167,34 @@ def _summarise(rows: list[FileRow]) -> tuple[PackageSummary, ...]:
 
 
 class ListingCache:
-    """Channels' file rows (``Catalog.file_summaries``) kept between requests, keyed by the
-    channel's identity and its subdirs' generations: any added or removed file changes the
-    key, so a stale listing is never served. Policy-hidden files are filtered per request."""
+    """Channels' package summaries kept between requests, keyed by the channel's identity,
+    its subdirs' generations and their hidden sets: any added or removed file or change of
+    policy changes the key, so a stale listing is never served. At most
+    :data:`SUMMARIES_KEPT` summaries in all, the oldest listing going first."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int = SUMMARIES_KEPT) -> None:
         self._lock = threading.Lock()
-        self._rows: dict[Any, Any] = {}
+        self._budget = budget
+        self._kept: dict[Any, tuple[PackageSummary, ...]] = {}
 
-    def get(self, key: Any) -> Any:
+    def get(self, key: Any) -> tuple[PackageSummary, ...] | None:
         with self._lock:
-            return self._rows.get(key)
+            return self._kept.get(key)
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: tuple[PackageSummary, ...]) -> None:
+        if len(value) > self._budget:
+            return  # summarised again per request rather than pushing every other one out
         with self._lock:
-            while len(self._rows) >= LISTINGS_KEPT:
-                del self._rows[next(iter(self._rows))]  # the oldest entry goes first
-            self._rows[key] = value
+            self._kept.pop(key, None)
+            held = sum(map(len, self._kept.values()))
+            while self._kept and held + len(value) > self._budget:
+                held -= len(self._kept.pop(next(iter(self._kept))))  # the oldest goes first
+            self._kept[key] = value
+
+    def size(self) -> int:
+        """Summaries held (for tests)."""
+        with self._lock:
+            return sum(map(len, self._kept.values()))
 
 
 class ReadModel:
@@ -190,7 +203,7 @@ class ReadModel:
         self.may_read = may_read
         self._catalog: Any = None
         self._hidden: dict[tuple[str, str], frozenset[str]] = {}
-        self._visible: dict[str, list[FileRow]] = {}
+        self._summaries: dict[str, tuple[PackageSummary, ...]] = {}
         self._keys: dict[str, tuple[Any, ...]] = {}
         self._packages: dict[tuple[str, str], Package] = {}
 
@@ -236,15 +249,22 @@ class ReadModel:
         """Every package name with a visible file, by name, from the catalog's light columns:
         a listing of thousands of files decodes no JSON (and is computed once per change of
         the channel's files or hidden sets, then kept)."""
-        channel = self.channel(ref)
-        key = ("summaries", self._listing_key(channel),
-               tuple(self.hidden(channel.name, sd) for sd, _ in self._listing_key(channel)[2]))
-        cache = self.core.plugin_state("repoproxy.reads.listings", ListingCache)
-        found = cache.get(key)
-        if found is None:
-            found = _summarise(self._visible_rows(channel))
-            cache.put(key, found)
-        return list(found)
+        return list(self._package_summaries(self.channel(ref)))
+
+    def _package_summaries(self, channel: Channel) -> tuple[PackageSummary, ...]:
+        if channel.name not in self._summaries:
+            generations = self._listing_key(channel)
+            hidden = {sd: self.hidden(channel.name, sd) for sd, _ in generations[2]}
+            key = (generations, tuple(hidden.values()))
+            cache = self.core.plugin_state("repoproxy.reads.listings", ListingCache)
+            found = cache.get(key)
+            if found is None:
+                # streamed by name from SQLite: a channel's rows are never all in memory
+                found = _summarise(row for row in self.catalog.file_summaries(channel.name)
+                                   if row[1] not in hidden.get(row[0], ()))
+                cache.put(key, found)
+            self._summaries[channel.name] = found
+        return self._summaries[channel.name]
 
     def summaries(self, ref: ChannelRef, listed: Iterable[PackageSummary]) -> dict[str, str]:
         """name -> the newest file's one-line summary, for the packages a page lists."""
@@ -256,32 +276,20 @@ class ReadModel:
     def overview(self, ref: ChannelRef) -> ChannelOverview:
         """Package and file counts and the last update of a channel the caller may read."""
         channel = self.channel(ref)
-        rows = self._visible_rows(channel)
-        return ChannelOverview(channel=channel, package_count=len({r[2] for r in rows}),
-                               file_count=len(rows),
-                               last_update=max((r[5] for r in rows), default=0))
+        listed = self._package_summaries(channel)
+        return ChannelOverview(channel=channel, package_count=len(listed),
+                               file_count=sum(p.file_count for p in listed),
+                               last_update=max((p.latest_release for p in listed), default=0))
 
     def package_names(self, ref: ChannelRef) -> set[str]:
         """The names of the channel's packages that have a visible file."""
-        return {row[2] for row in self._visible_rows(self.channel(ref))}
+        return {p.name for p in self._package_summaries(self.channel(ref))}
 
     def _listing_key(self, channel: Channel) -> tuple[Any, ...]:
         if channel.name not in self._keys:
             self._keys[channel.name] = (channel.name, channel.incarnation,
                                         self.catalog.generations(channel.name))
         return self._keys[channel.name]
-
-    def _visible_rows(self, channel: Channel) -> list[FileRow]:
-        if channel.name not in self._visible:
-            key = self._listing_key(channel)
-            cache = self.core.plugin_state("repoproxy.reads.listings", ListingCache)
-            rows = cache.get(key)
-            if rows is None:
-                rows = self.catalog.file_summaries(channel.name)
-                cache.put(key, rows)
-            self._visible[channel.name] = [
-                row for row in rows if row[1] not in self.hidden(channel.name, row[0])]
-        return self._visible[channel.name]
 
     # --- policy-hidden files ----------------------------------------------------------------
     def hidden(self, channel: str, subdir: str) -> frozenset[str]:
@@ -336,14 +344,22 @@ class ReadModel:
             self._packages[key] = Package(channel=channel, name=name, records=tuple(records))
         return self._packages[key]
 
-    def package_listing(self, ref: ChannelRef) -> list[tuple[PackageSummary, str, str]]:
+    def package_listing(self, ref: ChannelRef) -> Iterator[tuple[PackageSummary, str, str]]:
         """Every package name with a visible file, by name, with its newest file's license
-        (from its record) and summary: from the cached light listing plus two columns of
-        the newest files, so a channel of any size never has all its records in memory."""
-        channel = self.channel(ref)
-        listed = self.package_summaries(channel)
-        facts = self.catalog.listing_facts(channel.name, [p.newest for p in listed])
-        return [(p, *facts.get(p.newest, ("", ""))) for p in listed]
+        (from its record) and summary: from the cached summaries plus two columns of the
+        newest files, read :data:`WALK_BATCH` names at a time as the caller goes, so a channel
+        of any size never has all its records, nor all its listing's facts, in memory. Access
+        is checked now, not when the walk starts."""
+        admitted = self.channel(ref)
+        listed, channel = self._package_summaries(admitted), admitted.name
+
+        def walk() -> Iterator[tuple[PackageSummary, str, str]]:
+            for start in range(0, len(listed), WALK_BATCH):
+                batch = listed[start:start + WALK_BATCH]
+                facts = self.catalog.listing_facts(channel, [p.newest for p in batch])
+                yield from ((p, *facts.get(p.newest, ("", ""))) for p in batch)
+
+        return walk()
 
     def files(self, ref: ChannelRef, name: str, **wanted: str | None) -> list[PackageRecord]:
         """The package's visible files, newest first; ``wanted`` filters on subdir, version,

@@ -247,13 +247,14 @@ class Catalog:
                         for sd, fn, lic, summary in rows})
         return out
 
-    def file_summaries(self, channel: str) -> list[tuple[str, str, str, str, int, int]]:
-        """(subdir, filename, name, version, build_number, indexed_timestamp) of every file:
-        the light columns a channel's listing needs, without decoding any JSON."""
-        return [tuple(row) for row in self.db.execute(
+    def file_summaries(self, channel: str) -> Iterator[tuple[str, str, str, str, int, int]]:
+        """(subdir, filename, name, version, build_number, indexed_timestamp) of every file,
+        ordered by name (the (channel, name) index) and read as the caller goes: the light
+        columns a channel's listing needs, without decoding any JSON or holding every row.
+        The caller runs no other query on this connection until it has read them all."""
+        yield from self.db.execute(
             "SELECT subdir, filename, name, version, build_number, indexed_timestamp "
-            "FROM packages WHERE channel = ?", [channel]
-        ).fetchall()]
+            "FROM packages WHERE channel = ? ORDER BY name", [channel])
 
     def abouts(self, channel: str, files: Iterable[tuple[str, str]]
                ) -> dict[tuple[str, str], dict[str, Any]]:

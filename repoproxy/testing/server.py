@@ -45,6 +45,10 @@ class RunningServer:
                     return self
             except OSError:
                 time.sleep(0.1)
+        # not left running: a caller that sees the error has no handle to stop it with
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+        self.proc = None
         raise RuntimeError("server did not start in time")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:

@@ -11,10 +11,14 @@ from repoproxy.domain.core import Core, load_core
 from repoproxy.web.fastpath import install as install_fast_path
 from repoproxy.web.request import Request
 from repoproxy.web.security import SecurityPolicy
+from repoproxy.web.urlcache import bound_segment_cache
 
 
 def make_app(services: Core) -> Any:
     """Build the WSGI app around existing services (the CLI and tests share them)."""
+    # Pyramid remembers every URL segment it ever quoted; a listing of a big channel would
+    # keep one entry per file name for the process's life (web/urlcache.py)
+    bound_segment_cache()
     config = Configurator(settings=dict(services.settings))
     config.registry.services = services
     # the conda file views and the read model share the indexer's cache of hidden sets

@@ -17,6 +17,12 @@ What nginx does by itself, and why it is safe (README "Production"):
 
 Validators agree because repoproxy computes nginx's ETag (web/files.py ``stat_etag``) and
 nginx is told to answer ``If-Modified-Since`` as WebOb does (``if_modified_since before``).
+
+Speed: a static answer costs nginx what plain static serving costs (``_static_locations``):
+no ``.gz`` looked for beside files that have no twin, ``Vary`` written rather than found out,
+the location regexes JIT-compiled. There is no ``open_file_cache``: a cached descriptor would
+go on serving a channel's indexes for up to ``open_file_cache_valid`` after the channel turned
+private, whereas removing its link under public/ stops that at once.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: the conda index files the front serves from public channels (repoproxy's INDEX_FILES)
-STATIC_INDEXES = (
-    r"repodata\.json", r"repodata\.json\.zst", r"repodata_shards\.msgpack\.zst",
-    r"run_exports\.json", r"run_exports\.json\.zst",
-)
+#: the conda index files the front serves from public channels (repoproxy's INDEX_FILES):
+#: those with a gzip twin (web/files.py GZIP_TWINS; channeldata.json is the channel's own)...
+TWIN_INDEXES = (r"repodata\.json", r"run_exports\.json")
+#: ...and those without one, for which nginx must not look for a .gz at all
+PLAIN_INDEXES = (r"repodata\.json\.zst", r"repodata_shards\.msgpack\.zst",
+                 r"run_exports\.json\.zst")
+STATIC_INDEXES = TWIN_INDEXES + PLAIN_INDEXES
 #: the default internal location: '-' cannot start a channel name, so no channel is shadowed
 DEFAULT_ACCEL = "/-/accel/"
 
@@ -57,8 +65,8 @@ def render(cfg: FrontConfig) -> str:
     readers = "\n".join(f"        server {r};" for r in cfg.readers)
     user = f"user {cfg.user};\n" if cfg.user else ""
     access = f"access_log {cfg.access_log};" if cfg.access_log else "access_log off;"
-    indexes = "|".join(STATIC_INDEXES)
     index_cache = f"public, max-age={cfg.index_max_age}"
+    static = _static_locations(public, index_cache)
     extra = "".join(f"        {line}\n" for line in cfg.extra)
     return f"""\
 # nginx front for repoproxy, written by `repoproxy nginx-conf` for the tree {root}
@@ -69,6 +77,8 @@ def render(cfg: FrontConfig) -> str:
 worker_processes {cfg.worker_processes};
 pid nginx.pid;
 error_log stderr warn;
+# the static locations below are regular expressions, matched on every request
+pcre_jit on;
 
 events {{
     worker_connections 4096;
@@ -139,51 +149,7 @@ http {{
             return 404;
         }}
 
-        # index files of public channels, straight from the tree (the link under public/
-        # exists only while the channel is public); anything else falls back to repoproxy.
-        # A missing file is nginx's 404 turned into repoproxy's answer (error_page): one
-        # system call less per request than try_files, which stats before opening
-        log_not_found off;
-        # (a subdir's indexes, or the channel's channeldata.json)
-        location ~ "^/[^/]+/(?:[^/]+/(?:{indexes})|channeldata\\.json)$" {{
-            root {public};
-            limit_except GET {{
-                proxy_pass http://$repoproxy_upstream;
-            }}
-            gzip_static on;
-            gzip_vary on;
-            add_header Cache-Control "{index_cache}";
-            error_page 404 = @repoproxy;
-        }}
-        location ~ "^/[^/]+/[^/]+/shards/[0-9a-f]{{64}}\\.msgpack\\.zst$" {{
-            root {public};
-            limit_except GET {{
-                proxy_pass http://$repoproxy_upstream;
-            }}
-            add_header Cache-Control "public, max-age=31536000, immutable";
-            error_page 404 = @repoproxy;
-        }}
-        # the same for public subchannels (/C/SUB/...), through their own links C+SUB (a
-        # subchannel leaves the view before its removal commits, as a channel does)
-        location ~ "^/([^/]+)/([^/]+)/((?:[^/]+/(?:{indexes})|channeldata\\.json))$" {{
-            alias {public}/$1+$2/$3;
-            limit_except GET {{
-                proxy_pass http://$repoproxy_upstream;
-            }}
-            gzip_static on;
-            gzip_vary on;
-            add_header Cache-Control "{index_cache}";
-            error_page 404 = @repoproxy;
-        }}
-        location ~ "^/([^/]+)/([^/]+)/([^/]+/shards/[0-9a-f]{{64}}\\.msgpack\\.zst)$" {{
-            alias {public}/$1+$2/$3;
-            limit_except GET {{
-                proxy_pass http://$repoproxy_upstream;
-            }}
-            add_header Cache-Control "public, max-age=31536000, immutable";
-            error_page 404 = @repoproxy;
-        }}
-
+{static}
         # package bytes, only after repoproxy answered X-Accel-Redirect (web/accel.py)
         location ^~ {accel} {{
             internal;
@@ -195,3 +161,44 @@ http {{
 {extra}    }}
 }}
 """
+
+
+def _static_locations(public: Path, index_cache: str) -> str:
+    """Index files and shards of public channels and subchannels, straight from the tree.
+
+    The link under public/ exists only while the channel is public; anything else falls back
+    to repoproxy. A missing file is nginx's 404 turned into repoproxy's answer (error_page):
+    one system call less per request than try_files, which stats before opening. Only the
+    files with a gzip twin look for one (``gzip_static``), and their ``Vary`` is a fixed
+    header, as repoproxy sends it, not ``gzip_vary``, which opens the .gz of every request to
+    decide it: for the other files, and for clients that do not take gzip, nginx makes the
+    same system calls as it does serving a plain static file.
+    """
+    twins, plain = "|".join(TWIN_INDEXES), "|".join(PLAIN_INDEXES)
+    shard = r"shards/[0-9a-f]{64}\.msgpack\.zst"
+    kinds = (
+        # (a subdir's twin indexes, or the channel's channeldata.json)
+        (rf"(?:[^/]+/(?:{twins})|channeldata\.json)",
+         f'gzip_static on;\n            add_header Vary Accept-Encoding;\n'
+         f'            add_header Cache-Control "{index_cache}";'),
+        (rf"[^/]+/(?:{plain})", f'add_header Cache-Control "{index_cache}";'),
+        (rf"[^/]+/{shard}", 'add_header Cache-Control "public, max-age=31536000, immutable";'),
+    )
+    out = ["        log_not_found off;"]
+    for scope, prefix, target in (
+            ("channels", "^/[^/]+/", f"root {public};"),
+            # public subchannels (/C/SUB/...), through their own links C+SUB (a subchannel
+            # leaves the view before its removal commits, as a channel does)
+            ("subchannels", "^/([^/]+)/([^/]+)/", f"alias {public}/$1+$2/$3;")):
+        out.append(f"        # index files and shards of public {scope}")
+        for pattern, headers in kinds:
+            path = pattern if scope == "channels" else f"({pattern})"
+            out.append(f'''        location ~ "{prefix}{path}$" {{
+            {target}
+            limit_except GET {{
+                proxy_pass http://$repoproxy_upstream;
+            }}
+            {headers}
+            error_page 404 = @repoproxy;
+        }}''')
+    return "\n".join(out)

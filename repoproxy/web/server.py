@@ -46,6 +46,7 @@ from repoproxy.domain.core import Core
 from repoproxy.errors import ConfigError
 from repoproxy.plugins import collect
 from repoproxy.web.early import EarlyCheck, EarlyResponse
+from repoproxy.web.heap import HeapTrimmer, limit_arenas
 from repoproxy.web.proxies import proxy_options
 from repoproxy.web.redact import install_redaction
 
@@ -405,6 +406,8 @@ def serve(services: Core, app: Any, host: str, port: int, workers: int = 1) -> N
     ``workers`` > 1: bind here, then fork that many serving processes and one that runs the
     background workers (``web/workers.py``).
     """
+    # before any serving thread exists: the arenas they would make are what the cap saves
+    limit_arenas(services.settings["repoproxy.malloc_arenas"])
     if workers > 1:
         from repoproxy.web.workers import Supervisor
 
@@ -471,6 +474,8 @@ def _start_workers(services: Core, *, background: bool, process: bool = True) ->
     found = collect(hooks.repoproxy_process_workers(services=services)) if process else []
     if background:
         found += collect(hooks.repoproxy_background_workers(services=services))
+    if HeapTrimmer.available():  # every process hands its freed heap back
+        found.append(HeapTrimmer())
     if found:
         kinds = [k for k, on in (("background", background), ("process", process)) if on]
         log.info("starting %d %s workers", len(found), " and ".join(kinds))

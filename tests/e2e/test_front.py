@@ -145,6 +145,26 @@ def test_public_indexes_shards_and_packages_with_validators(front: Any) -> None:
     assert headers["content-encoding"] == "gzip"
 
 
+def test_an_index_whose_gzip_twin_is_missing_answers_alike(front: Any) -> None:
+    """A publish removes the .gz twin before it replaces the file: meanwhile nginx sends the
+    plain file, with the Vary repoproxy sends (a fixed header, not nginx's gzip_vary, which
+    says Vary only while the twin exists)."""
+    behind = front[5]
+    twin = behind.root / "channels" / "pub" / "noarch" / "run_exports.json.gz"
+    kept = twin.with_name("kept.gz")
+    twin.rename(kept)
+    try:
+        for encoding in ({}, {"Accept-Encoding": "gzip"}):
+            status, headers, _ = same(front, "/pub/noarch/run_exports.json", encoding)
+            assert status == 200
+            assert "content-encoding" not in headers
+            assert headers["vary"] == "Accept-Encoding"
+            assert same(front, "/pub/noarch/run_exports.json",
+                        {**encoding, "If-None-Match": headers["etag"]})[0] == 304
+    finally:
+        kept.rename(twin)
+
+
 def test_nginx_itself_sends_public_indexes_and_package_bytes(front: Any) -> None:
     """The fast paths are really taken: index files from the tree without asking repoproxy,
     packages decided by repoproxy and sent by nginx."""

@@ -307,3 +307,48 @@ def test_a_channel_made_again_under_its_name_never_meets_the_old_listing(
     assert after.incarnation != before.incarnation
     assert len(after.incarnation) == 16
     assert listed() == ["second"]
+
+
+def test_kept_listings_stay_within_their_budget_and_match_a_fresh_summary(
+        testapp: Any, services: Any, make_channel: Any, admin_headers: dict[str, str],
+        pkgdir: Path) -> None:
+    from repoproxy.domain.reads import ListingCache
+
+    cache = services.plugin_state("repoproxy.reads.listings", lambda: ListingCache(budget=5))
+    assert isinstance(cache, ListingCache)
+    cache._budget = 5  # small enough for three small channels to overflow it
+    reads = ReadModel.unrestricted(services)
+    for channel, count in (("one", 3), ("two", 2), ("three", 4), ("huge", 6)):
+        make_channel(channel)
+        for i in range(count):
+            upload_raw(testapp, channel, build_package(PackageSpec(f"{channel}{i}"),
+                                                       pkgdir / f"{channel}{i}"), admin_headers)
+        listed = ReadModel.unrestricted(services).package_summaries(channel)
+        assert [p.name for p in listed] == [f"{channel}{i}" for i in range(count)]
+        assert cache.size() <= 5
+    # "huge" has more names than the budget: summarised, answered, not kept
+    assert cache.size() == 4
+    # what is kept answers exactly as a fresh summary does
+    kept = reads.package_summaries("three")
+    cache._kept.clear()
+    assert ReadModel.unrestricted(services).package_summaries("three") == kept
+    overview = reads.overview("three")
+    assert (overview.package_count, overview.file_count) == (4, 4)
+
+
+def test_the_package_listing_reads_its_facts_in_batches_and_streams_the_same_answer(
+        testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from repoproxy.domain import reads
+
+    make_channel("many")
+    for i in range(5):
+        spec = PackageSpec(f"n{i}", "1.0", license=f"L{i}", about={"summary": f"s{i}"})
+        upload_raw(testapp, "many", build_package(spec, pkgdir / str(i)), admin_headers)
+    whole = testapp.get("/api/channels/many/artifacts").json
+    monkeypatch.setattr(reads, "WALK_BATCH", 2)  # three batches of facts
+    batched = testapp.get("/api/channels/many/artifacts")
+    assert batched.content_type == "application/json"
+    assert batched.json == whole
+    assert [(p["name"], p["license"], p["summary"]) for p in whole["packages"]] == [
+        (f"n{i}", f"L{i}", f"s{i}") for i in range(5)]

@@ -10,6 +10,7 @@ read model (``request.reads``), so a file a policy hides is absent from every an
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Any
 
 from pyramid.config import Configurator
@@ -25,6 +26,7 @@ from repoproxy.web.bodies import int_query
 from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_factory, channel_url
 from repoproxy.web.routes import CHANNEL_PATH
+from repoproxy.web.streaming import json_listing
 from repoproxy.web.views import artifacts as gra
 
 # a subchannel's packages too: ``{channel}`` matches ``C`` or ``C/SUB``
@@ -112,17 +114,19 @@ def summary(request: Request, package: Package,
     return out
 
 
-@view_config(route_name="details.packages", request_method="GET", renderer="json",
+@view_config(route_name="details.packages", request_method="GET",
              permission=Permissions.CHANNEL_READ)
 def list_packages(request: Request) -> Any:
+    """Every package name of the channel, written as it is read (web/streaming.py): one
+    batch of names' facts in memory at a time, however many names the channel has."""
     channel = request.context.channel
-    packages = [{
+    conda = ({
         "name": package.name, "family": "conda", "latest_version": package.latest_version,
         "license": license, "summary": summary, "platforms": list(package.platforms),
         "file_count": package.file_count,
-    } for package, license, summary in request.reads.package_listing(channel)]
-    packages.extend(gra.package_entries(request, channel))
-    return {"channel": channel.name, "packages": packages}
+    } for package, license, summary in request.reads.package_listing(channel))
+    artifacts = gra.package_entries(request, channel)  # decided before anything is sent
+    return json_listing({"channel": channel.name}, "packages", itertools.chain(conda, artifacts))
 
 
 @view_config(route_name="details.package", request_method="GET", renderer="json",
