@@ -79,6 +79,15 @@ def repoproxy_channel_file(request: Any, channel: Channel, subdir: str, filename
 
 
 @hookimpl
+def repoproxy_channel_file_claims(services: Core) -> Any:
+    from .passive import proxy
+
+    p = proxy(services)
+    # a stat of passive.json (its content kept in memory until it changes), as the hook above
+    return lambda channel: p.mirror_for(channel) is not None
+
+
+@hookimpl
 def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> list[str]:
     from .active import removed_files
 

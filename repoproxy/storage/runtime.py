@@ -44,9 +44,13 @@ class Runtime:
     def channel_map(self) -> Mapping[str, Channel]:
         """Every channel by name, from an in-memory snapshot reloaded when the generation moved
         (a change by any process is seen on the next call). The hot path's channel lookup."""
+        return self.channel_snapshot()[1]
+
+    def channel_snapshot(self) -> tuple[int, Mapping[str, Channel]]:
+        """(the generation it was loaded under, :meth:`channel_map`)."""
         snapshot = self._channels
         if snapshot is not None and snapshot[0] == self.generation():
-            return snapshot[1]
+            return snapshot
         with self._channels_lock:
             # the stamp is read before the query: a change committed meanwhile leaves the
             # snapshot older-stamped than the file, so the next call reloads again
@@ -54,7 +58,7 @@ class Runtime:
             if self._channels is None or self._channels[0] != stamp:
                 channels = {c.name: c for c in self.catalog().list_channels()}
                 self._channels = (stamp, channels)
-            return self._channels[1]
+            return self._channels
 
     def db(self) -> Database:
         """This thread's connection to the catalog."""
