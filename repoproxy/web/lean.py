@@ -52,7 +52,7 @@ from pyramid.response import FileIter
 from repoproxy.builtin import tokenauth
 from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.tokens import token_hash
-from repoproxy.errors import CredentialsInvalid
+from repoproxy.errors import CredentialsInvalid, InvalidName
 from repoproxy.models import Channel, Identity, Privacy
 from repoproxy.names import is_subdir
 from repoproxy.plugins import DEFAULT_PLUGINS, collect
@@ -92,7 +92,27 @@ PYRAMID_CONDITIONALS = ("HTTP_RANGE", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH",
                         "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_RANGE")
 #: at most this many (caller, channel) decisions per plan (a flood of tokens cannot grow it)
 MAX_DECISIONS = 1 << 16
+#: at most this many request paths remembered (a flood of paths cannot grow it)
+MAX_TARGETS = 1 << 14
 _HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request path names: an index file or a shard of a channel's subdir."""
+
+    route: str
+    channel: str
+    filename: str
+    shard: bool
+    #: the file in the tree
+    file: str
+
+
+def _is_shard(filename: str) -> bool:
+    """The shard view's check of a shard's name: 64 lower-case hex digits, then the suffix."""
+    digest = filename.removesuffix(".msgpack.zst")
+    return len(digest) == 64 and _HEX.issuperset(digest)
 
 
 @dataclass(frozen=True)
@@ -104,8 +124,6 @@ class ChannelPlan:
     #: Cache-Control of its index files and of its shards
     index_cache: str
     shard_cache: str
-    #: subdir -> its directory (strings: the hot path joins them)
-    dirs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,16 +157,15 @@ class LeanApp:
         self.recorder: AccessRecorder = self.registry.access_recorder
         self.max_age = int(services.settings["repoproxy.index_max_age"])
         self.policy_helper = self._acl_helper()
+        self.verified = tokenauth.verified_tokens(services)
         self._lock = threading.Lock()
         self._plan: Plan | None = None
+        self._targets: dict[str, Target | None] = {}
         # what the app's configuration allows (fixed once the app is built)
         self.possible = self._static_check()
-        # what the plugins allow: checked again whenever the implementations of these hooks
-        # change (tests register plugins on a running app; a list comparison per request)
-        pm = services.pm
-        self._hooks = (pm.hook.repoproxy_acl_entries, pm.hook.repoproxy_channel_file,
-                       pm.hook.repoproxy_channel_file_claims, pm.hook.repoproxy_identify)
-        self._seen: list[list[Any]] = []
+        # what the plugins allow: read again whenever a plugin is registered or unregistered
+        # (tests do it on a running app), one integer compared per request
+        self._seen = -1
         self.enabled = self.tokens = False
         self.claims: list[Callable[[str], bool]] = []
         self._allowed_by_plugins()
@@ -180,27 +197,28 @@ class LeanApp:
         return not reasons
 
     def _allowed_by_plugins(self) -> bool:
-        """Whether the lean path is on, what the plugins allow read again when the
-        implementations of the hooks it depends on changed."""
-        seen = [hook.get_hookimpls() for hook in self._hooks]
-        if seen == self._seen:
+        """Whether the lean path is on, what the plugins allow read again when the loaded
+        plugins changed."""
+        pm = self.services.pm
+        changes = pm.changes
+        if changes == self._seen:
             return self.enabled
         with self._lock:
-            acl_entries, files, claims, _ = seen
+            hook = pm.hook
             reasons = []
-            if acl_entries:
+            if hook.repoproxy_acl_entries.get_hookimpls():
                 reasons.append("a plugin adds ACL entries")
-            answering = {i.plugin_name for i in files}
-            claiming = {i.plugin_name for i in claims}
+            answering = {i.plugin_name for i in hook.repoproxy_channel_file.get_hookimpls()}
+            claiming = {i.plugin_name for i in hook.repoproxy_channel_file_claims.get_hookimpls()}
             if answering - claiming:
                 reasons.append(f"repoproxy_channel_file without a claim: "
                                f"{sorted(answering - claiming)}")
             if reasons:
                 log.info("lean path off: %s", "; ".join(reasons))
-            self.claims = collect(self._hooks[2](services=self.services))
+            self.claims = collect(hook.repoproxy_channel_file_claims(services=self.services))
             self.enabled = self.possible and not reasons
             self.tokens = self.enabled and _tokens_answered_here(self.services)
-            self._seen = seen
+            self._seen = changes
         return self.enabled
 
     # --- per request -----------------------------------------------------------------------
@@ -219,8 +237,6 @@ class LeanApp:
     def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any],
                 start: float) -> Any:
         path = environ.get("PATH_INFO") or "/"
-        if not path.isascii():
-            return None  # the application checks its decoding
         log_path = None
         if path.startswith("/t/"):
             match = TOKEN_PATH.match(path)
@@ -231,26 +247,11 @@ class LeanApp:
             log_path = "/t/<redacted>" + path
         else:
             creds = credentials_of(environ)
-        found = self.routing.route(path)  # type: ignore[union-attr]
-        if found is None:
-            return None
-        route, md = found
-        # the file, as the view would find it (views/channel.py)
-        if route.name == "channel.file":
-            filename = md["filename"]
-            if filename not in INDEX_FILES:
-                return None  # package files and anything else: the application
-            shard = False
-        elif route.name == "channel.shard":
-            filename = md["filename"]
-            digest = filename.removesuffix(".msgpack.zst")
-            if len(digest) != 64 or not _HEX.issuperset(digest):
-                return None
-            shard = True
-        else:
-            return None
-        subdir = md["subdir"]
-        if not is_subdir(subdir):
+        try:
+            target = self._targets[path]
+        except KeyError:
+            target = self._target(path)
+        if target is None:
             return None
         # the caller, from the environ and in-memory caches only
         generation = self.services.generation()
@@ -262,7 +263,7 @@ class LeanApp:
             return None
         else:
             key = token_hash(creds.token)
-            identity = tokenauth.known_identity(self.services, key, generation)
+            identity = tokenauth.known_identity(self.services, key, generation, self.verified)
             if identity is None:
                 return None  # not verified under this generation: the application verifies
         plan = self._plan
@@ -270,36 +271,52 @@ class LeanApp:
             plan = self._replan(generation)
             if plan is None:
                 return None
-        name = md["channel"]
-        target = plan.channels.get(name)
+        name = target.channel
+        channel = plan.channels.get(name)
         allowed = plan.decisions.get((key, name))
         if allowed is None:
-            allowed = self._decide(plan, key, identity, target)
-        if not allowed or target is None:
+            allowed = self._decide(plan, key, identity, channel)
+        if not allowed or channel is None:
             return None
         for claims in self.claims:
             if claims(name):
                 return None  # a plugin answers this channel's files (repoproxy_channel_file)
-        directory = target.dirs.get(subdir)
-        if directory is None:
-            directory = target.dirs[subdir] = self.services.store.subdir_path(name, subdir)
-        if shard:
-            file = os.path.join(directory, "shards", filename)  # noqa: PTH118 (hot path: str paths)
-            cache = target.shard_cache
-        else:
-            file = os.path.join(directory, filename)  # noqa: PTH118 (hot path: str paths)
-            cache = target.index_cache
-        sent = self._send(environ, start_response, file, filename, cache)
+        sent = self._send(environ, start_response, target.file, target.filename,
+                          channel.shard_cache if target.shard else channel.index_cache)
         if sent is None:
             return None
         status, body = sent
         seconds = time.perf_counter() - start
-        self.recorder.observe(route.name, status, seconds)
+        self.recorder.observe(target.route, status, seconds)
         if self.recorder.logging():
             self.recorder.line(_client_addr(environ), environ["REQUEST_METHOD"],
                                redact(log_path or path), status, seconds,
                                identity.name if identity is not None else "anonymous")
         return body
+
+    def _target(self, path: str) -> Target | None:
+        """The index file or shard ``path`` names, as the router and the view would find it;
+        None for any other path (kept: the same paths come again and again)."""
+        target = None
+        found = self.routing.route(path) if path.isascii() else None  # type: ignore[union-attr]
+        if found is not None:
+            route, md = found
+            subdir, filename = md.get("subdir", ""), md.get("filename", "")
+            shard = route.name == "channel.shard"
+            if (is_subdir(subdir) and (_is_shard(filename) if shard else (
+                    route.name == "channel.file" and filename in INDEX_FILES))):
+                try:
+                    directory = self.services.store.subdir_path(md["channel"], subdir)
+                except InvalidName:
+                    directory = None  # no channel can have this name: the application's 404
+                if directory is not None:
+                    file = (f"{directory}/shards/{filename}" if shard
+                            else f"{directory}/{filename}")
+                    target = Target(route.name, md["channel"], filename, shard, file)
+        if len(self._targets) >= MAX_TARGETS:
+            self._targets.clear()
+        self._targets[path] = target
+        return target
 
     def _send(self, environ: dict[str, Any], start_response: Callable[..., Any], file: str,
               name: str, cache: str) -> tuple[int, Any] | None:
