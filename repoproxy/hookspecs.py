@@ -410,9 +410,13 @@ def repoproxy_channel_file_claims(services: Core) -> Callable[[str], bool] | Non
     ``repoproxy_channel_file`` without this hook sends every conda request through the
     application.
 
+    The predicate is asked once per channel and access generation, and its answer kept until
+    the generation moves: a plugin whose answer changes calls ``services.access_changed()``
+    after the change (every process then asks again on its next request).
+
     :param services: the shared services.
-    :return: ``claims(channel_name) -> bool``, called on the hot path (keep it to a dict
-        lookup or a stat); None when this plugin answers no channel's files.
+    :return: ``claims(channel_name) -> bool``; None when this plugin answers no channel's
+        files.
     """
 
 

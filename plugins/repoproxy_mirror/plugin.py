@@ -83,7 +83,7 @@ def repoproxy_channel_file_claims(services: Core) -> Any:
     from .passive import proxy
 
     p = proxy(services)
-    # a stat of passive.json (its content kept in memory until it changes), as the hook above
+    # asked once per channel and access generation, which service._publish_passive moves on
     return lambda channel: p.mirror_for(channel) is not None
 
 

@@ -18,7 +18,7 @@ from repoproxy.models import Channel
 from repoproxy.settings import Settings
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import ConnectionPool
-from repoproxy.storage.generation import read_stamp, stamp_path
+from repoproxy.storage.generation import bump, read_stamp, stamp_path
 from repoproxy.storage.store import Store
 
 T = TypeVar("T")
@@ -40,6 +40,14 @@ class Runtime:
     def generation(self) -> int:
         """The access generation (``storage/generation.py``): one stat, no query."""
         return read_stamp(self._generation_file)
+
+    def access_changed(self) -> None:
+        """Move the access generation on: every process drops what it decided from the old
+        one (channel and token snapshots, the lean path's plans) on its next request. The
+        catalog's writes of channels, members, users and tokens do it after commit; a plugin
+        does it when something it answers per channel changed (``repoproxy_mirror``'s passive
+        channels, see the ``repoproxy_channel_file_claims`` hook)."""
+        bump(self.generation_path)
 
     def channel_map(self) -> Mapping[str, Channel]:
         """Every channel by name, from an in-memory snapshot reloaded when the generation moved

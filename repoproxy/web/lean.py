@@ -53,7 +53,7 @@ from repoproxy.builtin import tokenauth
 from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.tokens import token_hash
 from repoproxy.errors import CredentialsInvalid, InvalidName
-from repoproxy.models import Channel, Identity, Privacy
+from repoproxy.models import Channel, Credentials, Identity, Privacy
 from repoproxy.names import is_subdir
 from repoproxy.plugins import DEFAULT_PLUGINS, collect
 from repoproxy.web.files import (
@@ -95,6 +95,8 @@ MAX_DECISIONS = 1 << 16
 #: at most this many request paths remembered (a flood of paths cannot grow it)
 MAX_TARGETS = 1 << 14
 _HEX = frozenset("0123456789abcdef")
+#: no credentials at all
+ANONYMOUS = Credentials()
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,19 @@ def _is_shard(filename: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Headers:
+    """A file's headers for one version of it (``web/files.py`` makes them)."""
+
+    mtime: float
+    size: int
+    #: the Cache-Control they were made with (a channel's privacy may change)
+    cache: str
+    quoted_tag: str
+    not_modified: list[tuple[str, str]]
+    body: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class ChannelPlan:
     """What serving a channel's index files needs, fixed for one access generation."""
 
@@ -124,6 +139,8 @@ class ChannelPlan:
     #: Cache-Control of its index files and of its shards
     index_cache: str
     shard_cache: str
+    #: a plugin answers its files (``repoproxy_channel_file_claims``)
+    claimed: bool
 
 
 @dataclass
@@ -161,6 +178,7 @@ class LeanApp:
         self._lock = threading.Lock()
         self._plan: Plan | None = None
         self._targets: dict[str, Target | None] = {}
+        self._known: dict[str, Headers] = {}
         # what the app's configuration allows (fixed once the app is built)
         self.possible = self._static_check()
         # what the plugins allow: read again whenever a plugin is registered or unregistered
@@ -218,6 +236,7 @@ class LeanApp:
             self.claims = collect(hook.repoproxy_channel_file_claims(services=self.services))
             self.enabled = self.possible and not reasons
             self.tokens = self.enabled and _tokens_answered_here(self.services)
+            self._plan = None  # made again with the claims of these plugins
             self._seen = changes
         return self.enabled
 
@@ -245,8 +264,10 @@ class LeanApp:
             creds = token_credentials(match.group(1), "path")
             path = match.group(2) or "/"
             log_path = "/t/<redacted>" + path
-        else:
+        elif ("HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ):
             creds = credentials_of(environ)
+        else:
+            creds = ANONYMOUS  # no credentials (the query string is empty)
         try:
             target = self._targets[path]
         except KeyError:
@@ -255,7 +276,7 @@ class LeanApp:
             return None
         # the caller, from the environ and in-memory caches only
         generation = self.services.generation()
-        if creds.empty:
+        if creds is ANONYMOUS or creds.empty:
             if "HTTP_COOKIE" in environ:
                 return None  # perhaps the web UI's session: the application reads it
             key, identity = "", None
@@ -276,11 +297,8 @@ class LeanApp:
         allowed = plan.decisions.get((key, name))
         if allowed is None:
             allowed = self._decide(plan, key, identity, channel)
-        if not allowed or channel is None:
-            return None
-        for claims in self.claims:
-            if claims(name):
-                return None  # a plugin answers this channel's files (repoproxy_channel_file)
+        if not allowed or channel is None or channel.claimed:
+            return None  # claimed: a plugin answers its files (repoproxy_channel_file)
         sent = self._send(environ, start_response, target.file, target.filename,
                           channel.shard_cache if target.shard else channel.index_cache)
         if sent is None:
@@ -322,7 +340,7 @@ class LeanApp:
               name: str, cache: str) -> tuple[int, Any] | None:
         """(status, body) of the file's answer as ``files.file_response`` makes it, or None
         where the application must answer (no such file, webob's conditional answering)."""
-        if any(h in environ for h in PYRAMID_CONDITIONALS):
+        if not environ.keys().isdisjoint(PYRAMID_CONDITIONALS):
             return None
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         for candidate, encoding in candidates(file, name, environ):
@@ -330,24 +348,40 @@ class LeanApp:
                 st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
             except FileNotFoundError:
                 continue
-            tag = stat_etag(st)
             if if_none_match is not None:
-                if if_none_match != f'"{tag}"':
+                known = self._headers(candidate, st, name, encoding, cache)
+                if if_none_match != known.quoted_tag:
                     return None  # another tag, a list, W/, *: webob's parsing decides
-                start_response("304 Not Modified", validators(tag, st, name, encoding, cache))
+                start_response("304 Not Modified", list(known.not_modified))
                 return 304, []
             try:
                 f = open(candidate, "rb")  # noqa: SIM115 - owned by the body (or closed below)
             except FileNotFoundError:  # replaced or removed since the stat
                 continue
-            st = os.fstat(f.fileno())
-            start_response("200 OK", body_headers(stat_etag(st), st, name, encoding, cache))
+            # the headers of the open file (it may have been replaced since the stat)
+            known = self._headers(candidate, os.fstat(f.fileno()), name, encoding, cache)
+            start_response("200 OK", list(known.body))
             if environ["REQUEST_METHOD"] == "HEAD":
                 f.close()
                 return 200, []
             wrapper = environ.get("wsgi.file_wrapper")
             return 200, wrapper(f, BLOCK) if wrapper else FileIter(f, BLOCK)
         return None
+
+    def _headers(self, file: str, st: os.stat_result, name: str, encoding: str | None,
+                 cache: str) -> Headers:
+        """The file's headers (``web/files.py``'s), made again only when its stamp changed."""
+        known = self._known.get(file)
+        if (known is None or known.mtime != st.st_mtime or known.size != st.st_size
+                or known.cache != cache):
+            tag = stat_etag(st)
+            known = Headers(st.st_mtime, st.st_size, cache, f'"{tag}"',
+                            validators(tag, st, name, encoding, cache),
+                            body_headers(tag, st, name, encoding, cache))
+            if len(self._known) >= MAX_TARGETS:
+                self._known.clear()
+            self._known[file] = known
+        return known
 
     def _replan(self, generation: int) -> Plan | None:
         with self._lock:
@@ -364,7 +398,8 @@ class LeanApp:
         public = channel.privacy == Privacy.PUBLIC
         return ChannelPlan(channel, channel_acl(channel, True, []),
                            cache_control(public, False, self.max_age),
-                           cache_control(public, True, self.max_age))
+                           cache_control(public, True, self.max_age),
+                           any(claims(channel.name) for claims in self.claims))
 
     def _decide(self, plan: Plan, key: str, caller: Identity | None,
                 target: ChannelPlan | None) -> bool:
