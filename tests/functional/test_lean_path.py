@@ -328,3 +328,38 @@ def test_hook_request_observers(services: Any, world: dict[str, Any]) -> None:
         services.pm.unregister(name="repoproxy_broken_observer")
     assert seen == [("channel.file", 200), ("channel.file", 200), ("channel.file", 401),
                     ("none", 404)]
+
+
+def test_role_bindings_decide_as_in_pyramid(tmp_path: Path) -> None:
+    """``unauthenticated_role_bindings`` and ``authenticated_role_bindings`` grant what they
+    grant through Pyramid: the lean path decides with the same identities."""
+    from repoproxy.domain.channels import create_channel
+    from repoproxy.domain.core import load_core
+
+    core = load_core({"repoproxy.root": str(tmp_path / "root"),
+                      "repoproxy.log_requests": "false",
+                      "repoproxy.auth.unauthenticated_role_bindings": "open*=read",
+                      "repoproxy.auth.authenticated_role_bindings": "team=read"}, {})
+    try:
+        for name in ("open-a", "team", "closed"):
+            create_channel(core, name, privacy="private")
+        token = make_token(core, "nobody", channels=["closed"])
+        lean_app = make_app(core)
+        pyramid = lean_app.router = Pyramid(lean_app.router)
+        lean = TestApp(lean_app)
+        plain = TestApp(fastpath.uninstall(make_app(core).router))
+        for headers in ({}, {"Authorization": f"Bearer {token}"}):
+            lean.get("/closed/noarch/repodata.json", headers=headers, expect_errors=True)
+            pyramid.seen.clear()
+            got = {}
+            for channel in ("open-a", "team", "closed"):
+                url = f"/{channel}/noarch/repodata.json"
+                got[channel] = answer(lean, "GET", url, headers)
+                assert got[channel] == answer(plain, "GET", url, headers)
+            granted = {c for c, a in got.items() if a[0] == "200 OK"}
+            # what a binding grants is answered by the lean path, the rest by Pyramid
+            assert granted == ({"open-a"} if not headers else {"team", "closed"})
+            assert set(pyramid.seen) == {f"/{c}/noarch/repodata.json"
+                                         for c in {"open-a", "team", "closed"} - granted}
+    finally:
+        core.close()
