@@ -344,21 +344,27 @@ class LeanApp:
             return None
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         for candidate, encoding in candidates(file, name, environ):
-            try:
-                st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
-            except FileNotFoundError:
-                continue
             if if_none_match is not None:
+                try:
+                    st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    return None  # unreadable: the application answers (and logs) it
                 known = self._headers(candidate, st, name, encoding, cache)
                 if if_none_match != known.quoted_tag:
                     return None  # another tag, a list, W/, *: webob's parsing decides
+                # decided from the stat alone: the file is not opened for a 304
                 start_response("304 Not Modified", list(known.not_modified))
                 return 304, []
+            # a body: the file opened at once (its headers come from the open file anyway,
+            # which may be a newer version than a stat before the open would have seen)
             try:
                 f = open(candidate, "rb")  # noqa: SIM115 - owned by the body (or closed below)
-            except FileNotFoundError:  # replaced or removed since the stat
+            except FileNotFoundError:
                 continue
-            # the headers of the open file (it may have been replaced since the stat)
+            except OSError:
+                return None  # a directory, no permission: the application answers (and logs) it
             known = self._headers(candidate, os.fstat(f.fileno()), name, encoding, cache)
             start_response("200 OK", list(known.body))
             if environ["REQUEST_METHOD"] == "HEAD":
