@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import pluggy
 from sqlite_utils import Database
 
 from repoproxy.models import Channel
+from repoproxy.plugins import PluginManager
 from repoproxy.settings import Settings
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import ConnectionPool
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
+    def __init__(self, settings: Settings, pm: PluginManager) -> None:
         self.settings = settings
         self.pm = pm
         self.store = Store(settings.root)

@@ -2,17 +2,20 @@
 
 What conda clients send all day, a GET or HEAD of a subdir's index files (``repodata.json``,
 its ``.zst``, the shard index, ``run_exports.json``) and of its shards, is decided here from
-in-memory state and one stat, with none of Pyramid's per-request work (a request object, the
-tweens, the router, the security policy walking an ACL, the view's hooks):
+in-memory state, a stat of the access generation's stamp and one of the file (or its open),
+with none of Pyramid's per-request work (a request object, the tweens, the router, the
+security policy walking an ACL, the view's hooks):
 
-* the route: the router's own conda route objects, matched in its order (``fastpath.Routing``);
+* the route: the router's own conda route objects, matched in its order
+  (``FastHandler.route``), once per request path (the answers are kept, bounded);
 * the caller: no credentials (anonymous with its role bindings), or a token the token
   backend verified under the current access generation (``tokenauth.known_identity``);
 * the access decision: the security policy's ACL helper over the channel's ACL and the
   caller's principals, computed once per (caller, channel) and kept in a :class:`Plan`
   built per access generation from the channel snapshot (a change by any process makes a new
   plan on the next request);
-* the answer: ``web/files.py``'s candidates, validators and headers, from the same stat.
+* the answer: ``web/files.py``'s candidates, validators and headers, made once per version
+  of a file (its mtime and size) and kept.
 
 Anything else goes to the Pyramid application, untouched, which answers it from scratch
 exactly as it would have: every refusal (no access, an absent channel, a credentials error,
@@ -218,7 +221,7 @@ class LeanApp:
         """Whether the lean path is on, what the plugins allow read again when the loaded
         plugins changed."""
         pm = self.services.pm
-        changes = pm.changes
+        changes = pm.changes  # repoproxy.plugins.PluginManager counts (un)registrations
         if changes == self._seen:
             return self.enabled
         with self._lock:
