@@ -151,7 +151,11 @@ class Plan:
     """The channels of one access generation and the access decisions made under it."""
 
     generation: int
-    channels: Mapping[str, ChannelPlan]
+    #: the channel snapshot of that generation
+    channels: Mapping[str, Channel]
+    #: name -> its plan, made on the channel's first request (not all at once: a server of
+    #: many channels would pay for all of them after every change of access)
+    prepared: dict[str, ChannelPlan] = field(default_factory=dict)
     #: (token digest or "" for anonymous, channel) -> may read
     decisions: dict[tuple[str, str], bool] = field(default_factory=dict)
 
@@ -296,7 +300,9 @@ class LeanApp:
             if plan is None:
                 return None
         name = target.channel
-        channel = plan.channels.get(name)
+        channel = plan.prepared.get(name)
+        if channel is None and name in plan.channels:
+            channel = plan.prepared[name] = self._channel_plan(plan.channels[name])
         allowed = plan.decisions.get((key, name))
         if allowed is None:
             allowed = self._decide(plan, key, identity, channel)
@@ -397,8 +403,7 @@ class LeanApp:
             plan = self._plan
             if plan is None or plan.generation != generation:
                 stamp, channels = self.services.channel_snapshot()
-                plan = Plan(stamp, {name: self._channel_plan(channel)
-                                    for name, channel in channels.items()})
+                plan = Plan(stamp, channels)
                 self._plan = plan
         # the generation moved on while the snapshot was read: the application answers
         return plan if plan.generation == generation else None
