@@ -8,7 +8,7 @@ arguments, never by renaming them. See docs/plugin_hooks.md for examples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -396,6 +396,43 @@ def repoproxy_channel_file(request: Request, channel: Channel, subdir: str,
     :param subdir: the subdir.
     :param filename: the file name in the subdir; shards are ``shards/<sha256>.msgpack.zst``.
     :return: a response, or None to let the core serve its own file.
+    """
+
+
+@hookspec
+def repoproxy_channel_file_claims(services: Core) -> Callable[[str], bool] | None:
+    """Tell which channels' files this plugin's ``repoproxy_channel_file`` may answer.
+
+    Called once when the WSGI app is built. The server answers the common conda requests
+    (indexes and shards a caller may read) without the Pyramid application (``web/lean.py``)
+    and asks each predicate, for every such request, whether to hand it to the application,
+    where ``repoproxy_channel_file`` then runs. A plugin that implements
+    ``repoproxy_channel_file`` without this hook sends every conda request through the
+    application.
+
+    The predicate is asked once per channel and access generation, and its answer kept until
+    the generation moves: a plugin whose answer changes calls ``services.access_changed()``
+    after the change (every process then asks again on its next request).
+
+    :param services: the shared services.
+    :return: ``claims(channel_name) -> bool``; None when this plugin answers no channel's
+        files.
+    """
+
+
+@hookspec
+def repoproxy_request_observers(services: Core) -> Iterable[Callable[[str, int, float], None]]:
+    """Contribute callables told of every HTTP request once it is answered (metrics).
+
+    Called once when the WSGI app is built. Each callable is then called for every request,
+    refusals and errors included, on the request's thread, after the answer is decided and
+    before its body is sent: ``observe(route_name, status, seconds)``, with the matched
+    route's name (``"none"`` when no route matched: never the raw path) and the time the
+    application took. Keep it cheap (no I/O): it runs for every request. An exception in it
+    is logged with the plugin's name and does not change the answer.
+
+    :param services: the shared services.
+    :return: an iterable of callables. All results are used.
     """
 
 

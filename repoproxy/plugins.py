@@ -42,14 +42,29 @@ def _names(value: Any) -> set[str]:
     return {str(v) for v in value or ()}
 
 
-def get_plugin_manager(raw_settings: Mapping[str, Any] | None = None) -> pluggy.PluginManager:
+class PluginManager(pluggy.PluginManager):
+    """pluggy's plugin manager, counting registrations: what caches a decision made from the
+    loaded plugins (the server's lean path, web/lean.py) compares ``changes`` per request."""
+
+    changes = 0
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        self.changes += 1
+        return super().register(plugin, name)
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        self.changes += 1
+        return super().unregister(plugin, name)
+
+
+def get_plugin_manager(raw_settings: Mapping[str, Any] | None = None) -> PluginManager:
     """Build a plugin manager from (raw or parsed) settings."""
     settings = raw_settings or {}
     block = _names(settings.get("repoproxy.plugins.block", ())) - ESSENTIAL_PLUGINS
     allow = _names(settings.get("repoproxy.plugins.allow", ()))
     plugins_dir = str(settings.get("repoproxy.plugins.dir", "") or "")
 
-    pm = pluggy.PluginManager("repoproxy")
+    pm = PluginManager("repoproxy")
     pm.add_hookspecs(hookspecs)
     # historic: every plugin registered from here on gets to add its own hookspecs
     pm.hook.repoproxy_addhooks.call_historic(kwargs={"pluginmanager": pm})

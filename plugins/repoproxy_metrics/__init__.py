@@ -47,6 +47,17 @@ def repoproxy_configure(config: Any) -> None:
 
 
 @hookimpl
+def repoproxy_request_observers(services: Any) -> Any:
+    from pyramid.settings import asbool
+
+    # every request, refusals included, by route name and status (the core calls this from
+    # its access log tween and from the server's lean path)
+    if not asbool(services.settings.get("repoproxy_metrics.enabled", True)):
+        return None
+    return [_metrics().request_observer()]
+
+
+@hookimpl
 def repoproxy_file_served(request: Any, channel: Any, subdir: str, filename: str) -> None:
     _metrics().DOWNLOADS.labels(channel=channel.name).inc()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,33 +50,22 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY) + generate_latest(_extra)
 
 
-def metrics_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
-    """Count and time each request by matched route name (``none`` if unmatched) and status."""
+def request_observer() -> Callable[[str, int, float], None]:
+    """``observe(route, status, seconds)`` (``repoproxy_request_observers``): count and time
+    each request by matched route name (``none`` if unmatched) and status."""
     # (route, status) -> the labelled children: ``labels()`` costs a lock and a keyword
     # check per call, on every request. Bounded: route names and statuses are finite
-    children: dict[tuple[str, str], tuple[Any, Any]] = {}
+    children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
-    def series(name: str, status: str) -> tuple[Any, Any]:
-        pair = children.get((name, status))
+    def observe(route: str, status: int, seconds: float) -> None:
+        pair = children.get((route, status))
         if pair is None:
-            pair = children[(name, status)] = (REQUESTS.labels(route=name, status=status),
-                                               LATENCY.labels(route=name, status=status))
-        return pair
+            label = str(status)
+            pair = children[(route, status)] = (REQUESTS.labels(route=route, status=label),
+                                                LATENCY.labels(route=route, status=label))
+        pair[0].inc()
+        pair[1].observe(seconds)
+        if status == 401:
+            AUTH_FAILURES.labels(route=route).inc()
 
-    def tween(request: Any) -> Any:
-        start = time.perf_counter()
-        response = None
-        try:
-            response = handler(request)
-            return response
-        finally:
-            route = getattr(request, "matched_route", None)
-            name = route.name if route is not None else "none"
-            status = str(response.status_int) if response is not None else "500"
-            count, latency = series(name, status)
-            count.inc()
-            latency.observe(time.perf_counter() - start)
-            if status == "401":
-                AUTH_FAILURES.labels(route=name).inc()
-
-    return tween
+    return observe

@@ -21,9 +21,6 @@ def includeme(config: Configurator) -> None:
     settings = config.registry.services.settings
     if not asbool(settings.get("repoproxy_metrics.enabled", True)):
         return
-    # under the access log: the tween sees the final response, refusals included
-    config.add_tween("repoproxy_metrics.metrics.metrics_tween_factory",
-                     under="repoproxy.web.tweens.logging_tween_factory")
     config.registry.services.pm.hook.repoproxy_metrics_collectors(
         registry=metrics.extra_registry())
     config.add_route("metrics.scrape", "/-/metrics", factory=ServerResource)

@@ -87,6 +87,15 @@ def repoproxy_channel_file(request: Any, channel: Channel, subdir: str, filename
 
 
 @hookimpl
+def repoproxy_channel_file_claims(services: Core) -> Any:
+    from .passive import proxy
+
+    p = proxy(services)
+    # asked once per channel and access generation, which service._publish_passive moves on
+    return lambda channel: p.mirror_for(channel) is not None
+
+
+@hookimpl
 def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> list[str]:
     from .removed import removed_files
 

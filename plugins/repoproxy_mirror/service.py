@@ -45,6 +45,9 @@ def _publish_passive(core: Core) -> None:
     # the whole definition: the request path then needs no catalog query (no secret in it)
     data = {m.channel: m.as_json() for m in mirror_store(core).list() if m.mode == "passive"}
     atomic_write(mirror_dir(core) / "passive.json", json.dumps(data, sort_keys=True).encode())
+    # which channels the proxy answers changed: the server's lean path asks its claim again
+    # (repoproxy_channel_file_claims) under the new generation, in every process
+    core.access_changed()
 
 
 def _audit(actor: Actor, action: str, mirror: Mirror, **details: Any) -> Any:

@@ -31,7 +31,7 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
     if token is None or parse_id(token) is None:
         return None  # not one of ours: another backend may know it
     services = request.registry.services
-    cache = services.plugin_state("tokenauth.verified", VerifiedTokens)
+    cache = verified_tokens(services)
     digest = token_hash(token)
     generation = services.generation()
     hit = cache.get(digest, generation)
@@ -40,11 +40,33 @@ def repoproxy_identify(request: Any, credentials: Credentials) -> Identity | Non
         if credentials.username is not None and owner and credentials.username != owner:
             raise CredentialsInvalid("token does not belong to this user")
         if identity.token_id:
-            _touch(request, identity.token_id)
+            cache.touch(services, identity.token_id)
         return identity
     identity = _verify(request, token, credentials)
     cache.put(digest, generation, _owner_of(identity), identity)
     return identity
+
+
+def known_identity(services: Any, digest: str, generation: int,
+                   cache: VerifiedTokens | None = None) -> Identity | None:
+    """The identity of a token (by its ``token_hash``) verified under ``generation`` and not
+    expired since, from the cache alone: None when it would take the catalog (a miss, a
+    revoked or expired token). The server's lean path (web/lean.py) asks this for a bearer
+    token, where this backend answers the hook (``cache``: :func:`verified_tokens`, looked
+    up once by the caller)."""
+    cache = cache or verified_tokens(services)
+    hit = cache.get(digest, generation)
+    if hit is None:
+        return None
+    identity = hit[1]
+    if identity.token_id:
+        cache.touch(services, identity.token_id)
+    return identity
+
+
+def verified_tokens(services: Any) -> VerifiedTokens:
+    cache: VerifiedTokens = services.plugin_state("tokenauth.verified", VerifiedTokens)
+    return cache
 
 
 def _owner_of(identity: Identity) -> str | None:
@@ -65,7 +87,7 @@ def _verify(request: Any, token: str, credentials: Credentials) -> Identity:
         raise CredentialsInvalid("token expired")
     if credentials.username is not None and row.owner and credentials.username != row.owner:
         raise CredentialsInvalid("token does not belong to this user")
-    _touch(request, row.id)
+    verified_tokens(request.registry.services).touch(request.registry.services, row.id)
     if row.role == "admin":
         return Identity(name=row.owner or f"token:{row.name}", kind="token", role="admin",
                         token_id=row.id, expires=row.expires)
@@ -98,6 +120,7 @@ class VerifiedTokens:
     def __init__(self) -> None:
         self._entries: OrderedDict[str, tuple[int, float, str | None, Identity]] = OrderedDict()
         self._lock = threading.Lock()
+        self._last_used: dict[str, float] = {}  # token id -> when last_used was written
 
     def get(self, digest: str, generation: int) -> tuple[str | None, Identity] | None:
         entry = self._entries.get(digest)
@@ -118,17 +141,14 @@ class VerifiedTokens:
             while len(self._entries) > self.MAX:
                 self._entries.popitem(last=False)
 
+    def touch(self, services: Any, token_id: str) -> None:
+        """Remember when a token was last used, at most once a minute (no write per request)."""
+        now = time.monotonic()
+        if now - self._last_used.get(token_id, -1e9) < 60:
+            return
+        self._last_used[token_id] = now
+        from repoproxy.storage.catalog import utcnow
 
-def _touch(request: Any, token_id: str) -> None:
-    from repoproxy.storage.catalog import utcnow
-
-    """Remember when a token was last used, at most once a minute (no write per request)."""
-    cache: dict[str, float] = request.registry.__dict__.setdefault("token_last_used", {})
-    now = time.monotonic()
-    if now - cache.get(token_id, -1e9) < 60:
-        return
-    cache[token_id] = now
-    services = request.registry.services
-    # bookkeeping must never fail a request (e.g. the database is busy with a long write)
-    with contextlib.suppress(Exception):
-        services.catalog().update_token(token_id, last_used=utcnow())
+        # bookkeeping must never fail a request (e.g. the database is busy with a long write)
+        with contextlib.suppress(Exception):
+            services.catalog().update_token(token_id, last_used=utcnow())

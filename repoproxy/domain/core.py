@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-import pluggy
-
 from repoproxy.pipeline.ingest import Ingestor
 from repoproxy.pipeline.repodata import Indexer
-from repoproxy.plugins import collect, get_plugin_manager
+from repoproxy.plugins import PluginManager, collect, get_plugin_manager
 from repoproxy.settings import Settings, build_settings, raw_settings
 from repoproxy.storage.migrations import apply_all
 from repoproxy.storage.runtime import Runtime
@@ -25,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Core(Runtime):
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
+    def __init__(self, settings: Settings, pm: PluginManager) -> None:
         super().__init__(settings, pm)
 
     @cached_property

@@ -11,21 +11,21 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import pluggy
 from sqlite_utils import Database
 
 from repoproxy.models import Channel
+from repoproxy.plugins import PluginManager
 from repoproxy.settings import Settings
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import ConnectionPool
-from repoproxy.storage.generation import read_stamp, stamp_path
+from repoproxy.storage.generation import bump, read_stamp, stamp_path
 from repoproxy.storage.store import Store
 
 T = TypeVar("T")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
+    def __init__(self, settings: Settings, pm: PluginManager) -> None:
         self.settings = settings
         self.pm = pm
         self.store = Store(settings.root)
@@ -41,12 +41,24 @@ class Runtime:
         """The access generation (``storage/generation.py``): one stat, no query."""
         return read_stamp(self._generation_file)
 
+    def access_changed(self) -> None:
+        """Move the access generation on: every process drops what it decided from the old
+        one (channel and token snapshots, the lean path's plans) on its next request. The
+        catalog's writes of channels, members, users and tokens do it after commit; a plugin
+        does it when something it answers per channel changed (``repoproxy_mirror``'s passive
+        channels, see the ``repoproxy_channel_file_claims`` hook)."""
+        bump(self.generation_path)
+
     def channel_map(self) -> Mapping[str, Channel]:
         """Every channel by name, from an in-memory snapshot reloaded when the generation moved
         (a change by any process is seen on the next call). The hot path's channel lookup."""
+        return self.channel_snapshot()[1]
+
+    def channel_snapshot(self) -> tuple[int, Mapping[str, Channel]]:
+        """(the generation it was loaded under, :meth:`channel_map`)."""
         snapshot = self._channels
         if snapshot is not None and snapshot[0] == self.generation():
-            return snapshot[1]
+            return snapshot
         with self._channels_lock:
             # the stamp is read before the query: a change committed meanwhile leaves the
             # snapshot older-stamped than the file, so the next call reloads again
@@ -54,7 +66,7 @@ class Runtime:
             if self._channels is None or self._channels[0] != stamp:
                 channels = {c.name: c for c in self.catalog().list_channels()}
                 self._channels = (stamp, channels)
-            return self._channels[1]
+            return self._channels
 
     def db(self) -> Database:
         """This thread's connection to the catalog."""

@@ -64,17 +64,23 @@ class FastHandler:
                 return response
         return self.router_handler(request)
 
-    def _answer(self, request: Any) -> Any:
-        path = request.path_info
+    def route(self, path: str) -> tuple[Any, dict[str, Any]] | None:
+        """(route, match) of the conda route the router would match ``path`` to, or None
+        where it would match an earlier route or none (the lean path shares this)."""
         first = path[1:].partition("/")[0]
         if first in self.words:
             return None  # a route before the conda routes may match it: the router decides
         for route in self.routes:
             match = route.match(path)
             if match is not None:
-                break
-        else:
+                return route, match
+        return None
+
+    def _answer(self, request: Any) -> Any:
+        found = self.route(request.path_info)
+        if found is None:
             return None
+        route, match = found
         view = VIEWS.get(route.name)
         if view is None:
             return None

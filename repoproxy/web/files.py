@@ -14,7 +14,8 @@ from pyramid.response import FileIter, Response
 from repoproxy.errors import NotFound
 from repoproxy.models import Channel, Privacy
 
-_BLOCK = 64 * 1024
+#: bytes per read where a file is sent through Python (no sendfile)
+BLOCK = 64 * 1024
 #: the request headers webob's conditional response app reads
 CONDITIONAL_HEADERS = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 GZIP_TWINS = frozenset({"repodata.json", "run_exports.json", "channeldata.json"})
@@ -45,17 +46,13 @@ def file_response(request: Any, path: Path | str, channel: Channel, *, immutable
     On the hot path: headers are written as a list (webob's property setters cost about as
     much as the rest of the request), paths are strings."""
     name = os.path.basename(path)  # noqa: PTH119 (hot path: str paths)
-    base = os.fspath(path)
     environ = request.environ
-    # a gzip twin may vanish at any moment (a publish removes it before replacing its file,
-    # see Indexer._write_json): then the file itself is answered, plain
-    candidates: tuple[tuple[str, str | None], ...] = ((base, None),)
-    if name in GZIP_TWINS and "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
-        candidates = ((base + ".gz", "gzip"), (base, None))
+    cache = cache_control(channel.privacy == Privacy.PUBLIC, immutable,
+                          request.registry.services.settings["repoproxy.index_max_age"])
     # validators or a Range to look at: else neither a 304 nor webob's conditional answering
     # (which costs a third of a small 200) can apply
     conditional = any(h in environ for h in CONDITIONAL_HEADERS)
-    for candidate, encoding in candidates:
+    for candidate, encoding in candidates(os.fspath(path), name, environ):
         try:
             st = os.stat(candidate)  # noqa: PTH116 (hot path: str paths)
         except FileNotFoundError:
@@ -63,8 +60,7 @@ def file_response(request: Any, path: Path | str, channel: Channel, *, immutable
         tag = etag or stat_etag(st)
         if conditional and _not_modified(request, tag, st.st_mtime):
             # decided from the stat alone: the file is not opened for a 304
-            return NotModified(status=304, headerlist=_validators(
-                request, tag, st, name, encoding, channel, immutable))
+            return NotModified(status=304, headerlist=validators(tag, st, name, encoding, cache))
         try:
             f = open(candidate, "rb")  # noqa: SIM115 - owned by the response's app_iter
         except FileNotFoundError:  # replaced or removed since the stat
@@ -73,19 +69,41 @@ def file_response(request: Any, path: Path | str, channel: Channel, *, immutable
         # rename at any moment, and a length taken from the next version truncates or pads
         # this one (pyramid's FileResponse stats the path, then opens it)
         st = os.fstat(f.fileno())
-        suffix = ".json" if encoding else os.path.splitext(name)[1]  # noqa: PTH122 (hot path: str paths)
-        headers = [("Content-Type", CONTENT_TYPES.get(suffix, "application/octet-stream")),
-                   *_validators(request, etag or stat_etag(st), st, name, encoding, channel,
-                                immutable, length=st.st_size)]
+        headers = body_headers(etag or stat_etag(st), st, name, encoding, cache)
         wrapper = environ.get("wsgi.file_wrapper")
         return Response(headerlist=headers, conditional_response=conditional,
-                        app_iter=wrapper(f, _BLOCK) if wrapper else FileIter(f, _BLOCK))
+                        app_iter=wrapper(f, BLOCK) if wrapper else FileIter(f, BLOCK))
     raise NotFound(f"{name} not found")
 
 
-def _validators(request: Any, tag: str, st: os.stat_result, name: str, encoding: str | None,
-                channel: Channel, immutable: bool, length: int | None = None
-                ) -> list[tuple[str, str]]:
+def candidates(base: str, name: str, environ: dict[str, Any]
+               ) -> tuple[tuple[str, str | None], ...]:
+    """The files that may answer a request for ``base``, in order, with their encoding.
+
+    A gzip twin may vanish at any moment (a publish removes it before replacing its file, see
+    Indexer._write_json): then the file itself is answered, plain."""
+    if name in GZIP_TWINS and "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
+        return ((base + ".gz", "gzip"), (base, None))
+    return ((base, None),)
+
+
+def cache_control(public: bool, immutable: bool, max_age: int) -> str:
+    """The Cache-Control of a channel's file: ``public`` only for a public channel's."""
+    scope = "public" if public else "private"
+    return f"{scope}, max-age=31536000, immutable" if immutable else f"{scope}, max-age={max_age}"
+
+
+def body_headers(tag: str, st: os.stat_result, name: str, encoding: str | None, cache: str
+                 ) -> list[tuple[str, str]]:
+    """The headers of a 200 (or its HEAD) of a file whose open descriptor's stat is ``st``."""
+    suffix = ".json" if encoding else os.path.splitext(name)[1]  # noqa: PTH122 (hot path: str paths)
+    return [("Content-Type", CONTENT_TYPES.get(suffix, "application/octet-stream")),
+            *validators(tag, st, name, encoding, cache, length=st.st_size)]
+
+
+def validators(tag: str, st: os.stat_result, name: str, encoding: str | None, cache: str,
+               length: int | None = None) -> list[tuple[str, str]]:
+    """Validators and cache headers (all a 304 carries), with Content-Length for a body."""
     # nginx's validator scheme (see stat_etag), so answers agree with and without the front;
     # a gzip twin is a file of its own, with its own stamp
     headers = [("Last-Modified", http_date(st.st_mtime))]
@@ -96,12 +114,7 @@ def _validators(request: Any, tag: str, st: os.stat_result, name: str, encoding:
         headers.append(("Content-Encoding", encoding))
     if name.removesuffix(".gz") in GZIP_TWINS:
         headers.append(("Vary", "Accept-Encoding"))
-    scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
-    if immutable:
-        headers.append(("Cache-Control", f"{scope}, max-age=31536000, immutable"))
-    else:
-        max_age = request.registry.services.settings["repoproxy.index_max_age"]
-        headers.append(("Cache-Control", f"{scope}, max-age={max_age}"))
+    headers.append(("Cache-Control", cache))
     return headers
 
 

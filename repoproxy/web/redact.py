@@ -42,14 +42,19 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-#: a word every pattern above needs (case-insensitively a superset): text without any of them
-#: (most access log lines) is returned after one search instead of five substitutions
-_TRIGGER = re.compile(r"(?i)rp-|/t/|authoriz|api[-_]key|token|password|secret")
+#: a word one of the patterns above needs (case-insensitively, a superset): text without any
+#: of them (most access log lines) is returned after these substring tests, which cost a tenth
+#: of one search of a regular expression of alternatives. "token" only where a pattern can
+#: follow it (before "=", "%3d" or a quote): an access line naming a token identity,
+#: ``token:<name>``, is not searched five times more
+_TRIGGERS = ("rp-", "/t/", "authoriz", "api-key", "api_key", "token=", "token%3d", "token'",
+             'token"', "password", "secret")
 
 
 def redact(text: str) -> str:
     """``text`` with every credential-shaped part replaced by ``<redacted>``."""
-    if _TRIGGER.search(text) is None:
+    lowered = text.lower()
+    if not any(word in lowered for word in _TRIGGERS):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)

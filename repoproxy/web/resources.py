@@ -29,34 +29,39 @@ class ChannelResource:
 
     @property
     def __acl__(self) -> list[tuple[str, str, Any]]:
-        name = self.channel.name
         extra: list[tuple[str, str, Any]] = []
         for entries in self.request.registry.services.pm.hook.repoproxy_acl_entries(
             request=self.request, context=self
         ):
             extra.extend(entries or ())
-        # an absent channel grants nothing to anyone, admins included, yet its ACL is built
-        # and walked entry for entry like a hidden channel's (same entries, none matching),
-        # so that refusing either costs the same (no timing oracle)
-        exists = self.exists
-        acl: list[tuple[str, str, Any]] = [e for e in extra if e[0] == Deny]
-        acl.append((Allow, "role:admin" if exists else NOBODY, ALL_PERMISSIONS))
-        acl.extend((a, p if exists else NOBODY, perms) for a, p, perms in extra if a != Deny)
-        if self.channel.privacy == Privacy.PUBLIC:
-            acl.append((Allow, Everyone, ACCESS_PERMISSIONS["read"]))
-        elif self.channel.privacy == Privacy.AUTHENTICATED:
-            acl.append((Allow, Authenticated, ACCESS_PERMISSIONS["read"]))
-        # a subchannel's access follows its parent's: grants on the parent cover it (its
-        # privacy is kept equal to the parent's by the channel operations)
-        parent = name.partition("/")[0]
-        for level, perms in ACCESS_PERMISSIONS.items():
-            acl.append((Allow, f"channel:{name}:{level}" if exists else NOBODY, perms))
-            if parent != name:
-                acl.append((Allow, f"channel:{parent}:{level}" if exists else NOBODY, perms))
-            acl.append((Allow, f"channel:*:{level}" if exists else NOBODY, perms))
-        # the last entry refuses everybody an absent channel; for a real one it matches nobody
-        acl.append((Deny, NOBODY if exists else Everyone, ALL_PERMISSIONS))
-        return acl
+        return channel_acl(self.channel, self.exists, extra)
+
+
+def channel_acl(channel: Channel, exists: bool, extra: list[tuple[str, str, Any]]
+                ) -> list[tuple[str, str, Any]]:
+    """A channel's ACL, with the ``repoproxy_acl_entries`` answers ``extra`` (Deny first)."""
+    name = channel.name
+    # an absent channel grants nothing to anyone, admins included, yet its ACL is built
+    # and walked entry for entry like a hidden channel's (same entries, none matching),
+    # so that refusing either costs the same (no timing oracle)
+    acl: list[tuple[str, str, Any]] = [e for e in extra if e[0] == Deny]
+    acl.append((Allow, "role:admin" if exists else NOBODY, ALL_PERMISSIONS))
+    acl.extend((a, p if exists else NOBODY, perms) for a, p, perms in extra if a != Deny)
+    if channel.privacy == Privacy.PUBLIC:
+        acl.append((Allow, Everyone, ACCESS_PERMISSIONS["read"]))
+    elif channel.privacy == Privacy.AUTHENTICATED:
+        acl.append((Allow, Authenticated, ACCESS_PERMISSIONS["read"]))
+    # a subchannel's access follows its parent's: grants on the parent cover it (its
+    # privacy is kept equal to the parent's by the channel operations)
+    parent = name.partition("/")[0]
+    for level, perms in ACCESS_PERMISSIONS.items():
+        acl.append((Allow, f"channel:{name}:{level}" if exists else NOBODY, perms))
+        if parent != name:
+            acl.append((Allow, f"channel:{parent}:{level}" if exists else NOBODY, perms))
+        acl.append((Allow, f"channel:*:{level}" if exists else NOBODY, perms))
+    # the last entry refuses everybody an absent channel; for a real one it matches nobody
+    acl.append((Deny, NOBODY if exists else Everyone, ALL_PERMISSIONS))
+    return acl
 
 
 def channel_factory(request: Any) -> ChannelResource:

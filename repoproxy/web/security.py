@@ -27,17 +27,23 @@ from repoproxy.names import TOKEN_RE
 
 
 def extract_credentials(request: Any) -> Credentials:
-    environ = request.environ  # the headers' own keys: webob's header mapping costs more
+    """The request's credentials (none: ``Credentials()``); raises CredentialsInvalid."""
+    return credentials_of(request.environ)
+
+
+def credentials_of(environ: Mapping[str, Any]) -> Credentials:
+    """:func:`extract_credentials` from the WSGI environ alone (the headers' own keys:
+    webob's header mapping costs more); the server's lean path (web/lean.py) calls it."""
     path_token = environ.get("repoproxy.path_token")
     if path_token is not None:
-        return _token(path_token, "path")
+        return token_credentials(path_token, "path")
     auth = environ.get("HTTP_AUTHORIZATION")
     if auth:
         scheme, _, value = auth.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
         if scheme == "bearer":
-            return _token(value, "bearer")
+            return token_credentials(value, "bearer")
         if scheme == "basic":
             try:
                 user, sep, password = base64.b64decode(value, validate=True).decode().partition(
@@ -56,14 +62,14 @@ def extract_credentials(request: Any) -> Credentials:
         raise CredentialsInvalid("unsupported Authorization scheme")
     api_key = environ.get("HTTP_X_API_KEY")
     if api_key:
-        return _token(api_key, "api-key")
+        return token_credentials(api_key, "api-key")
     query_token = environ.get("repoproxy.query_token")
     if query_token is not None:
-        return _token(query_token, "query")
+        return token_credentials(query_token, "query")
     return Credentials()
 
 
-def _token(value: str, source: str) -> Credentials:
+def token_credentials(value: str, source: str) -> Credentials:
     if not TOKEN_RE.match(value):
         raise CredentialsInvalid("malformed token")
     return Credentials(token=value, source=source)
@@ -98,9 +104,7 @@ def identify(request: Any) -> Identity:
 
         identity = session_identity(request)
         if identity is None:
-            key = "repoproxy.auth.unauthenticated_role_bindings"
-            grants = parse_bindings(settings[key], key)
-            return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
+            return anonymous_identity(settings)
     else:
         identity = request.registry.services.pm.hook.repoproxy_identify(
             request=request, credentials=creds
@@ -109,6 +113,18 @@ def identify(request: Any) -> Identity:
             raise CredentialsInvalid()
         if creds.source == "query":
             _check_query_token(request, identity)
+    return with_authenticated_bindings(identity, settings)
+
+
+def anonymous_identity(settings: Mapping[str, Any]) -> Identity:
+    """Who sends no credentials: anonymous, with ``unauthenticated_role_bindings``."""
+    key = "repoproxy.auth.unauthenticated_role_bindings"
+    grants = parse_bindings(settings[key], key)
+    return replace(ANONYMOUS, grants=dict(grants)) if grants else ANONYMOUS
+
+
+def with_authenticated_bindings(identity: Identity, settings: Mapping[str, Any]) -> Identity:
+    """An identified caller's grants, raised to ``authenticated_role_bindings`` where lower."""
     key = "repoproxy.auth.authenticated_role_bindings"
     bindings = parse_bindings(settings[key], key)
     if bindings:

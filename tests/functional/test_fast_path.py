@@ -76,10 +76,10 @@ def answer(app: TestApp, method: str, url: str, headers: dict[str, str]) -> tupl
 
 def test_fast_path_answers_what_the_router_answers(services: Any, app: Any,
                                                    world: dict[str, Any]) -> None:
-    assert app.fast_handler is not None
-    assert app.fast_handler.enabled
-    plain = TestApp(fastpath.uninstall(make_app(services)))
-    fast = TestApp(app)
+    assert app.router.fast_handler is not None
+    assert app.router.fast_handler.enabled
+    plain = TestApp(fastpath.uninstall(make_app(services).router))
+    fast = TestApp(app.router)
     statuses = set()
     for method, url, headers in requests(world):
         got = answer(fast, method, url, headers)
@@ -92,14 +92,14 @@ def test_fast_path_answers_what_the_router_answers(services: Any, app: Any,
 def test_fast_path_skips_the_router_for_what_it_answers(app: Any, world: dict[str, Any],
                                                         monkeypatch: Any) -> None:
     routed: list[str] = []
-    orig = app.fast_handler.router_handler
+    orig = app.router.fast_handler.router_handler
 
     def spy(request: Any) -> Any:
         routed.append(request.path_info)
         return orig(request)
 
-    monkeypatch.setattr(app.fast_handler, "router_handler", spy)
-    test = TestApp(app)
+    monkeypatch.setattr(app.router.fast_handler, "router_handler", spy)
+    test = TestApp(app.router)
     token = {"Authorization": f"Bearer {world['read']}"}
     test.get("/pub/noarch/repodata.json", headers={"If-None-Match": world["etag"]}, status=304)
     test.get(f"/pub/noarch/{world['pkg']}")

@@ -74,6 +74,8 @@ def test_undecodable_url_on_upload_and_plugin_routes(
     f"GET /main/noarch/x?token={TOKEN}&a=1",
     "GET /main/noarch/x?a=1&access_token=secret123",
     "GET /main/noarch/x?api_key=secret123",
+    "GET /main/noarch/x?a=1%26token%3Dsecret123",
+    "GET /main/noarch/x%3FTOKEN=secret123",
     f"headers {{'Authorization': 'Bearer {TOKEN}'}}",
     "headers {'Authorization': 'Basic c2VjcmV0MTIzOnNlY3JldDEyMw=='}",
     "Authorization: token secret123",
@@ -93,6 +95,11 @@ def test_redact_every_form(text: str) -> None:
 
 def test_redact_leaves_ordinary_text() -> None:
     text = 'GET /main/noarch/repodata.json?tokens_page=2 200 "rp-1" /api/v1/tokens'
+    assert redact(text) == text
+
+
+def test_redact_leaves_an_access_line_of_a_token_identity() -> None:
+    text = '127.0.0.1 "GET /priv/noarch/repodata.json" 304 0.1ms token:ci-reader'
     assert redact(text) == text
 
 

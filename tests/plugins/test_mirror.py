@@ -469,6 +469,19 @@ def proxied(testapp: Any, admin_headers: dict[str, str], make_channel: Any,
     return "proxy"
 
 
+def test_a_channel_made_a_passive_mirror_is_answered_by_the_proxy_at_once(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any, source: str,
+        upstream: tuple[Upstream, Any]) -> None:
+    """The server's lean path answers a local channel's indexes itself until a passive mirror
+    claims the channel (repoproxy_channel_file_claims): from the next request on, the proxy."""
+    make_channel("late")
+    local = testapp.get("/late/noarch/repodata.json").json  # from the local tree
+    _mirror(testapp, admin_headers, "late", "late", source, mode="passive")
+    proxied = testapp.get("/late/noarch/repodata.json").json
+    assert proxied["packages.conda"] == _upstream_repodata(upstream[0], "noarch")["packages.conda"]
+    assert proxied != local
+
+
 def test_passive_mirror_serves_its_own_indexes_and_shards(
         testapp: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
     srv, _ = upstream
