@@ -147,6 +147,10 @@ class SbomWorker(PeriodicWorker):
             found = rescan(self.services)
             if found:
                 log.info("%d package files had no SBOM; queued", found)
+            # the queue is drained from the next tick on, one interval after the start: a
+            # server started with a long interval (a paused queue, as bench/ingest.py's) does
+            # not build a big import's backlog at once, beside its first requests
+            return
         # in batches, so stop() is honoured within one batch
         while not self.stopping.is_set() and drain(self.services, self.max_attempts, 50):
             pass

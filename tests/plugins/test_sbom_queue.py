@@ -75,6 +75,28 @@ def test_the_worker_builds_queued_sboms(testapp: Any, make_channel: Any,
         validate(_stored(services.store.root, "pub", "noarch", p.name).read_text())
 
 
+def test_the_worker_rescans_at_start_and_drains_from_its_next_tick(
+        testapp: Any, make_channel: Any, admin_headers: dict[str, str], pkgdir: Path,
+        services: Any) -> None:
+    """A paused queue (a long interval) stays paused at start: the first tick only finds the
+    files without an SBOM (a crash between commit and enqueue), the builds wait an interval."""
+    make_channel("pub")
+    paths = build_many(pkgdir, 3)
+    for p in paths:
+        upload_raw(testapp, "pub", p, admin_headers)
+    services.db().execute("DELETE FROM sbom_queue WHERE filename = ?", [paths[0].name])
+    assert pending(services) == 2
+    worker = SbomWorker(services, interval=3600, max_attempts=3)
+    worker.tick()
+    assert pending(services) == 3, "the re-scan queued the file whose row was lost"
+    assert not any(_stored(services.store.root, "pub", "noarch", p.name).exists()
+                   for p in paths)
+    worker.tick()
+    assert pending(services) == 0
+    for p in paths:
+        validate(_stored(services.store.root, "pub", "noarch", p.name).read_text())
+
+
 def test_failures_are_retried_with_backoff_and_bounded(testapp: Any, one: Path,
                                                        services: Any) -> None:
     # the stored file is damaged after ingest: every build fails
