@@ -17,15 +17,15 @@ from __future__ import annotations
 import errno
 import gzip
 import os
-import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
 import zstandard
+
+from repoproxy.storage.pools import ProcessPool
 
 #: bytes read (or buffered) at a time: big enough for few system calls, small enough that
 #: no step holds a big file in memory
@@ -34,25 +34,8 @@ CHUNK = 1 << 20
 #: a piece of a planned file: new bytes, or (offset, length) of bytes of the previous file
 Segment = bytes | tuple[int, int]
 
-_ZST_THREAD: ThreadPoolExecutor | None = None
-_ZST_THREAD_LOCK = threading.Lock()
-
-
-def _zst_thread() -> ThreadPoolExecutor:
-    global _ZST_THREAD
-    with _ZST_THREAD_LOCK:
-        if _ZST_THREAD is None:
-            _ZST_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zst-twin")
-        return _ZST_THREAD
-
-
-def _forget_thread_in_child() -> None:
-    global _ZST_THREAD, _ZST_THREAD_LOCK
-    # a forked process has none of its parent's threads, and a lock held at the fork stays held
-    _ZST_THREAD, _ZST_THREAD_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_thread_in_child)
+#: the .zst of a planned file is compressed here while the calling thread writes the file
+_ZST_THREAD = ProcessPool(1, "zst-twin")
 
 
 @dataclass
@@ -238,7 +221,7 @@ def write_planned(f: IO[bytes], zst: IO[bytes] | None, old_fd: int,
                   segments: Sequence[Segment], size: int, level: int) -> None:
     """Write the planned file to ``f`` and, in a second thread meanwhile, its .zst to ``zst``
     (with the content size in the frame header, as one-shot decoders want)."""
-    pending = (_zst_thread().submit(_compress, zst, _chunks(old_fd, segments), size, level)
+    pending = (_ZST_THREAD.get().submit(_compress, zst, _chunks(old_fd, segments), size, level)
                if zst is not None else None)
     try:
         _write_segments(f, old_fd, segments)

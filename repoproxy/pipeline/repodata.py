@@ -21,7 +21,6 @@ import threading
 import time
 from collections import UserList, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +45,7 @@ from repoproxy.pipeline.jsonindex import (
 from repoproxy.plugins import collect, notify
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import read_snapshot, write_transaction
+from repoproxy.storage.pools import ProcessPool
 from repoproxy.storage.store import (
     Staging,
     free_later,
@@ -74,17 +74,8 @@ SHARD_ZST_LEVEL = 12  # a shard is small: the level costs nothing here
 #: about twice as fast as 6 for ~12% more bytes
 GZIP_LEVEL = 1
 
-_COMPRESSOR: ThreadPoolExecutor | None = None
-_COMPRESSOR_LOCK = threading.Lock()
-
-
-def _compressor() -> ThreadPoolExecutor:
-    """One thread for gzip twins, which compress while the main thread writes the rest."""
-    global _COMPRESSOR
-    with _COMPRESSOR_LOCK:
-        if _COMPRESSOR is None:
-            _COMPRESSOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip-twins")
-        return _COMPRESSOR
+#: gzip twins, compressed while the main thread writes the rest
+_COMPRESSOR = ProcessPool(2, "gzip-twins")
 
 
 def pack_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -479,7 +470,7 @@ class Indexer:
                 layout = repodata.installed(layout)
                 # compressed only now: on a busy machine it would take the CPU from the files
                 # that make a publish visible
-                twin = _compressor().submit(_gzip_twin, repodata.path)
+                twin = _COMPRESSOR.get().submit(_gzip_twin, repodata.path)
                 try:
                     with Staging() as staging:
                         rx_layout = run_exports.stage(staging, catalog, channel, subdir, rows,

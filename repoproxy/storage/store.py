@@ -19,14 +19,13 @@ import itertools
 import os
 import secrets
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 from repoproxy.names import check_channel_name, check_file_name, check_subdir
+from repoproxy.storage.pools import ProcessPool
 from repoproxy.storage.public import PublicView
 
 #: threads that fsync together (see :func:`fsync_files`)
@@ -67,32 +66,12 @@ def fsync_files(paths: Iterable[Path]) -> None:
         for p in paths:
             _fsync_path(p)
         return
-    for _ in _fsync_pool().map(_fsync_path, paths):
+    for _ in _FSYNC_POOL.get().map(_fsync_path, paths):
         pass
 
 
-_FSYNC_POOL: ThreadPoolExecutor | None = None
-_FSYNC_POOL_LOCK = threading.Lock()
-
-
-def _fsync_pool() -> ThreadPoolExecutor:
-    # kept for the process's life: starting threads per batch cost more than the fsyncs
-    global _FSYNC_POOL
-    with _FSYNC_POOL_LOCK:
-        if _FSYNC_POOL is None:
-            _FSYNC_POOL = ThreadPoolExecutor(max_workers=FSYNC_THREADS,
-                                             thread_name_prefix="fsync")
-        return _FSYNC_POOL
-
-
-def _forget_pool_in_child() -> None:
-    # a forked process (serve's recovery child, --workers) has none of the parent's threads:
-    # it makes its own pool, and a lock the parent held at the fork must not stay taken
-    global _FSYNC_POOL, _FSYNC_POOL_LOCK
-    _FSYNC_POOL, _FSYNC_POOL_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_in_child)
+#: kept for the process's life: starting threads per batch cost more than the fsyncs
+_FSYNC_POOL = ProcessPool(FSYNC_THREADS, "fsync")
 
 
 def _fsync_path(path: Path) -> None:
@@ -243,27 +222,21 @@ def set_aside(path: Path, *, move: bool = False) -> Path | None:
     return aside
 
 
-_REAPER: ThreadPoolExecutor | None = None
+_REAPER = ProcessPool(1, "free-later")
 
 
 def free_later(paths: Iterable[Path]) -> None:
     """Remove files set aside by :func:`set_aside` in a background thread."""
-    global _REAPER
-    paths = list(paths)
-    if not paths:
-        return
-    with _FSYNC_POOL_LOCK:
-        if _REAPER is None:
-            _REAPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="free-later")
     for p in paths:
-        _REAPER.submit(_unlink_quietly, p)
+        _REAPER.get().submit(_unlink_quietly, p)
 
 
 def wait_freed() -> None:
     """Wait until every file handed to :func:`free_later` so far is gone: an operation calls
     it before it returns, so that nothing it set aside outlives it."""
-    if _REAPER is not None:
-        _REAPER.submit(lambda: None).result()
+    reaper = _REAPER.made()
+    if reaper is not None:
+        reaper.submit(lambda: None).result()
 
 
 def _unlink_quietly(path: Path) -> None:
