@@ -26,6 +26,13 @@ def _unzst(data: bytes) -> bytes:
     return zstandard.ZstdDecompressor().decompressobj().decompress(data)
 
 
+def shard_digests(index: bytes) -> dict[str, str]:
+    """A shard index's (``repodata_shards.msgpack.zst``) package names and their shards'
+    sha256 in hex, as the shard URLs spell them."""
+    return {name: bytes(digest).hex()
+            for name, digest in msgpack.unpackb(_unzst(index))["shards"].items()}
+
+
 def repodata_files(data: bytes | None) -> set[str]:
     if data is None:
         return set()

@@ -9,13 +9,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
-import zstandard
 from webtest import TestApp
 
 from repoproxy.testing.fixtures import make_token, upload_raw
 from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.testing.visibility import shard_digests
 from repoproxy.web import fastpath
 from repoproxy.web.app import make_app
 
@@ -28,9 +27,8 @@ def world(testapp: Any, services: Any, make_channel: Any, admin_headers: dict[st
     pkg = build_package(PackageSpec("fastpkg", "1.0"), pkgdir)
     for channel in ("pub", "priv"):
         upload_raw(testapp, channel, pkg, admin_headers)
-    index = testapp.get("/pub/noarch/repodata_shards.msgpack.zst").body
-    shard = msgpack.unpackb(zstandard.ZstdDecompressor().decompressobj().decompress(index))[
-        "shards"]["fastpkg"].hex()
+    shard = shard_digests(testapp.get("/pub/noarch/repodata_shards.msgpack.zst").body)[
+        "fastpkg"]
     # a policy-hidden file: the hidden list the indexer keeps beside the subdir's files
     hidden = build_package(PackageSpec("hiddenpkg", "1.0"), pkgdir)
     upload_raw(testapp, "pub", hidden, admin_headers)

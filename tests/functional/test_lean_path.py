@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
-import zstandard
 from webtest import TestApp
 
 from repoproxy.domain.tokens import parse_id, revoke_token
@@ -24,6 +22,7 @@ from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
 from repoproxy.testing.fixtures import make_token, upload_raw
 from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.testing.visibility import shard_digests
 from repoproxy.web import fastpath
 from repoproxy.web.app import make_app
 from repoproxy.web.lean import LeanApp
@@ -46,9 +45,8 @@ def world(testapp: Any, services: Any, make_channel: Any, admin_headers: dict[st
     pkg = build_package(PackageSpec("leanpkg", "1.0"), pkgdir)
     for channel in ("pub", "priv", "auth", "pub/dev"):
         upload_raw(testapp, channel, pkg, admin_headers)
-    index = testapp.get("/pub/noarch/repodata_shards.msgpack.zst").body
-    shard = msgpack.unpackb(zstandard.ZstdDecompressor().decompressobj().decompress(index))[
-        "shards"]["leanpkg"].hex()
+    shard = shard_digests(testapp.get("/pub/noarch/repodata_shards.msgpack.zst").body)[
+        "leanpkg"]
     hidden = build_package(PackageSpec("hiddenpkg", "1.0"), pkgdir)
     upload_raw(testapp, "pub", hidden, admin_headers)
     (services.store.subdir_dir("pub", "noarch") / ".hidden.json").write_text(

@@ -8,15 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
-import zstandard
 
 from repoproxy.storage.accounts import Accounts
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import write_transaction
 from repoproxy.testing.fixtures import make_token
 from repoproxy.testing.packages import PackageSpec, build_package
+from repoproxy.testing.visibility import shard_digests
 
 PRIVACIES = ("public", "authenticated", "private")
 CHANNEL = {"public": "pub", "authenticated": "auth", "private": "priv"}
@@ -77,8 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     shard = {}
     for name in CHANNEL.values():  # indexed_timestamp differs per channel, so do shards
         index = app.get(f"/{name}/noarch/repodata_shards.msgpack.zst", headers=h).body
-        shard[name] = msgpack.unpackb(
-            zstandard.ZstdDecompressor().decompressobj().decompress(index))["shards"]["thing"].hex()
+        shard[name] = shard_digests(index)["thing"]
     yield {"app": app, "services": services, "admin": h, "tokens": tokens, "pkg": pkg,
            "shard": shard, "tmp": tmp}
     services.close()
