@@ -23,18 +23,18 @@ from repoproxy.pipeline.jsonindex import (
     Layout,
     Section,
     WholeWriter,
-    gzip_file,
     identity,
     plan,
+    set_aside_twin,
+    stage_twin,
     write_planned,
 )
 from repoproxy.storage.catalog import Catalog
-from repoproxy.storage.store import Staging, free_later, set_aside, sync_written, wait_freed
+from repoproxy.storage.store import Staging, sync_written, wait_freed
 
 log = logging.getLogger(__name__)
 
 HEAD = b'{"channeldata_version":1,"packages":{'
-GZIP_LEVEL = 1
 
 
 def _member(name: str, entry: dict[str, Any]) -> bytes:
@@ -99,18 +99,12 @@ class ChanneldataWriter:
                     for name in sorted(entries):
                         writer.member(name, _member(name, entries[name]))
                     layout = writer.close()
-            gz = path.with_name(path.name + ".gz")
-            # the stale twin out of the way first: the file is served plain until the new
-            # one lands, never older
-            free_later([a for a in [set_aside(gz, move=True)] if a is not None])
+            set_aside_twin(path)
             written = staging.install()
         fd = os.open(path, os.O_RDONLY)
         try:
             layout.ident = identity(fd)
-            with Staging() as twin:
-                with twin.open(gz) as out:
-                    gzip_file(fd, out, GZIP_LEVEL)
-                written += twin.install()
+            written += stage_twin(fd, path).install()
         finally:
             os.close(fd)
         # recovery rewrites channeldata.json whole at every start: nothing to mark

@@ -21,11 +21,13 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import zstandard
 
 from repoproxy.storage.pools import ProcessPool
+from repoproxy.storage.store import Staging, free_later, set_aside
 
 #: bytes read (or buffered) at a time: big enough for few system calls, small enough that
 #: no step holds a big file in memory
@@ -234,6 +236,31 @@ def compress_file(src_fd: int, zst: IO[bytes], level: int) -> None:
     """The .zst of a file written whole, read back in chunks."""
     size = os.fstat(src_fd).st_size
     _compress(zst, _chunks(src_fd, [(0, size)]), size, level)
+
+
+#: gzip twins are written after the files they compress (off the visible path); level 1 is
+#: about twice as fast as 6 for ~12% more bytes
+GZIP_LEVEL = 1
+
+
+def set_aside_twin(path: Path) -> None:
+    """The stale gzip twin of ``path`` out of the way before ``path`` is replaced: the file
+    is then served plain until its new twin is in place, never older."""
+    free_later([a for a in [set_aside(path.with_name(path.name + ".gz"), move=True)]
+                if a is not None])
+
+
+def stage_twin(src_fd: int, path: Path) -> Staging:
+    """The gzip twin of ``path``, compressed from ``src_fd`` (read in chunks, never whole in
+    memory; zlib releases the GIL, so it may run in a thread), staged."""
+    staging = Staging()
+    try:
+        with staging.open(path.with_name(path.name + ".gz")) as out:
+            gzip_file(src_fd, out, GZIP_LEVEL)
+    except BaseException:
+        staging.discard()
+        raise
+    return staging
 
 
 def gzip_file(src_fd: int, out: IO[bytes], level: int) -> None:

@@ -37,9 +37,10 @@ from repoproxy.pipeline.jsonindex import (
     Layout,
     WholeWriter,
     compress_file,
-    gzip_file,
     identity,
     plan,
+    set_aside_twin,
+    stage_twin,
     write_planned,
 )
 from repoproxy.plugins import collect, notify
@@ -48,8 +49,6 @@ from repoproxy.storage.db import read_snapshot, write_transaction
 from repoproxy.storage.pools import ProcessPool
 from repoproxy.storage.store import (
     Staging,
-    free_later,
-    set_aside,
     sync_written,
     wait_freed,
 )
@@ -70,9 +69,6 @@ HIDDEN = ".hidden.json"
 #: compresses at any level).
 ZST_LEVEL = 1
 SHARD_ZST_LEVEL = 12  # a shard is small: the level costs nothing here
-#: gzip twins are written after the files they compress (off the visible path); level 1 is
-#: about twice as fast as 6 for ~12% more bytes
-GZIP_LEVEL = 1
 
 #: gzip twins, compressed while the main thread writes the rest
 _COMPRESSOR = ProcessPool(2, "gzip-twins")
@@ -271,8 +267,7 @@ class _Json:
     def set_aside_twin(self) -> None:
         """The stale gzip twin out of the way before the file is replaced (the file is then
         served plain until its new twin is in place, never older)."""
-        gz = self.path.with_name(self.path.name + ".gz")
-        free_later([a for a in [set_aside(gz, move=True)] if a is not None])
+        set_aside_twin(self.path)
 
     def installed(self, layout: Layout) -> Layout:
         layout.ident = identity_of(self.path)
@@ -329,16 +324,9 @@ def identity_of(path: Path) -> tuple[int, int, int]:
 
 
 def _gzip_twin(path: Path) -> Staging:
-    """The gzip twin of an index file, staged (compressed in a thread: zlib releases the GIL;
-    read from the file in chunks, never whole in memory)."""
-    staging = Staging()
-    try:
-        with open(path, "rb") as src, staging.open(path.with_name(path.name + ".gz")) as out:
-            gzip_file(src.fileno(), out, GZIP_LEVEL)
-    except BaseException:
-        staging.discard()
-        raise
-    return staging
+    """The gzip twin of an index file, staged (run in a thread beside the rest of a build)."""
+    with open(path, "rb") as src:
+        return stage_twin(src.fileno(), path)
 
 
 class Indexer:
