@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_env, median
+from _common import median, serving_env
 
 from repoproxy.cli.http import Client
 from repoproxy.testing.front import (
@@ -95,7 +95,7 @@ def main() -> None:
         sys.exit("bench/front.py needs wrk and nginx (apt-get install wrk nginx)")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-front-"))
-    env = clean_env()
+    env = serving_env()
     env["REPOPROXY_ACCEL_REDIRECT"] = ACCEL
     env["REPOPROXY_LOG_REQUESTS"] = "false"
     srv = RunningServer(tmp / "root", free_port(), tmp / "server.log", env).start()

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import clean_env, median, python, run
+from _common import clean_env, median, python, run, serving_env
 
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
@@ -177,7 +177,7 @@ class Server:
 
 def start_repoproxy(root: Path, work: Path, workers: int, log: bool = False,
                     accel: str = "") -> Server:
-    env = clean_env()
+    env = serving_env()
     env["REPOPROXY_LOG_REQUESTS"] = "true" if log else "false"
     # behind the front: package bytes leave through its internal location (web/accel.py)
     env["REPOPROXY_ACCEL_REDIRECT"] = accel

@@ -22,14 +22,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import clean_env, median
+from _common import clean_env, median, serving_env
 from serve import get, prepare
 
 from repoproxy.testing.server import RunningServer, free_port
 
 
 def start(root: Path, work: Path, threads: int, limit: int) -> RunningServer:
-    env = clean_env()
+    env = serving_env()
     env["REPOPROXY_LOG_REQUESTS"] = "false"
     env["REPOPROXY_THREADS"] = str(threads)
     env["REPOPROXY_CONNECTION_LIMIT"] = str(limit)
