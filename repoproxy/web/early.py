@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -79,6 +80,7 @@ class EarlyCheck:
                  headers: dict[str, str]) -> EarlyResponse | None:
         if method not in ("POST", "PUT"):
             return None
+        start = time.perf_counter()
         environ = _environ(method, path, query, headers)
         if not self.proxy_headers.apply(environ) or undecodable_url(environ) is not None:
             return None  # the application answers these (400)
@@ -98,10 +100,14 @@ class EarlyCheck:
             return None
         finally:
             env["closer"]()
-        if answer is not None and self.log_requests:
-            # the access line the logging tween would have written, had the app seen it
-            log.info('%s "%s %s" %s early %s', environ.get("REMOTE_ADDR", "-"), method,
-                     redacted_path(request), answer.status, answer.code)
+        if answer is not None:
+            # what the logging tween leaves of a request the app answered: the observers'
+            # call (metrics: requests, latency, auth failures by route) and the access line
+            self.registry.access_recorder.observe(route.name, answer.status,
+                                                  time.perf_counter() - start)
+            if self.log_requests:
+                log.info('%s "%s %s" %s early %s', environ.get("REMOTE_ADDR", "-"), method,
+                         redacted_path(request), answer.status, answer.code)
         return answer
 
     def _decide(self, request: Any) -> EarlyResponse | None:

@@ -64,6 +64,26 @@ def test_401_counts_as_auth_failure_by_route(testapp: Any, make_channel: Any,
     assert route_labels == {"api.upload"}
 
 
+def test_uploads_refused_before_their_body_are_counted(app: Any, testapp: Any,
+                                                       make_channel: Any) -> None:
+    """The server's early check (web/early.py) answers a refused upload from its headers, so
+    the app's tweens never see it: it feeds the request observers itself."""
+    from repoproxy.web.early import EarlyCheck
+
+    make_channel("early")
+    before = samples(testapp)
+    answer = EarlyCheck(app.registry)("POST", "/api/v1/upload/early", "",
+                                      {"X_FILE_NAME": "x-1.0-0.conda"})
+    assert answer is not None
+    assert answer.status == 401
+    after = samples(testapp)
+    for name, labels in (("repoproxy_http_requests_total", {"status": "401"}),
+                         ("repoproxy_auth_failures_total", {}),
+                         ("repoproxy_http_request_duration_seconds_count", {"status": "401"})):
+        assert value(after, name, route="api.upload", **labels) - \
+            value(before, name, route="api.upload", **labels) == 1, name
+
+
 def test_access_admin_or_loopback_only(testapp: Any, admin_headers: dict[str, str]) -> None:
     remote = {"REMOTE_ADDR": "203.0.113.7"}
     refused = testapp.get("/-/metrics", extra_environ=remote, status=403)
