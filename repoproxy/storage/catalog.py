@@ -380,16 +380,26 @@ class Catalog:
         )
         self.touch_subdir(rec.channel, rec.subdir, [rec.name])
 
-    def file_identity(self, channel: str, subdir: str) -> dict[str, tuple[int, int, int]]:
-        """filename -> (size, inode, mtime_ns): what crash recovery compares with the disk."""
+    def file_identity(self, channel: str, subdir: str) -> dict[str, tuple[int, int, int, str]]:
+        """filename -> (size, inode, mtime_ns, sha256): what crash recovery compares with the
+        disk (the digest tells a copied file from a changed one)."""
         return {
-            fn: (size, ino or 0, mt or 0)
-            for fn, size, ino, mt in self.db.execute(
-                "SELECT filename, size, file_ino, file_mtime_ns FROM packages "
+            fn: (size, ino or 0, mt or 0, sha)
+            for fn, size, ino, mt, sha in self.db.execute(
+                "SELECT filename, size, file_ino, file_mtime_ns, sha256 FROM packages "
                 "WHERE channel = ? AND subdir = ?",
                 [channel, subdir],
             )
         }
+
+    def refresh_file_identity(self, channel: str, subdir: str,
+                              files: Iterable[tuple[str, int, int]]) -> None:
+        """Record (filename, inode, mtime_ns) of files whose bytes are the row's: nothing
+        served changes (no generation, no dirty names)."""
+        self.db.conn.executemany(
+            "UPDATE packages SET file_ino = ?, file_mtime_ns = ? "
+            "WHERE channel = ? AND subdir = ? AND filename = ?",
+            [(ino, mt, channel, subdir, fn) for fn, ino, mt in files])
 
     # --- subdir generations and dirty shards -------------------------------------------------
     def touch_subdir(self, channel: str, subdir: str, names: Iterable[str] = ()) -> None:
