@@ -1,25 +1,29 @@
 """A first fetch streamed to its client while it is verified and stored.
 
 The client gets the upstream's bytes as they arrive; the same bytes are hashed and written to
-a temporary file beside the cache. The last chunk is held back until the whole file is checked
-(size and sha256): only a verified file releases its last bytes and is committed (fsync,
+a temporary file beside the cache. The file's last byte is held back until the whole file is
+checked (size and sha256): only a verified file is delivered whole and committed (fsync,
 rename). On a mismatch, a broken or a too-slow transfer the response ends short of its
 Content-Length (the server closes the connection), so the client's own length and checksum
-checks fail, and nothing is stored. The file lock taken by the caller is held until the file is
-committed or abandoned: other requests for the file wait on it, then read the stored copy.
+checks fail, and nothing is stored. When the size is not known beforehand (no size in the
+record, no Content-Length) the last chunk received is held back instead: only the end of the
+upstream's answer shows which chunk is the last. The file lock taken by the caller is held
+until the file is committed or abandoned: other requests for the file wait on it, then read
+the stored copy.
 
-Four threads (the server's, and three kept between relays) share the work, so that receiving
-from the upstream, sending to the client, hashing and writing overlap (socket I/O, hashlib and
-file writes release the GIL): a reader receives from the upstream and hands each chunk to the
-hasher, the writer and the server's thread, which sends it (``__next__``). Measured on the
+Three threads (the server's, and two kept between relays) share the work, so that receiving
+from the upstream, sending to the client and writing overlap (socket I/O, hashlib and file
+writes release the GIL): a reader receives from the upstream, hashes each chunk and hands it
+to the writer and to the server's thread, which sends it (``__next__``). Measured on the
 project's machine (bench/mirror.py), receiving and sending 8 MB each cost about as much as the
 direct transfer from the upstream to a client, so done one after the other in one thread they
-doubled a first fetch. Only the hash is waited for before the last chunk; the write is waited
-for before the commit, after the client has its bytes, on a helper thread (the connection is
-free for its next request at once). Queues are bounded: the reader stays at
-most ``AHEAD`` chunks ahead of the client (a slow client slows the upstream transfer down
-rather than filling memory), and the writer's backlog is at most ``BACKLOG`` chunks (past it
-the reader waits for the disk).
+doubled a first fetch. The hash is done by the reader itself (a thread of its own cost a
+queue hand-off and a thread wake-up per chunk, more than the hashing: behind a link chunks
+are what one network read returns, some tens of KiB). The write is waited for before the
+commit, after the client has its bytes, on a helper thread (the connection is free for its
+next request at once). Queues are bounded: the reader stays at most ``AHEAD`` chunks ahead of
+the client (a slow client slows the upstream transfer down rather than filling memory), and
+the writer's backlog is at most ``BACKLOG`` chunks (past it the reader waits for the disk).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ _END = None  # the reader's last item: the upstream's body ended
 
 
 class _Threads:
-    """Daemon threads kept between relays: starting three threads per first fetch cost 1-4 ms
+    """Daemon threads kept between relays: starting a relay's threads per first fetch cost 1-4 ms
     under load (``Thread.start`` waits until the new thread runs). A thread is made only when
     none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
     joins at exit) never hold up a server's shutdown mid-relay."""
@@ -130,9 +134,10 @@ class Relay:
         self._release = release
         self._done = done  # told "miss" once committed, "error" once refused
         self._held = b""
+        # bytes still to come before the held-back last one (None: the size is not known)
+        self._before_last = None if check.size is None else check.size - 1
         # -> "verified" -> "committing" -> "committed" | "abandoned"
         self._state = "streaming"
-        self._hasher = _Worker(check.hash.update)
         self._writer = _Worker(out.write, BACKLOG)
         # received chunks for the client; then _END, or the error that ended the transfer
         self._ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
@@ -147,8 +152,7 @@ class Relay:
                     return
                 if not chunk:
                     continue
-                self._check.count(chunk)
-                self._hasher.put(chunk)
+                self._check.feed(chunk)
                 self._writer.put(chunk)
                 if not self._offer(chunk):
                     return
@@ -201,21 +205,31 @@ class Relay:
         raise StopIteration
 
     def _next_chunk(self) -> bytes:
-        """The chunk received before the latest one; at the end, once the whole file is
-        verified, the held-back last one. Raises what ended the transfer."""
+        """The next bytes received, short of the held-back end (the file's last byte, or with
+        no size known the latest chunk); at the end, once the whole file is verified, the
+        held-back end. Raises what ended the transfer."""
         while True:
             item = self._ahead.get()
             if item is _END:
-                self._hasher.finish()
-                self._check.finish()
+                self._check.finish()  # the reader hashed every chunk before the end marker
                 self._state = "verified"
                 last, self._held = self._held, b""
                 return last  # committed at the next call or at close()
             if isinstance(item, BaseException):
                 raise item
-            previous, self._held = self._held, item
-            if previous:
-                return previous
+            if self._before_last is None:  # the size is not known: hold the latest chunk
+                previous, self._held = self._held, item
+                if previous:
+                    return previous
+                continue
+            if len(item) <= self._before_last:
+                self._before_last -= len(item)
+                return item
+            # the chunk that ends the file (the reader's count refused more bytes than that)
+            cut, self._before_last = self._before_last, 0
+            self._held = item[cut:]
+            if cut:
+                return item[:cut]
 
     def close(self) -> None:
         if self._state == "verified":
@@ -255,7 +269,6 @@ class Relay:
         with suppress(queue.Empty):  # a reader waiting for room sees the stop flag sooner
             while True:
                 self._ahead.get_nowait()
-        self._hasher.finish()
         self._writer.finish()
         with suppress(OSError):
             self._out.close()
