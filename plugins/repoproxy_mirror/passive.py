@@ -55,7 +55,7 @@ from .model import Mirror
 from .own_policy import as_record
 from .relay import Relay
 from .service import mirror_dir
-from .upstream import Upstream, UpstreamError, UpstreamNotFound
+from .upstream import Upstream, UpstreamError, UpstreamNotFound, shared_pool
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
@@ -183,6 +183,7 @@ class Proxy:
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
         self._local = threading.local()
+        self._pools: dict[tuple[str, str], Any] = {}  # (mirror id, source) -> its pool
         # strings, made once: the request path stats passive.json on every conda file
         # request, and joins a proxied file's path under the cache (Path joins cost a fifth
         # of a cached proxied package's time)
@@ -194,14 +195,22 @@ class Proxy:
         self._max_stale = float(self.settings["repoproxy_mirror.max_stale"])
 
     def _upstream(self, mirror: Mirror) -> Upstream:
-        """This thread's client of the mirror's upstream: connections are reused across
-        requests (a first fetch pays no new TCP set-up), sessions are not shared by threads."""
+        """This thread's client of the mirror's upstream. Sessions (their cookies, headers)
+        are not shared by threads; their connections are, one pool per mirror and source
+        (upstream.shared_pool), so a first fetch reuses whichever thread's kept-alive
+        connection is idle."""
         clients = getattr(self._local, "clients", None)
         if clients is None:
             clients = self._local.clients = {}
+        source = mirror.source.rstrip("/")
         up = clients.get(mirror.id)
-        if up is None or up.source != mirror.source.rstrip("/"):
-            up = clients[mirror.id] = Upstream(mirror.source, self.settings)
+        if up is None or up.source != source:
+            with self._lock:
+                pool = self._pools.get((mirror.id, source))
+                if pool is None:
+                    pool = self._pools[(mirror.id, source)] = shared_pool(
+                        int(self.settings["repoproxy.threads"]))
+            up = clients[mirror.id] = Upstream(mirror.source, self.settings, pool)
         return up
 
     # --- which channels are proxies ------------------------------------------------------
