@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -539,7 +538,6 @@ class Proxy:
                 r = up.get(path, stream=True)
             if size is None and r.headers.get("Content-Length", "").isdigit():
                 size = int(r.headers["Content-Length"])
-            fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
             check = up.verifier(path, sha, size,
                                 int(self.settings["repoproxy.max_upload_size"]))
 
@@ -549,8 +547,7 @@ class Proxy:
                     notify(self.core.pm, "repoproxy_file_served", request=request,
                            channel=channel, subdir=subdir, filename=filename)
 
-            relay = Relay(r, up.arriving(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
-                          Path(name), stored, release, done)
+            relay = Relay(r, up.arriving(r, path, RELAY_CHUNK), check, stored, release, done)
         finally:
             if relay is None:
                 release()
