@@ -42,7 +42,7 @@ import msgpack
 import zstandard
 
 from repoproxy.errors import NotFound, RepoproxyError
-from repoproxy.models import Channel, Privacy
+from repoproxy.models import Channel, LeanFile, Privacy
 from repoproxy.names import is_package_filename
 from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
@@ -318,6 +318,35 @@ class Proxy:
             notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
                    subdir=subdir, filename=filename)
         return response
+
+    def lean_file(self, channel: str, subdir: str, filename: str) -> LeanFile | None:
+        """The cached file :meth:`serve` would answer with ``file_response`` and nothing
+        added, for the server to answer in front of the application (the
+        ``repoproxy_channel_file_lean`` hook): an index or a shard of a subdir whose cached
+        index is fresh. Anything else (not a proxy, a subdir not proxied, an index never
+        fetched, stale or refused upstream, a package) is None: :meth:`serve` answers it.
+        The status hook is told the same "hit" :meth:`index` tells, once answered."""
+        mirror = self.mirror_for(channel)
+        if mirror is None or not self._proxies_subdir(mirror, subdir):
+            return None
+        directory = self._subdir_dir(mirror, subdir)
+        if filename in INDEXES:
+            path, etag = f"{directory}/{filename}", None
+        elif filename.startswith("shards/"):
+            # the shard route let only 64 lower-case hex digits through
+            etag = filename.removeprefix("shards/").removesuffix(".msgpack.zst")
+            path = f"{directory}/{filename}"
+        else:
+            return None
+        meta = self._meta(directory)
+        if (meta is None or time.time() - meta["fetched_at"] > self._ttl(meta)
+                or (meta.get("status") == 404 and subdir != "noarch")):
+            return None
+
+        def answered() -> None:
+            self._notify(mirror, f"{subdir}/repodata.json", "hit")
+
+        return LeanFile(path, etag, answered)
 
     def _ttl(self, meta: dict[str, Any]) -> float:
         return self._negative if meta.get("status") == 404 else self._fresh

@@ -1151,3 +1151,104 @@ def test_hook_removed_files(testapp: Any, services: Any, make_channel: Any) -> N
     services.pm.register(Withdrawn(), name="withdrawn")
     services.indexer.build("main", "noarch", force=True)
     assert testapp.get("/main/noarch/repodata.json").json["removed"] == ["old-1.0-0.conda"]
+
+
+# --- the lean path (web/lean.py) and a passive mirror's cached files -------------------------
+def test_lean_path_answers_a_proxys_cached_indexes_and_shards_as_pyramid_does(
+        testapp: Any, services: Any, admin_headers: dict[str, str], make_channel: Any,
+        source: str) -> None:
+    """A passive mirror's fresh cached indexes and its shards are answered in front of Pyramid
+    (repoproxy_channel_file_lean) with the same status, headers in order and body as the
+    proxy's own answer, and the same status-hook calls; a stale index, an index never
+    fetched, a subdir the upstream lacks, other files and refusals stay Pyramid's (the stale
+    marker, the background refresh, the 404s, download counting)."""
+    from repoproxy_mirror.passive import STALE_HEADER, proxy
+    from webtest import TestApp
+
+    from repoproxy import hookimpl
+    from repoproxy.testing.fixtures import make_token
+    from repoproxy.testing.visibility import shard_digests
+    from repoproxy.web import fastpath
+    from repoproxy.web.app import make_app
+    from repoproxy.web.lean import LeanApp
+
+    make_channel("proxy")
+    make_channel("privproxy", privacy="private")
+    _mirror(testapp, admin_headers, "p", "proxy", source, mode="passive")
+    _mirror(testapp, admin_headers, "pp", "privproxy", source, mode="passive")
+    p = proxy(services)
+    p._fresh = 3600.0  # this module's settings make an index stale after a second
+    reader = make_token(services, "reader", channels=["privproxy"])
+    auth = {"Authorization": f"Bearer {reader}"}
+    seen: list[tuple[str, str, str]] = []
+
+    class Observer:
+        @hookimpl
+        def repoproxy_mirror_upstream(self, mirror: str, channel: str, path: str,
+                                      status: str) -> None:
+            seen.append((mirror, path, status))
+
+    services.pm.register(Observer(), name="observer")
+    lean_app = testapp.app
+    assert isinstance(lean_app, LeanApp)
+    plain = TestApp(fastpath.uninstall(make_app(services).router))
+    reached: list[str] = []
+    router = lean_app.router
+
+    def pyramid(environ: dict[str, Any], start_response: Any) -> Any:
+        reached.append(environ["PATH_INFO"])
+        return router(environ, start_response)
+
+    lean_app.router = pyramid
+    for channel in ("proxy", "privproxy"):  # fetched and cached through Pyramid
+        for subdir in ("noarch", "linux-64"):
+            testapp.get(f"/{channel}/{subdir}/repodata.json", headers=auth)
+    index = testapp.get("/proxy/linux-64/repodata_shards.msgpack.zst").body
+    shard = next(iter(shard_digests(index).values()))
+    files = ["noarch/repodata.json", "noarch/repodata.json.zst",
+             "noarch/repodata_shards.msgpack.zst", "linux-64/repodata.json",
+             "linux-64/repodata_shards.msgpack.zst", f"linux-64/shards/{shard}.msgpack.zst",
+             f"linux-64/shards/{'0' * 64}.msgpack.zst", "linux-64/run_exports.json",
+             "osx-64/repodata.json", "win-64/repodata_shards.msgpack.zst",
+             "nosuch-arch/repodata.json", "linux-64/app-3.0-0.conda"]
+    etags = {f: testapp.get(f"/proxy/{f}").headers["ETag"] for f in files[:6]}
+    requests_ = []
+    for channel in ("proxy", "privproxy"):
+        for f in files:
+            for headers in ({}, auth, {**auth, "If-None-Match": etags.get(f, '"x"')},
+                            {**auth, "Accept-Encoding": "gzip"}, {**auth, "Range": "bytes=0-3"},
+                            {"Authorization": "Bearer nonsense"}):
+                requests_ += [("GET", f"/{channel}/{f}", headers),
+                              ("HEAD", f"/{channel}/{f}", headers)]
+    for method, url, headers in requests_:  # every answer cached or remembered (a 404)
+        plain.request(url, method=method, headers=headers, expect_errors=True)
+    _settled(services)
+    reached.clear()
+    for method, url, headers in requests_:
+        seen.clear()
+        r = testapp.request(url, method=method, headers=headers, expect_errors=True)
+        got = (r.status, r.headerlist, r.body)
+        told = list(seen)
+        seen.clear()
+        r = plain.request(url, method=method, headers=headers, expect_errors=True)
+        assert got == (r.status, r.headerlist, r.body), (method, url, headers)
+        assert told == seen, (method, url, headers)
+        _settled(services)
+    # the fresh cached files a caller may read were answered in front of Pyramid
+    assert len(requests_) - len(reached) > 50, (len(requests_), len(reached))
+    reached.clear()
+    testapp.get("/proxy/noarch/repodata.json")
+    testapp.get("/privproxy/linux-64/repodata_shards.msgpack.zst", headers=auth)
+    testapp.head(f"/privproxy/linux-64/shards/{shard}.msgpack.zst", headers=auth)
+    testapp.get("/proxy/noarch/repodata.json.zst",
+                headers={"If-None-Match": etags["noarch/repodata.json.zst"]}, status=304)
+    assert reached == []
+    testapp.get("/proxy/linux-64/app-3.0-0.conda")  # packages: Pyramid
+    assert reached == ["/proxy/linux-64/app-3.0-0.conda"]
+    # stale: Pyramid answers, with the stale marker, and refreshes in the background
+    p._fresh = 0.0
+    reached.clear()
+    r = testapp.get("/proxy/noarch/repodata_shards.msgpack.zst")
+    assert STALE_HEADER in r.headers
+    assert reached == ["/proxy/noarch/repodata_shards.msgpack.zst"]
+    services.pm.unregister(name="observer")
