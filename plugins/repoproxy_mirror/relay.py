@@ -48,8 +48,8 @@ BACKLOG = 256  # chunks queued for the writer at most (64 MiB of 256 KiB chunks)
 
 class _Threads:
     """Daemon threads kept between relays: starting a relay's threads per first fetch cost
-    1-4 ms under load (``Thread.start`` waits until the new thread runs). A thread is made only when
-    none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
+    1-4 ms under load (``Thread.start`` waits until the new thread runs). A thread is made
+    only when none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
     joins at exit) never hold up a server's shutdown mid-relay."""
 
     def __init__(self) -> None:
