@@ -26,10 +26,12 @@ import contextlib
 import os
 import random
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -65,7 +67,16 @@ class Link:
     """A TCP forwarder to ``port`` on the loopback whose answers flow at most ``rate`` bytes
     per second on each connection: a network link between the clients (and the proxy) and the
     upstream. On the bare loopback bytes move at memory speed and the proxy's second hop is
-    pure CPU; behind a link the transfer itself dominates, as with a real upstream."""
+    pure CPU; behind a link the transfer itself dominates, as with a real upstream.
+
+    Run in a process of its own (:class:`LinkProcess`): in the bench's process its threads
+    took the GIL from the client reading the answers. Both of its sockets send at once
+    (TCP_NODELAY, as the servers' do): with Nagle's algorithm an answer's last segment waited
+    for the client's delayed ACK, 40 ms added to some direct fetches and not others. The
+    pacing makes up for a sleep that overslept by up to ``BURST`` bytes (a token bucket that
+    deep): each oversleep was lost, and the link ran at 60-70% of its rate."""
+
+    BURST = 1 << 16
 
     def __init__(self, port: int, rate: float) -> None:
         self.target, self.rate = port, rate
@@ -81,16 +92,19 @@ class Link:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for src, dst, rate in ((client, upstream, 0.0), (upstream, client, self.rate)):
                 threading.Thread(target=self._pump, args=(src, dst, rate), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, rate: float) -> None:
+    @classmethod
+    def _pump(cls, src: socket.socket, dst: socket.socket, rate: float) -> None:
         free_at = time.perf_counter()  # when the link can take the next bytes
         try:
             while data := src.recv(1 << 16):
                 if rate:
-                    free_at = max(free_at, time.perf_counter()) + len(data) / rate
+                    free_at = max(free_at, time.perf_counter() - cls.BURST / rate)
+                    free_at += len(data) / rate
                     time.sleep(max(0.0, free_at - time.perf_counter()))
                 dst.sendall(data)
         except OSError:
@@ -102,6 +116,37 @@ class Link:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class LinkProcess:
+    """A :class:`Link` in a child process (``--serve-link``); ``cpu()`` is its CPU time."""
+
+    def __init__(self, port: int, rate: float) -> None:
+        self.proc = subprocess.Popen(
+            [python(), __file__, "--serve-link", str(port), str(rate)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _serve_link(port: int, rate: float) -> None:
+    link = Link(port, rate)
+    print(link.port, flush=True)
+    threading.Event().wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time (user and system, all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
@@ -165,22 +210,37 @@ def _cached_in_process(root: Path, name: str, rounds: int) -> None:
 
 
 def _first(s: requests.Session, a_url: str, b_url: str, mb: float, names: list[str],
-           channel: str = "proxy", where: str = "") -> None:
+           meters: dict[str, Callable[[], float]], channel: str = "proxy",
+           where: str = "") -> None:
     """First fetch of uncached large packages: through the proxy vs straight from the
-    upstream (``a_url``), in interleaved pairs (the order alternating)."""
+    upstream (``a_url``), in interleaved pairs (the order alternating). ``meters`` read the
+    CPU seconds of each process taking part; their CPU per MB moved is printed for each path
+    (this process's is the client's)."""
     via_proxy: list[float] = []
     direct: list[float] = []
+    spent: dict[int, dict[str, float]] = {id(via_proxy): {}, id(direct): {}}
+    meters = {**meters, "client": time.process_time}
     for i, name in enumerate(names):
         pair = [(via_proxy, f"{b_url}/{channel}/linux-64/{name}"),
                 (direct, f"{a_url}/up/linux-64/{name}")]
         for out, url in (pair if i % 2 == 0 else pair[::-1]):
+            before = {k: m() for k, m in meters.items()}
             out += _get_times(s, [url])
+            for k, m in meters.items():
+                spent[id(out)][k] = spent[id(out)].get(k, 0.0) + m() - before[k]
     vp, d = median(via_proxy), median(direct)
+    moved = mb * len(names)
+
+    def per_mb(out: list[float]) -> str:
+        return ", ".join(f"{k} {v * 1000 / moved:.2f}" for k, v in spent[id(out)].items())
+
     print(f"first fetch of a {mb:g} MB package{where} (n={len(names)}): proxy "
           f"{vp * 1000:.1f} ms, "
           f"direct {d * 1000:.1f} ms; ratio {vp / d:.2f}x (target <= 1.2x; pairs "
           f"{', '.join(f'{x / y:.2f}' for x, y in zip(via_proxy, direct, strict=True))})"
           f" [{load()}]", flush=True)
+    print(f"  CPU ms per MB, through the proxy: {per_mb(via_proxy)}; direct: "
+          f"{per_mb(direct)}", flush=True)
 
 
 def _active(work: Path, src: Path, a_url: str, b_url: str, admin: str, files: int,
@@ -227,7 +287,12 @@ def main() -> None:
     ap.add_argument("--link-mb-per-s", type=float, default=100.0,
                     help="first fetches again behind a link of this many MB/s per connection "
                          "between the clients or the proxy and the upstream (0: not)")
+    ap.add_argument("--serve-link", nargs=2, type=float, metavar=("PORT", "RATE"),
+                    help=argparse.SUPPRESS)  # the Link's own process (LinkProcess)
     args = ap.parse_args()
+    if args.serve_link:
+        _serve_link(int(args.serve_link[0]), args.serve_link[1])
+        return
     parts = set(args.parts.split(","))
     sizes = [float(x) for x in args.first_mb.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -267,10 +332,15 @@ def main() -> None:
                 _cached_in_process(work / "b", files[0].name, args.requests * 10)
             if "first" in parts:
                 _get_times(s, [f"{b.url}/proxy/linux-64/repodata.json"])  # index cached first
+                assert a.proc is not None
+                assert b.proc is not None
+                a_pid, b_pid = a.proc.pid, b.proc.pid
+                meters = {"proxy": lambda: cpu_seconds(b_pid),
+                          "upstream": lambda: cpu_seconds(a_pid)}
                 for mb in sizes:
-                    _first(s, a.url, b.url, mb, [p.name for p in large[mb]])
+                    _first(s, a.url, b.url, mb, [p.name for p in large[mb]], meters)
             if "first" in parts and args.link_mb_per_s:
-                link = Link(a.port, args.link_mb_per_s * 1e6)
+                link = LinkProcess(a.port, args.link_mb_per_s * 1e6)
                 where = f" behind a {args.link_mb_per_s:g} MB/s link"
                 try:
                     run([python(), "-m", "repoproxy", "channel", "create", "proxylink",
@@ -281,7 +351,7 @@ def main() -> None:
                     _get_times(s, [f"{b.url}/proxylink/linux-64/repodata.json"])
                     for mb in sizes:
                         _first(s, link.url, b.url, mb, [p.name for p in large[mb]],
-                               "proxylink", where)
+                               {**meters, "link": link.cpu}, "proxylink", where)
                 finally:
                     link.close()
             if "active" in parts:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from repoproxy.models import (
         Channel,
         Identity,
+        LeanFile,
         PackageMetadata,
         PackageRecord,
         PageSection,
@@ -417,6 +418,31 @@ def repoproxy_channel_file_claims(services: Core) -> Callable[[str], bool] | Non
     :param services: the shared services.
     :return: ``claims(channel_name) -> bool``; None when this plugin answers no channel's
         files.
+    """
+
+
+@hookspec
+def repoproxy_channel_file_lean(services: Core
+                                ) -> Callable[[str, str, str], LeanFile | None] | None:
+    """Let the server answer some files of the channels this plugin claims itself.
+
+    A request for a claimed channel's index file or shard goes to the application, where
+    ``repoproxy_channel_file`` answers it. When exactly one plugin claims the channel and
+    that plugin implements this hook, the server asks its function first, after the caller's
+    read access was decided and the subdir name validated, for every such request: a
+    :class:`~repoproxy.models.LeanFile` names a file the plugin would answer with
+    ``web/files.file_response`` (with the channel's cache policy, immutable for a shard, and
+    nothing added), which the server then answers itself (200, HEAD or 304) and calls its
+    ``answered``; None hands the request to the application as before. Keep it cheap (no
+    catalog query): it runs for every such request.
+
+    Called once when the WSGI app is built (again when plugins are registered or
+    unregistered).
+
+    :param services: the shared services.
+    :return: ``lean(channel_name, subdir, filename) -> LeanFile | None``, ``filename`` as
+        ``repoproxy_channel_file`` gets it (shards are ``shards/<sha256>.msgpack.zst``); None
+        when the plugin answers nothing in front of the application.
     """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -145,3 +146,17 @@ class PageSection:
     rows: tuple[tuple[str, ...], ...] = ()
     intro: str = ""  # one paragraph above the table
     empty: str = ""  # shown instead of the table when there is no row
+
+
+@dataclass(frozen=True)
+class LeanFile:
+    """A claimed channel's file the server may answer in front of the application
+    (``repoproxy_channel_file_lean``), exactly as ``web/files.file_response`` would."""
+
+    path: str  # the file to answer (absent: the application answers after all)
+    etag: str | None = None  # the ETag given to file_response (None: the file's stamp)
+    #: called once the server answered it (200 or 304), on the request's thread: what the
+    #: plugin's own answer records (a cache hit told to a status hook); not called when the
+    #: request went to the application after all
+    answered: Callable[[], None] | None = None
+

@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -43,7 +42,7 @@ import msgpack
 import zstandard
 
 from repoproxy.errors import NotFound, RepoproxyError
-from repoproxy.models import Channel, Privacy
+from repoproxy.models import Channel, LeanFile, Privacy
 from repoproxy.names import is_package_filename
 from repoproxy.pipeline.repodata import SHARD_INDEX, encode_shard
 from repoproxy.plugins import collect, notify
@@ -55,7 +54,7 @@ from .model import Mirror
 from .own_policy import as_record
 from .relay import Relay
 from .service import mirror_dir
-from .upstream import Upstream, UpstreamError, UpstreamNotFound
+from .upstream import Upstream, UpstreamError, UpstreamNotFound, shared_pool
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
@@ -183,6 +182,7 @@ class Proxy:
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
         self._local = threading.local()
+        self._pools: dict[tuple[str, str], Any] = {}  # (mirror id, source) -> its pool
         # strings, made once: the request path stats passive.json on every conda file
         # request, and joins a proxied file's path under the cache (Path joins cost a fifth
         # of a cached proxied package's time)
@@ -194,14 +194,22 @@ class Proxy:
         self._max_stale = float(self.settings["repoproxy_mirror.max_stale"])
 
     def _upstream(self, mirror: Mirror) -> Upstream:
-        """This thread's client of the mirror's upstream: connections are reused across
-        requests (a first fetch pays no new TCP set-up), sessions are not shared by threads."""
+        """This thread's client of the mirror's upstream. Sessions (their cookies, headers)
+        are not shared by threads; their connections are, one pool per mirror and source
+        (upstream.shared_pool), so a first fetch reuses whichever thread's kept-alive
+        connection is idle."""
         clients = getattr(self._local, "clients", None)
         if clients is None:
             clients = self._local.clients = {}
+        source = mirror.source.rstrip("/")
         up = clients.get(mirror.id)
-        if up is None or up.source != mirror.source.rstrip("/"):
-            up = clients[mirror.id] = Upstream(mirror.source, self.settings)
+        if up is None or up.source != source:
+            with self._lock:
+                pool = self._pools.get((mirror.id, source))
+                if pool is None:
+                    pool = self._pools[(mirror.id, source)] = shared_pool(
+                        int(self.settings["repoproxy.threads"]))
+            up = clients[mirror.id] = Upstream(mirror.source, self.settings, pool)
         return up
 
     # --- which channels are proxies ------------------------------------------------------
@@ -310,6 +318,35 @@ class Proxy:
             notify(self.core.pm, "repoproxy_file_served", request=request, channel=channel,
                    subdir=subdir, filename=filename)
         return response
+
+    def lean_file(self, channel: str, subdir: str, filename: str) -> LeanFile | None:
+        """The cached file :meth:`serve` would answer with ``file_response`` and nothing
+        added, for the server to answer in front of the application (the
+        ``repoproxy_channel_file_lean`` hook): an index or a shard of a subdir whose cached
+        index is fresh. Anything else (not a proxy, a subdir not proxied, an index never
+        fetched, stale or refused upstream, a package) is None: :meth:`serve` answers it.
+        The status hook is told the same "hit" :meth:`index` tells, once answered."""
+        mirror = self.mirror_for(channel)
+        if mirror is None or not self._proxies_subdir(mirror, subdir):
+            return None
+        directory = self._subdir_dir(mirror, subdir)
+        if filename in INDEXES:
+            path, etag = f"{directory}/{filename}", None
+        elif filename.startswith("shards/"):
+            # the shard route let only 64 lower-case hex digits through
+            etag = filename.removeprefix("shards/").removesuffix(".msgpack.zst")
+            path = f"{directory}/{filename}"
+        else:
+            return None
+        meta = self._meta(directory)
+        if (meta is None or time.time() - meta["fetched_at"] > self._ttl(meta)
+                or (meta.get("status") == 404 and subdir != "noarch")):
+            return None
+
+        def answered() -> None:
+            self._notify(mirror, f"{subdir}/repodata.json", "hit")
+
+        return LeanFile(path, etag, answered)
 
     def _ttl(self, meta: dict[str, Any]) -> float:
         return self._negative if meta.get("status") == 404 else self._fresh
@@ -530,7 +567,6 @@ class Proxy:
                 r = up.get(path, stream=True)
             if size is None and r.headers.get("Content-Length", "").isdigit():
                 size = int(r.headers["Content-Length"])
-            fd, name = tempfile.mkstemp(dir=stored.parent, prefix=".dl-")
             check = up.verifier(path, sha, size,
                                 int(self.settings["repoproxy.max_upload_size"]))
 
@@ -540,8 +576,7 @@ class Proxy:
                     notify(self.core.pm, "repoproxy_file_served", request=request,
                            channel=channel, subdir=subdir, filename=filename)
 
-            relay = Relay(r, up.arriving(r, path, RELAY_CHUNK), check, os.fdopen(fd, "wb"),
-                          Path(name), stored, release, done)
+            relay = Relay(r, up.arriving(r, path, RELAY_CHUNK), check, stored, release, done)
         finally:
             if relay is None:
                 release()

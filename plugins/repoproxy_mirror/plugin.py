@@ -96,6 +96,14 @@ def repoproxy_channel_file_claims(services: Core) -> Any:
 
 
 @hookimpl
+def repoproxy_channel_file_lean(services: Core) -> Any:
+    from .passive import proxy
+
+    # a proxied subdir's fresh cached indexes and its shards, answered in front of Pyramid
+    return proxy(services).lean_file
+
+
+@hookimpl
 def repoproxy_removed_files(services: Core, channel: Channel, subdir: str) -> list[str]:
     from .removed import removed_files
 

@@ -1,25 +1,29 @@
 """A first fetch streamed to its client while it is verified and stored.
 
 The client gets the upstream's bytes as they arrive; the same bytes are hashed and written to
-a temporary file beside the cache. The last chunk is held back until the whole file is checked
-(size and sha256): only a verified file releases its last bytes and is committed (fsync,
+a temporary file beside the cache. The file's last byte is held back until the whole file is
+checked (size and sha256): only a verified file is delivered whole and committed (fsync,
 rename). On a mismatch, a broken or a too-slow transfer the response ends short of its
 Content-Length (the server closes the connection), so the client's own length and checksum
-checks fail, and nothing is stored. The file lock taken by the caller is held until the file is
-committed or abandoned: other requests for the file wait on it, then read the stored copy.
+checks fail, and nothing is stored. When the size is not known beforehand (no size in the
+record, no Content-Length) the last chunk received is held back instead: only the end of the
+upstream's answer shows which chunk is the last. The file lock taken by the caller is held
+until the file is committed or abandoned: other requests for the file wait on it, then read
+the stored copy.
 
-Four threads (the server's, and three kept between relays) share the work, so that receiving
-from the upstream, sending to the client, hashing and writing overlap (socket I/O, hashlib and
-file writes release the GIL): a reader receives from the upstream and hands each chunk to the
-hasher, the writer and the server's thread, which sends it (``__next__``). Measured on the
-project's machine (bench/mirror.py), receiving and sending 8 MB each cost about as much as the
-direct transfer from the upstream to a client, so done one after the other in one thread they
-doubled a first fetch. Only the hash is waited for before the last chunk; the write is waited
-for before the commit, after the client has its bytes, on a helper thread (the connection is
-free for its next request at once). Queues are bounded: the reader stays at
-most ``AHEAD`` chunks ahead of the client (a slow client slows the upstream transfer down
-rather than filling memory), and the writer's backlog is at most ``BACKLOG`` chunks (past it
-the reader waits for the disk).
+The server's thread receives each chunk from the upstream, counts and hashes it, queues it
+for a writer thread (kept between relays) and returns it to the server, which sends it
+(``__next__``): a slow client slows the upstream transfer down, no more than one chunk is in
+hand, and the writer's backlog is at most ``BACKLOG`` chunks (past it the relay waits for the
+disk). Measured on the project's machine (bench/mirror.py, 2 shared cores under load 3-4):
+with a reader, a hasher and a writer thread besides the server's, every chunk was three
+queue hand-offs and thread wake-ups, and behind a 100 MB/s link (chunks are what one network
+read returns, some tens of KiB) the proxy spent 5.5-6.5 ms of CPU per MB against 4.4 ms done
+here, its first fetches of 1 MB took 1.5-1.8x the direct one in a wide spread (0.8-4.3x)
+against 1.3x here (1.1-1.7x); on the bare loopback, where receiving and sending in parallel
+could pay, the two were alike (3.0-3.2x). The commit (the writes finished, fsync, rename)
+runs after the client has its bytes, on a helper thread (the connection is free for its next
+request at once).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -39,15 +44,12 @@ from .upstream import UpstreamError, Verifier
 
 log = logging.getLogger(__name__)
 BACKLOG = 256  # chunks queued for the writer at most (64 MiB of 256 KiB chunks)
-AHEAD = 16  # chunks received and not yet sent to the client at most (4 MiB)
-_WAIT = 0.5  # seconds between looks at the stop flag while a queue is full
-_END = None  # the reader's last item: the upstream's body ended
 
 
 class _Threads:
-    """Daemon threads kept between relays: starting three threads per first fetch cost 1-4 ms
-    under load (``Thread.start`` waits until the new thread runs). A thread is made only when
-    none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
+    """Daemon threads kept between relays: starting a relay's threads per first fetch cost
+    1-4 ms under load (``Thread.start`` waits until the new thread runs). A thread is made
+    only when none is idle. Daemon threads (unlike ``ThreadPoolExecutor``'s, which the interpreter
     joins at exit) never hold up a server's shutdown mid-relay."""
 
     def __init__(self) -> None:
@@ -119,62 +121,35 @@ class Relay:
     """A WSGI ``app_iter``: iterate it to relay the file, ``close()`` it always (servers do)."""
 
     def __init__(self, upstream_response: Any, chunks: Iterator[bytes], check: Verifier,
-                 out: IO[bytes], tmp: Path, stored: Path, release: Callable[[], None],
+                 stored: Path, release: Callable[[], None],
                  done: Callable[[str], None]) -> None:
         self._response = upstream_response
         self._chunks = chunks
         self._check = check
-        self._out = out
-        self._tmp = tmp
+        # the temporary file beside ``stored``, made by the writer thread with its first
+        # chunk: creating a file took 0.5-0.8 ms on the project's machine, before the first
+        # byte when the server's thread made it
+        self._out: IO[bytes] | None = None
+        self._tmp: Path | None = None
         self._stored = stored
         self._release = release
         self._done = done  # told "miss" once committed, "error" once refused
         self._held = b""
+        # bytes still to come before the held-back last one (None: the size is not known)
+        self._before_last = None if check.size is None else check.size - 1
         # -> "verified" -> "committing" -> "committed" | "abandoned"
         self._state = "streaming"
-        self._hasher = _Worker(check.hash.update)
-        self._writer = _Worker(out.write, BACKLOG)
-        # received chunks for the client; then _END, or the error that ended the transfer
-        self._ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(AHEAD)
-        self._stop = threading.Event()  # the relay was abandoned: the reader ends
-        threads.run(self._read)
+        self._writer = _Worker(self._write, BACKLOG)
 
-    # --- the reader's thread -----------------------------------------------------------------
-    def _read(self) -> None:
-        try:
-            for chunk in self._chunks:
-                if self._stop.is_set():
-                    return
-                if not chunk:
-                    continue
-                self._check.count(chunk)
-                self._hasher.put(chunk)
-                self._writer.put(chunk)
-                if not self._offer(chunk):
-                    return
-            self._offer(_END)
-        except Exception as e:  # UpstreamError, or a bug: the relay is cut either way
-            self._offer(e)
-        except BaseException:  # the thread is being torn down: never leave the client waiting
-            self._offer(UpstreamError(f"relay of {self._stored.name} interrupted"))
-            raise
-        finally:
-            # the reader owns the upstream answer: closing it from another thread while
-            # this one is receiving is not safe
-            with suppress(Exception):
-                self._response.close()
+    def _write(self, chunk: bytes) -> None:
+        """The writer thread's work (and the commit's, with nothing to write)."""
+        if self._out is None:
+            fd, name = tempfile.mkstemp(dir=self._stored.parent, prefix=".dl-")
+            self._tmp = Path(name)
+            self._out = os.fdopen(fd, "wb")
+        if chunk:
+            self._out.write(chunk)
 
-    def _offer(self, item: bytes | BaseException | None) -> bool:
-        """Queue ``item`` for the client; False once the relay is abandoned."""
-        while not self._stop.is_set():
-            try:
-                self._ahead.put(item, timeout=_WAIT)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    # --- the server's thread -----------------------------------------------------------------
     def __iter__(self) -> Relay:
         return self
 
@@ -201,21 +176,32 @@ class Relay:
         raise StopIteration
 
     def _next_chunk(self) -> bytes:
-        """The chunk received before the latest one; at the end, once the whole file is
-        verified, the held-back last one. Raises what ended the transfer."""
-        while True:
-            item = self._ahead.get()
-            if item is _END:
-                self._hasher.finish()
-                self._check.finish()
-                self._state = "verified"
-                last, self._held = self._held, b""
-                return last  # committed at the next call or at close()
-            if isinstance(item, BaseException):
-                raise item
-            previous, self._held = self._held, item
-            if previous:
-                return previous
+        """The next bytes received, short of the held-back end (the file's last byte, or with
+        no size known the latest chunk); at the end, once the whole file is verified, the
+        held-back end. Raises what ended the transfer."""
+        for item in self._chunks:
+            if not item:
+                continue
+            self._check.feed(item)
+            self._writer.put(item)
+            if self._before_last is None:  # the size is not known: hold the latest chunk
+                previous, self._held = self._held, item
+                if previous:
+                    return previous
+                continue
+            if len(item) <= self._before_last:
+                self._before_last -= len(item)
+                return item
+            # the chunk that ends the file (the count refused more bytes than that)
+            cut, self._before_last = self._before_last, 0
+            self._held = item[cut:]
+            if cut:
+                return item[:cut]
+        self._check.finish()
+        self._response.close()
+        self._state = "verified"
+        last, self._held = self._held, b""
+        return last  # committed at the next call or at close()
 
     def close(self) -> None:
         if self._state == "verified":
@@ -236,6 +222,9 @@ class Relay:
             self._writer.finish()
             if self._writer.error is not None:
                 raise self._writer.error
+            self._write(b"")  # an empty file: no chunk made it
+            assert self._out is not None
+            assert self._tmp is not None
             self._out.flush()
             os.fsync(self._out.fileno())
             self._out.close()
@@ -251,14 +240,13 @@ class Relay:
 
     def _abandon(self) -> None:
         self._state = "abandoned"
-        self._stop.set()
-        with suppress(queue.Empty):  # a reader waiting for room sees the stop flag sooner
-            while True:
-                self._ahead.get_nowait()
-        self._hasher.finish()
-        self._writer.finish()
-        with suppress(OSError):
-            self._out.close()
-        with suppress(OSError):
-            self._tmp.unlink()
+        with suppress(Exception):
+            self._response.close()
+        self._writer.finish()  # no more writes: the temporary file is made or never will be
+        if self._out is not None:
+            with suppress(OSError):
+                self._out.close()
+        if self._tmp is not None:
+            with suppress(OSError):
+                self._tmp.unlink()
         self._release()

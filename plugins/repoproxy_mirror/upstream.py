@@ -189,8 +189,21 @@ def _dropped(error: BaseException) -> bool:
     return False
 
 
+def shared_pool(connections: int) -> Any:
+    """A connection pool (``requests``' HTTPAdapter, thread-safe: urllib3's pools are) for
+    the per-thread :class:`Upstream` clients of one mirror, keeping up to ``connections``
+    idle connections to its upstream. With a pool per thread, a first fetch landing on a
+    thread that had not talked to the upstream yet opened a new connection (a TCP and
+    perhaps a TLS handshake more than a kept-alive one); waitress hands requests to its
+    threads in turn, so most first fetches of a quiet server did."""
+    from requests.adapters import HTTPAdapter
+
+    return HTTPAdapter(pool_connections=1, pool_maxsize=max(1, connections))
+
+
 class Upstream:
-    def __init__(self, source: str, settings: Any) -> None:
+    def __init__(self, source: str, settings: Any, pool: Any = None) -> None:
+        """``pool``: a :func:`shared_pool` the session sends through (its own otherwise)."""
         import requests
 
         self.source = source.rstrip("/")
@@ -200,6 +213,9 @@ class Upstream:
                                    parse_credentials(settings["repoproxy_mirror.credentials"]))
         self.session = _session()
         self.session.headers["User-Agent"] = "repoproxy-mirror"
+        if pool is not None:
+            for prefix in ("http://", "https://"):
+                self.session.mount(prefix, pool)
         self._errors = requests.RequestException
         if self.cred is not None:
             if self.cred.kind == "bearer":

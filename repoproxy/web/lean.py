@@ -22,8 +22,10 @@ exactly as it would have: every refusal (no access, an absent channel, a credent
 a token not in the cache yet, an expired or revoked one), any other route or method, a query
 string, a cookie, HTTP Basic, a Range or a conditional header other than a matching
 If-None-Match, an absent file (the 404 body, or the noarch index built on demand), package
-files (download counting, policy-hidden files, ``X-Accel-Redirect``) and every file of a
-channel a plugin claims (``repoproxy_channel_file_claims``: a passive mirror). A refused
+files (download counting, policy-hidden files, ``X-Accel-Redirect``) and the files of a
+channel a plugin claims (``repoproxy_channel_file_claims``: a passive mirror), but those the
+claiming plugin names to be answered here (``repoproxy_channel_file_lean``: a passive mirror's
+cached, fresh indexes and its shards, with the headers ``file_response`` gives them). A refused
 request therefore costs the same here whether its channel is private or absent: a dict lookup
 each, then the same path through Pyramid.
 
@@ -56,9 +58,9 @@ from repoproxy.builtin import tokenauth
 from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.tokens import token_hash
 from repoproxy.errors import CredentialsInvalid, InvalidName
-from repoproxy.models import Channel, Credentials, Identity, Privacy
+from repoproxy.models import Channel, Credentials, Identity, LeanFile, Privacy
 from repoproxy.names import is_subdir
-from repoproxy.plugins import DEFAULT_PLUGINS, collect
+from repoproxy.plugins import DEFAULT_PLUGINS
 from repoproxy.web.files import (
     BLOCK,
     body_headers,
@@ -108,6 +110,7 @@ class Target:
 
     route: str
     channel: str
+    subdir: str
     filename: str
     shard: bool
     #: the file in the tree
@@ -128,6 +131,8 @@ class Headers:
     size: int
     #: the Cache-Control they were made with (a channel's privacy may change)
     cache: str
+    #: the ETag they were made with when not the file's stamp (a plugin's LeanFile)
+    given_tag: str | None
     quoted_tag: str
     not_modified: list[tuple[str, str]]
     body: list[tuple[str, str]]
@@ -144,6 +149,8 @@ class ChannelPlan:
     shard_cache: str
     #: a plugin answers its files (``repoproxy_channel_file_claims``)
     claimed: bool
+    #: the files of those it lets this module answer (``repoproxy_channel_file_lean``)
+    lean: Callable[[str, str, str], LeanFile | None] | None = None
 
 
 @dataclass
@@ -192,7 +199,9 @@ class LeanApp:
         # (tests do it on a running app), one integer compared per request
         self._seen = -1
         self.enabled = self.tokens = False
-        self.claims: list[Callable[[str], bool]] = []
+        # (claims, the same plugin's lean answers or None), one per claiming plugin
+        self.claims: list[tuple[Callable[[str], bool],
+                                Callable[[str, str, str], LeanFile | None] | None]] = []
         self._allowed_by_plugins()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -240,12 +249,26 @@ class LeanApp:
                                f"{sorted(answering - claiming)}")
             if reasons:
                 log.info("lean path off: %s", "; ".join(reasons))
-            self.claims = collect(hook.repoproxy_channel_file_claims(services=self.services))
+            self.claims = self._claims()
             self.enabled = self.possible and not reasons
             self.tokens = self.enabled and _tokens_answered_here(self.services)
             self._plan = None  # made again with the claims of these plugins
             self._seen = changes
         return self.enabled
+
+    def _claims(self) -> list[tuple[Callable[[str], bool],
+                                    Callable[[str, str, str], LeanFile | None] | None]]:
+        """Each claiming plugin's claims with its lean answers (by plugin: only the plugin
+        that claims a channel may have its files answered here)."""
+        hook = self.services.pm.hook
+        leans = {impl.plugin_name: impl.function(services=self.services)
+                 for impl in hook.repoproxy_channel_file_lean.get_hookimpls()}
+        out = []
+        for impl in hook.repoproxy_channel_file_claims.get_hookimpls():
+            claims = impl.function(services=self.services)
+            if claims is not None:
+                out.append((claims, leans.get(impl.plugin_name)))
+        return out
 
     # --- per request -----------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -306,12 +329,23 @@ class LeanApp:
         allowed = plan.decisions.get((key, name))
         if allowed is None:
             allowed = self._decide(plan, key, identity, channel)
-        if not allowed or channel is None or channel.claimed:
-            return None  # claimed: a plugin answers its files (repoproxy_channel_file)
-        sent = self._send(environ, start_response, target.file, target.filename,
-                          channel.shard_cache if target.shard else channel.index_cache)
+        if not allowed or channel is None:
+            return None
+        file, tag, answered = target.file, None, None
+        if channel.claimed:  # a plugin answers its files (repoproxy_channel_file)
+            if channel.lean is None:
+                return None
+            lean = channel.lean(name, target.subdir, f"shards/{target.filename}"
+                                if target.shard else target.filename)
+            if lean is None:
+                return None  # the plugin's own answer (a stale index, a first fetch)
+            file, tag, answered = lean.path, lean.etag, lean.answered
+        sent = self._send(environ, start_response, file, target.filename,
+                          channel.shard_cache if target.shard else channel.index_cache, tag)
         if sent is None:
             return None
+        if answered is not None:
+            answered()
         status, body = sent
         seconds = time.perf_counter() - start
         self.recorder.observe(target.route, status, seconds)
@@ -339,16 +373,17 @@ class LeanApp:
                 if directory is not None:
                     file = (f"{directory}/shards/{filename}" if shard
                             else f"{directory}/{filename}")
-                    target = Target(route.name, md["channel"], filename, shard, file)
+                    target = Target(route.name, md["channel"], subdir, filename, shard, file)
         if len(self._targets) >= MAX_TARGETS:
             self._targets.clear()
         self._targets[path] = target
         return target
 
     def _send(self, environ: dict[str, Any], start_response: Callable[..., Any], file: str,
-              name: str, cache: str) -> tuple[int, Any] | None:
-        """(status, body) of the file's answer as ``files.file_response`` makes it, or None
-        where the application must answer (no such file, webob's conditional answering)."""
+              name: str, cache: str, tag: str | None = None) -> tuple[int, Any] | None:
+        """(status, body) of the file's answer as ``files.file_response`` makes it (with
+        ``etag=tag``), or None where the application must answer (no such file, webob's
+        conditional answering)."""
         if not environ.keys().isdisjoint(PYRAMID_CONDITIONALS):
             return None
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
@@ -360,7 +395,7 @@ class LeanApp:
                     continue
                 except OSError:
                     return None  # unreadable: the application answers (and logs) it
-                known = self._headers(candidate, st, name, encoding, cache)
+                known = self._headers(candidate, st, name, encoding, cache, tag)
                 if if_none_match != known.quoted_tag:
                     return None  # another tag, a list, W/, *: webob's parsing decides
                 # decided from the stat alone: the file is not opened for a 304
@@ -374,7 +409,7 @@ class LeanApp:
                 continue
             except OSError:
                 return None  # a directory, no permission: the application answers (and logs) it
-            known = self._headers(candidate, os.fstat(f.fileno()), name, encoding, cache)
+            known = self._headers(candidate, os.fstat(f.fileno()), name, encoding, cache, tag)
             start_response("200 OK", list(known.body))
             if environ["REQUEST_METHOD"] == "HEAD":
                 f.close()
@@ -384,13 +419,14 @@ class LeanApp:
         return None
 
     def _headers(self, file: str, st: os.stat_result, name: str, encoding: str | None,
-                 cache: str) -> Headers:
-        """The file's headers (``web/files.py``'s), made again only when its stamp changed."""
+                 cache: str, given: str | None = None) -> Headers:
+        """The file's headers (``web/files.py``'s, with ETag ``given`` or the file's stamp),
+        made again only when its stamp changed."""
         known = self._known.get(file)
         if (known is None or known.mtime != st.st_mtime or known.size != st.st_size
-                or known.cache != cache):
-            tag = stat_etag(st)
-            known = Headers(st.st_mtime, st.st_size, cache, f'"{tag}"',
+                or known.cache != cache or known.given_tag != given):
+            tag = given or stat_etag(st)
+            known = Headers(st.st_mtime, st.st_size, cache, given, f'"{tag}"',
                             validators(tag, st, name, encoding, cache),
                             body_headers(tag, st, name, encoding, cache))
             if len(self._known) >= MAX_TARGETS:
@@ -410,10 +446,14 @@ class LeanApp:
 
     def _channel_plan(self, channel: Channel) -> ChannelPlan:
         public = channel.privacy == Privacy.PUBLIC
+        claiming = [lean for claims, lean in self.claims if claims(channel.name)]
         return ChannelPlan(channel, channel_acl(channel, True, []),
                            cache_control(public, False, self.max_age),
                            cache_control(public, True, self.max_age),
-                           any(claims(channel.name) for claims in self.claims))
+                           bool(claiming),
+                           # one plugin's files only: with several, which one answers is
+                           # the application's hook order
+                           claiming[0] if len(claiming) == 1 else None)
 
     def _decide(self, plan: Plan, key: str, caller: Identity | None,
                 target: ChannelPlan | None) -> bool:

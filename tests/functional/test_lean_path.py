@@ -299,6 +299,78 @@ def test_hook_channel_file_claims(app: Any, world: dict[str, Any], services: Any
         services.pm.unregister(name="repoproxy_legacy")
 
 
+def test_hook_channel_file_lean(app: Any, world: dict[str, Any], services: Any, tmp_path: Path,
+                                monkeypatch: Any) -> None:
+    from repoproxy import hookimpl
+    from repoproxy.models import LeanFile
+    from repoproxy.web.files import file_response
+
+    elsewhere = tmp_path / "legacy"
+    elsewhere.mkdir()
+    (elsewhere / "repodata.json").write_text('{"packages": {}}')
+    answered: list[str] = []
+
+    class Legacy:
+        """Answers channel pub's repodata.json from another tree, with an ETag of its own,
+        and lets the lean path answer it; its other files are its own answers."""
+
+        @hookimpl
+        def repoproxy_channel_file(self, request: Any, channel: Any, subdir: str,
+                                   filename: str) -> Any:
+            if channel.name != "pub" or filename != "repodata.json":
+                return None
+            return file_response(request, str(elsewhere / filename), channel,
+                                 immutable=False, etag="legacy-tag")
+
+        @hookimpl
+        def repoproxy_channel_file_claims(self, services: Any) -> Any:
+            return lambda channel: channel == "pub"
+
+        @hookimpl
+        def repoproxy_channel_file_lean(self, services: Any) -> Any:
+            def lean(channel: str, subdir: str, filename: str) -> LeanFile | None:
+                if filename != "repodata.json":
+                    return None
+                return LeanFile(str(elsewhere / filename), "legacy-tag",
+                                lambda: answered.append(f"{channel}/{subdir}/{filename}"))
+            return lean
+
+    class Other:
+        """Claims pub too, without lean answers."""
+
+        @hookimpl
+        def repoproxy_channel_file_claims(self, services: Any) -> Any:
+            return lambda channel: channel == "pub"
+
+    pyramid = Pyramid(app.router)
+    monkeypatch.setattr(app, "router", pyramid)
+    test = TestApp(app)
+    plain = TestApp(fastpath.uninstall(make_app(services).router))
+    services.pm.register(Legacy(), name="repoproxy_legacy")
+    try:
+        for headers in ({}, {"If-None-Match": '"legacy-tag"'}, {"Accept-Encoding": "gzip"}):
+            for method in ("GET", "HEAD"):
+                got = answer(test, method, "/pub/noarch/repodata.json", headers)
+                assert got == answer(plain, method, "/pub/noarch/repodata.json", headers)
+        assert got[0] == "200 OK"
+        assert ("ETag", '"legacy-tag"') in test.get("/pub/noarch/repodata.json").headerlist
+        assert pyramid.seen == []
+        assert answered == ["pub/noarch/repodata.json"] * 7  # the plain app's: not counted
+        # None: the plugin's own answer, through the application
+        test.get("/pub/noarch/repodata.json.zst")
+        assert pyramid.seen == ["/pub/noarch/repodata.json.zst"]
+        # two plugins claim the channel: the application decides which one answers
+        services.pm.register(Other(), name="repoproxy_other")
+        pyramid.seen.clear()
+        test.get("/pub/noarch/repodata.json")
+        assert pyramid.seen == ["/pub/noarch/repodata.json"]
+        assert len(answered) == 7
+    finally:
+        services.pm.unregister(name="repoproxy_legacy")
+        if services.pm.has_plugin("repoproxy_other"):
+            services.pm.unregister(name="repoproxy_other")
+
+
 def test_hook_request_observers(services: Any, world: dict[str, Any]) -> None:
     from repoproxy import hookimpl
 
