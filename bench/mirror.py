@@ -37,7 +37,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_env, fmt_ratio, median, python, run
+from _common import clean_env, fmt_ratio, median, python, run, serving_env
 
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
 from repoproxy.testing.server import RunningServer, free_port
@@ -316,9 +316,11 @@ def main() -> None:
              "--root", str(work / "a")], env=env)
         run([python(), "-m", "repoproxy", "import", str(src), "--channel", "local", "--create",
              "--root", str(work / "b")], env=env)
-        a = RunningServer(work / "a", free_port(), work / "a.log", env).start()
+        # both imports queued SBOMs: built during the measurement, they would compete with
+        # the upstream's and the proxy's answers (bench/_common.serving_env)
+        a = RunningServer(work / "a", free_port(), work / "a.log", serving_env()).start()
         b = RunningServer(work / "b", free_port(), work / "b.log",
-                          {**env, "REPOPROXY_MIRROR__INDEX_FRESHNESS": "3600"}).start()
+                          {**serving_env(), "REPOPROXY_MIRROR__INDEX_FRESHNESS": "3600"}).start()
         try:
             admin = b.token("--admin", "--name", "x")
             run([python(), "-m", "repoproxy", "channel", "create", "proxy", "--url", b.url,
