@@ -116,6 +116,38 @@ def test_filter_redacts_message_args_and_traceback() -> None:
     assert "serving /t/<redacted>/x" in formatted
 
 
+def test_filter_redacts_again_what_changed_after_it_ran() -> None:
+    """A handler's filter skips a record the factory already redacted, unless its message,
+    traceback or stack text changed since (another filter rewrote it, say)."""
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "serving %s", (f"/t/{TOKEN}/x",),
+                               None)
+    redacting = RedactingFilter()
+    assert redacting.filter(record)
+    assert redacting.filter(record)
+    assert record.getMessage() == "serving /t/<redacted>/x"
+    record.msg = f"rewritten for {TOKEN}"
+    assert redacting.filter(record)
+    assert TOKEN not in record.getMessage()
+    record.stack_info = f"Stack: /t/{TOKEN}/y"
+    assert redacting.filter(record)
+    assert TOKEN not in record.stack_info
+
+
+@pytest.mark.parametrize("created", [0.0, 1_700_000_000.0, 1_700_000_000.999,
+                                     1_700_000_001.0005, 1_800_000_059.5])
+def test_line_formatter_writes_the_stock_formatters_text(created: float) -> None:
+    from repoproxy.cli.common import LineFormatter
+
+    fmt = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    ours, stock = LineFormatter(fmt), logging.Formatter(fmt)
+    for when in (created, created + 0.25, created + 1.0, created):  # cached, then a new second
+        record = logging.LogRecord("repoproxy.access", logging.INFO, __file__, 1, "line", None,
+                                   None)
+        record.created, record.msecs = when, (when - int(when)) * 1000
+        assert ours.format(record) == stock.format(record)
+        assert ours.formatTime(record, "%H:%M") == stock.formatTime(record, "%H:%M")
+
+
 # --- the early upload check --------------------------------------------------------------------
 def waitress_headers(headers: dict[str, str]) -> dict[str, str]:
     """Header names as waitress's parser keeps them (upper case, ``-`` -> ``_``)."""
