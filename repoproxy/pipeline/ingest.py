@@ -276,10 +276,14 @@ def _linked(src: Path, tmp_dir: Path, filename: str) -> Path | None:
     filesystem, or one without them): the caller copies then."""
     import secrets
 
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".in-{secrets.token_hex(8)}-{filename}"
     try:
         os.link(src, tmp)
+    except FileNotFoundError:
+        if tmp_dir.is_dir():
+            return None  # the source is gone: the copy says so
+        tmp_dir.mkdir(parents=True, exist_ok=True)  # made once, not checked per file
+        return _linked(src, tmp_dir, filename)
     except OSError:
         return None
     return tmp
