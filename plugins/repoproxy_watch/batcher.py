@@ -229,9 +229,13 @@ class Batcher:
         catalog = self.services.catalog()
         ingestor = self.services.ingestor
         todo: list[tuple[Seen, Prepared]] = []
+        stored: dict[tuple[str, str], str] = {}  # what the channel has, one query per subdir
+        for subdir in {prepared.subdir for _, prepared in items}:
+            stored.update(((subdir, fn), sha) for fn, (_, sha) in catalog.stored_files(
+                channel.name, subdir, [p.filename for _, p in items if p.subdir == subdir]
+            ).items())
         for seen, prepared in items:
-            existing = catalog.get_package(channel.name, prepared.subdir, prepared.filename)
-            if existing is not None and existing.sha256 == prepared.sha256:
+            if stored.get((prepared.subdir, prepared.filename)) == prepared.sha256:
                 self._done(seen, channel.name, prepared.subdir, "already_present")
                 continue
             try:

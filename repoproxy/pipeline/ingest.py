@@ -446,7 +446,7 @@ class Ingestor:
             # its first occurrence here too
             existing: dict[tuple[str, str], int] = {}
             for subdir in {prepared.subdir for prepared in items}:
-                existing.update(((subdir, fn), ts) for fn, ts in catalog.indexed_timestamps(
+                existing.update(((subdir, fn), ts) for fn, (ts, _) in catalog.stored_files(
                     channel.name, subdir, [p.filename for p in items if p.subdir == subdir]
                 ).items())
             rows: list[tuple[PackageRecord, int, int]] = []

@@ -340,19 +340,21 @@ class Catalog:
 
     def indexed_timestamp(self, channel: str, subdir: str, filename: str) -> int | None:
         """The stored file's indexed_timestamp (CEP-47), or None if the file is not stored."""
-        return self.indexed_timestamps(channel, subdir, [filename]).get(filename)
+        found = self.stored_files(channel, subdir, [filename]).get(filename)
+        return None if found is None else found[0]
 
-    def indexed_timestamps(self, channel: str, subdir: str,
-                           filenames: Iterable[str]) -> dict[str, int]:
-        """:meth:`indexed_timestamp` of many files at once (those stored; one query per few
-        hundred names: a bulk import's commit asked once per file)."""
+    def stored_files(self, channel: str, subdir: str,
+                     filenames: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """Which of ``filenames`` the subdir stores: filename -> (indexed_timestamp, sha256).
+        One query per few hundred names (a bulk import's commit and the watch folder's asked
+        once per file)."""
         names = list(filenames)
-        out: dict[str, int] = {}
+        out: dict[str, tuple[int, str]] = {}
         for start in range(0, len(names), 500):  # below SQLite's bound on parameters
             part = names[start:start + 500]
             marks = ",".join("?" * len(part))  # placeholders only: the names are parameters
-            sql = f"SELECT filename, indexed_timestamp FROM packages WHERE channel = ? AND subdir = ? AND filename IN ({marks})"  # noqa: E501, S608
-            out.update((fn, int(ts or 0)) for fn, ts in self.db.conn.execute(
+            sql = f"SELECT filename, indexed_timestamp, sha256 FROM packages WHERE channel = ? AND subdir = ? AND filename IN ({marks})"  # noqa: E501, S608
+            out.update((fn, (int(ts or 0), sha)) for fn, ts, sha in self.db.conn.execute(
                 sql, [channel, subdir, *part]))
         return out
 
