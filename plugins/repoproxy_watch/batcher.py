@@ -187,7 +187,7 @@ class Batcher:
         return max(0.0, min(oldest) + self.config.batch_wait - time.monotonic())
 
     def flush(self, name: str) -> None:
-        """Plugin checks, one commit transaction, then one repodata build per subdir."""
+        """Plugin checks and one commit transaction; published with the burst (publish_due)."""
         items = self.prepared.pop(name, [])
         self._oldest.pop(name, None)
         try:
@@ -200,8 +200,8 @@ class Batcher:
             if records:
                 # published with the burst's other batches (publish_due): one index build
                 # for a burst, as an import makes, not one per batch
-                _, before, since = self.unpublished.get(name, (channel, [], time.monotonic()))
-                self.unpublished[name] = (channel, before + records, since)
+                self.unpublished.setdefault(name, (channel, [], time.monotonic()))[1].extend(
+                    records)
             self.delta.counts["batches"] += 1
             self.delta.batch = True
             log.info("watch: %d of %d files entered channel %s", len(records), len(items), name)
