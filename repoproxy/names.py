@@ -8,6 +8,7 @@ server never stores what a client cannot read back. Every pattern is anchored wi
 
 from __future__ import annotations
 
+import functools
 import re
 
 from repoproxy.errors import InvalidName
@@ -96,8 +97,12 @@ def check_file_name(filename: str) -> str:
     return filename
 
 
+@functools.lru_cache(maxsize=4096)
 def split_filename(filename: str) -> tuple[str, str, str, str]:
-    """Split ``name-version-build.ext`` into its parts, or raise :class:`InvalidName`."""
+    """Split ``name-version-build.ext`` into its parts, or raise :class:`InvalidName`.
+
+    Cached (a refusal is not): an ingest checks a name three times (its worker's filter,
+    the receive, the metadata check), at ~0.05 ms each with rattler's parsers."""
     ext = next((e for e in EXTENSIONS if filename.endswith(e)), None)
     if ext is None:
         raise InvalidName(f"{filename!r} is not a conda package file name (.conda or .tar.bz2)")

@@ -11,6 +11,8 @@ request. ``repoproxy import`` leaves its files queued for the server.
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,7 +49,11 @@ def repoproxy_background_workers(services: Any) -> Any:
 
 
 def sbom_path(services: Any, channel: str, subdir: str, filename: str) -> Path:
-    return services.store.root / "sbom" / channel / subdir / f"{filename}.cdx.json"
+    return Path(_sbom_file(str(services.store.root / "sbom"), channel, subdir, filename))
+
+
+def _sbom_file(base: str, channel: str, subdir: str, filename: str) -> str:
+    return f"{base}/{channel}/{subdir}/{filename}.cdx.json"
 
 
 def channel_url(services: Any, channel: str) -> str:
@@ -72,9 +78,11 @@ def write_sbom(services: Any, record: Any, path: Path) -> Path:
 def repoproxy_packages_added(services: Any, channel: Any, records: list[Any]) -> None:
     # a replaced file's old document is stale: it goes now, the new one is queued; all the
     # files of one publish in one transaction (a bulk import has thousands)
+    # str paths: a Path per file was most of this hook's time in a bulk import's publish
+    base = str(services.store.root / "sbom")
     for record in records:
-        sbom_path(services, record.channel, record.subdir, record.filename).unlink(
-            missing_ok=True)
+        with suppress(FileNotFoundError):
+            os.unlink(_sbom_file(base, record.channel, record.subdir, record.filename))  # noqa: PTH108
     _queue().enqueue_many(services, [(r.channel, r.subdir, r.filename, r.sha256)
                                      for r in records])
 

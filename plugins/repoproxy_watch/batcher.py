@@ -3,10 +3,12 @@
 Reading, hashing and the core checks (:func:`repoproxy.ingest.prepare_file`, which copies the
 file into ``<repoproxy.root>/tmp`` first) run in worker processes on every core. Prepared
 files wait per channel until ``batch_size`` are ready, nothing else is on its way, or the
-oldest has waited ``batch_wait`` seconds; then plugin checks, one commit transaction and one
-repodata build per subdir for the whole batch. A source file leaves the folder only after
-its commit, so a crash at any instant leaves it in the folder or in the channel (and a file
-found again that is already in the channel with the same sha256 is simply done).
+oldest has waited ``batch_wait`` seconds; then plugin checks and one commit transaction for
+the whole batch. The batches of a burst are published together (one repodata build per
+subdir) once nothing else is on its way, or once the first of them has waited
+``batch_wait`` seconds. A source file leaves the folder only after its commit, so a crash at
+any instant leaves it in the folder or in the channel (and a file found again that is already
+in the channel with the same sha256 is simply done).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Batcher:
         self._oldest: dict[str, float] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._last_used = 0.0
+        #: per channel: the records committed and not yet published, since when
+        self.unpublished: dict[str, tuple[Channel, list[PackageRecord], float]] = {}
 
     # --- taking files -----------------------------------------------------------------------
     @property
@@ -177,12 +181,13 @@ class Batcher:
                               or now - self._oldest[name] >= self.config.batch_wait)]
 
     def next_due_in(self) -> float | None:
-        if not self._oldest:
+        oldest = [*self._oldest.values(), *(since for _, _, since in self.unpublished.values())]
+        if not oldest:
             return None
-        return max(0.0, min(self._oldest.values()) + self.config.batch_wait - time.monotonic())
+        return max(0.0, min(oldest) + self.config.batch_wait - time.monotonic())
 
     def flush(self, name: str) -> None:
-        """Plugin checks, one commit transaction, then one repodata build per subdir."""
+        """Plugin checks and one commit transaction; published with the burst (publish_due)."""
         items = self.prepared.pop(name, [])
         self._oldest.pop(name, None)
         try:
@@ -193,9 +198,10 @@ class Batcher:
                 return
             records = self._commit(channel, items)
             if records:
-                builds = self.services.indexer.builds
-                self.services.ingestor.publish(channel, records)
-                self.delta.counts["rebuilds"] += self.services.indexer.builds - builds
+                # published with the burst's other batches (publish_due): one index build
+                # for a burst, as an import makes, not one per batch
+                self.unpublished.setdefault(name, (channel, [], time.monotonic()))[1].extend(
+                    records)
             self.delta.counts["batches"] += 1
             self.delta.batch = True
             log.info("watch: %d of %d files entered channel %s", len(records), len(items), name)
@@ -209,6 +215,26 @@ class Batcher:
         finally:
             for _, prepared in items:
                 prepared.tmp_path.unlink(missing_ok=True)
+
+    def publish_due(self, idle: bool) -> None:
+        """Publish what was committed (indexes, events) once the burst is over (``idle``:
+        nothing read or waiting), or when the first commit not yet published has waited
+        ``batch_wait``: a steady stream of files still becomes visible that often. A
+        committed file is durable and its source is gone: a crash before its publish leaves
+        its subdir's generation unbuilt, which start-up recovery builds."""
+        now = time.monotonic()
+        for name, (channel, records, since) in list(self.unpublished.items()):
+            if not (idle or now - since >= self.config.batch_wait):
+                continue
+            del self.unpublished[name]
+            try:
+                builds = self.services.indexer.builds
+                self.services.ingestor.publish(channel, records)
+                self.delta.counts["rebuilds"] += self.services.indexer.builds - builds
+            except Exception as e:
+                # the files are in the catalog: the next build of the subdir serves them
+                log.exception("watch: publishing %d files of %s failed", len(records), name)
+                self.delta.error(name, f"{type(e).__name__}: {e}")
 
     def _channel(self, name: str) -> Channel | None:
         channel: Channel | None = self.services.catalog().get_channel(name)
@@ -229,9 +255,13 @@ class Batcher:
         catalog = self.services.catalog()
         ingestor = self.services.ingestor
         todo: list[tuple[Seen, Prepared]] = []
+        stored: dict[tuple[str, str], str] = {}  # what the channel has, one query per subdir
+        for subdir in {prepared.subdir for _, prepared in items}:
+            stored.update(((subdir, fn), sha) for fn, (_, sha) in catalog.stored_files(
+                channel.name, subdir, [p.filename for _, p in items if p.subdir == subdir]
+            ).items())
         for seen, prepared in items:
-            existing = catalog.get_package(channel.name, prepared.subdir, prepared.filename)
-            if existing is not None and existing.sha256 == prepared.sha256:
+            if stored.get((prepared.subdir, prepared.filename)) == prepared.sha256:
                 self._done(seen, channel.name, prepared.subdir, "already_present")
                 continue
             try:
@@ -300,7 +330,9 @@ class Batcher:
             self.delta = state.Delta()
 
     def close(self) -> None:
-        """Stop the processes (after the files they are reading) and drop unfinished work."""
+        """Publish what was committed, stop the processes (after the files they are reading)
+        and drop unfinished work."""
+        self.publish_due(idle=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

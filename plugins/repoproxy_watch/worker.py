@@ -190,9 +190,11 @@ class WatchWorker:
         idle = not batcher.in_flight and not self.tracker.waiting()
         for name in batcher.due(idle):
             batcher.flush(name)
+        batcher.publish_due(idle)
         batcher.save()
         batcher.release_idle_pool()
-        return idle and not batcher.prepared and not self.tracker.files
+        return (idle and not batcher.prepared and not batcher.unpublished
+                and not self.tracker.files)
 
     def _pause(self, batcher: Batcher, last_scan: float) -> None:
         """Sleep until the next thing to do: a scan, a file's quiet time, a batch, a result."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 import os
 import sys
 import time
@@ -25,7 +24,10 @@ def setup_logging(level: int = logging.INFO, ini: Path | None = None) -> None:
     from repoproxy.web.redact import install_redaction
 
     if ini is not None and "[loggers]" in ini.read_text():
-        logging.config.fileConfig(str(ini), disable_existing_loggers=False)
+        # here: ~14 ms (logging.handlers, socket...) that most commands never need
+        from logging.config import fileConfig
+
+        fileConfig(str(ini), disable_existing_loggers=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))

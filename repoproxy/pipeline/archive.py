@@ -46,8 +46,8 @@ def hostile_name(name: str) -> str | None:
     """Why a member name is unsafe to extract, or None."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return f"absolute member path {name!r}"
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if ".." in parts:
+    # split by hand: a PurePosixPath per member was a tenth of reading a small package
+    if ".." in name.replace("\\", "/").split("/"):
         return f"member path {name!r} leaves the archive ('..')"
     return None
 

@@ -83,14 +83,16 @@ def pack_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encode_shard(records: dict[str, dict[str, Any]]) -> bytes:
+def encode_shard(records: dict[str, dict[str, Any]],
+                 compressor: zstandard.ZstdCompressor | None = None) -> bytes:
+    """A name's shard; ``compressor``: one at SHARD_ZST_LEVEL to reuse (making one per shard
+    was half of the compression's cost)."""
     shard: dict[str, Any] = {"packages": {}, "packages.conda": {}, "removed": []}
     for fn in sorted(records):
         key = "packages.conda" if fn.endswith(".conda") else "packages"
         shard[key][fn] = pack_record(records[fn])
-    return zstandard.ZstdCompressor(level=SHARD_ZST_LEVEL).compress(
-        msgpack.packb(shard, use_bin_type=True)
-    )
+    compressor = compressor or zstandard.ZstdCompressor(level=SHARD_ZST_LEVEL)
+    return compressor.compress(msgpack.packb(shard, use_bin_type=True))
 
 
 class HiddenCache:
@@ -507,12 +509,13 @@ class Indexer:
             if fn not in left_out:
                 by_name[name][fn] = json.loads(record)
         out: dict[str, str | None] = {}
+        compressor = zstandard.ZstdCompressor(level=SHARD_ZST_LEVEL)
         for name in dirty:
             files = by_name.get(name)
             if not files:
                 out[name] = None
                 continue
-            data = encode_shard(files)
+            data = encode_shard(files, compressor)
             digest = hashlib.sha256(data).hexdigest()
             path = self.runtime.store.shard_path(channel, subdir, digest)
             if not _holds(path, data):  # content-addressed: an intact file is already right

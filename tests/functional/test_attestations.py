@@ -145,7 +145,7 @@ def test_replacement_that_fails_before_commit_restores_the_old_pair(
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Catalog, "upsert_package", disk_full)
+    monkeypatch.setattr(Catalog, "upsert_packages", disk_full)
     for replacement in (attestation_for(new), None):
         with pytest.raises(OSError, match="No space left"):
             services.ingestor.ingest_file(CH, new, force=True, attestation=replacement)

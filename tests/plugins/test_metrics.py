@@ -180,3 +180,38 @@ def test_loopback_refused_when_not_allowed(settings: dict[str, Any]) -> None:
         testapp.get("/-/metrics", extra_environ=LOOPBACK, status=403)
     finally:
         svc.close()
+
+
+IMPORT_CHILD = """
+import sys
+from pathlib import Path
+from repoproxy.cli import main
+sys.argv = ["repoproxy", "import", sys.argv[1], "--channel", "cli", "--create", "--root",
+            sys.argv[2]]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print("prometheus_client" in sys.modules)
+"""
+
+
+def test_a_cli_import_counts_only_where_the_counts_can_be_read(tmp_path: Path) -> None:
+    """A process with no app and no multiprocess directory keeps no metrics (nothing could
+    read them; loading prometheus_client cost a bulk import's start ~45 ms); in multiprocess
+    mode the same import's counts reach the directory the server reads."""
+    src = tmp_path / "src" / "noarch"
+    build_package(PackageSpec("counted", "1.0"), src, "conda")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPOPROXY_", "PROMETHEUS"))}
+    alone = subprocess.run([sys.executable, "-c", IMPORT_CHILD, str(src.parent),
+                            str(tmp_path / "root-1")], env=env, check=True, timeout=120,
+                           capture_output=True, text=True)
+    assert alone.stdout.split()[-1] == "False"
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    shared = subprocess.run([sys.executable, "-c", IMPORT_CHILD, str(src.parent),
+                             str(tmp_path / "root-2")], timeout=120, check=True,
+                            env={**env, "PROMETHEUS_MULTIPROC_DIR": str(multiproc)},
+                            capture_output=True, text=True)
+    assert shared.stdout.split()[-1] == "True"
+    assert list(multiproc.glob("*.db"))

@@ -490,3 +490,51 @@ def test_default_root_is_watch_under_the_server_root(services: Any, root: Path) 
     assert config.duplicates == "reject"
     assert config.create_channels is False
     assert config.create_privacy == "private"
+
+
+def test_a_burst_is_published_once_though_committed_in_batches(
+        services: Any, channel: str, config: WatchConfig) -> None:
+    """Several batches (batch_size 4) of one burst, one repodata build: the indexes are built
+    when nothing else is arriving, not once per batch."""
+    import dataclasses
+
+    paths = build_many(drop_dir(config, CH), 14, prefix="onebuild")
+    builds = services.indexer.builds
+    worker = WatchWorker(services, dataclasses.replace(config, batch_size=4, quiet_seconds=0))
+    assert worker.run(until_idle=True, timeout=60)
+    assert listed(services) == {p.name for p in paths}
+    report = status(services, config)
+    assert report["batches"] >= 2
+    assert services.indexer.builds - builds == 1
+    assert report["repodata_builds"] == 1
+
+
+def test_a_steady_stream_is_published_every_batch_wait(
+        services: Any, channel: str, config: WatchConfig) -> None:
+    """Committed files wait for the burst's end at most batch_wait seconds."""
+    import dataclasses
+
+    from repoproxy_watch.batcher import Batcher
+    from repoproxy_watch.tracker import Tracker
+
+    build_many(drop_dir(config, CH), 2, prefix="stream")
+    cfg = dataclasses.replace(config, batch_size=1, quiet_seconds=0, batch_wait=0.3)
+    tracker = Tracker(cfg.quiet_seconds)
+    batcher = Batcher(services, cfg, tracker)
+    try:
+        from repoproxy_watch import folder
+
+        tracker.observe(folder.scan(cfg))
+        batcher.take(tracker.ready(), {CH})
+        while batcher.in_flight:
+            batcher.collect(timeout=5)
+        for name in batcher.due(idle=False):
+            batcher.flush(name)
+        batcher.publish_due(idle=False)  # more is coming (not idle), and nothing waited yet
+        assert len(listed(services)) == 0
+        assert batcher.next_due_in() is not None
+        time.sleep(0.35)
+        batcher.publish_due(idle=False)  # still not idle, but the first commit waited enough
+        assert len(listed(services)) == 2
+    finally:
+        batcher.close()
