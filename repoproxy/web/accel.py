@@ -11,7 +11,9 @@ repoproxy through that front: anything else would get an empty 200.
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+import os
+import stat
 from typing import Any
 from urllib.parse import quote
 
@@ -24,22 +26,34 @@ from repoproxy.web.files import CONTENT_TYPES
 #: response header naming the cache policy for the front's internal location to copy (nginx
 #: keeps only a few upstream headers across an internal redirect)
 CACHE_HEADER = "X-Repoproxy-Cache-Control"
+_CACHE = {scope: f"{scope}, max-age=31536000, immutable" for scope in ("public", "private")}
 
 
 def accel_prefix(request: Any) -> str:
     return str(request.services.settings["repoproxy.accel_redirect"] or "")
 
 
-def accel_response(request: Any, prefix: str, path: Path, channel: Channel, subdir: str,
+@functools.lru_cache(maxsize=4096)
+def _target(prefix: str, channel: str, subdir: str, filename: str) -> str:
+    """The internal location's URL of a file (kept: the same files are asked for all day)."""
+    return f"{prefix.rstrip('/')}/{quote(channel)}/{quote(subdir)}/{quote(filename)}"
+
+
+def accel_response(request: Any, prefix: str, path: str, channel: Channel, subdir: str,
                    filename: str) -> Any:
     """The front's answer for one immutable file of the tree, decided and checked here."""
-    if not path.is_file():
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)  # noqa: PTH116 (hot path: str paths)
+    except OSError:
+        regular = False
+    if not regular:
         raise NotFound(f"{filename} not found")
     scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
     # nginx keeps the upstream's Content-Type across the redirect: the one repoproxy sends
-    response = Response(status=200, content_type=CONTENT_TYPES.get(
-        path.suffix, "application/octet-stream"), charset=None)
-    response.headers["X-Accel-Redirect"] = (
-        f"{prefix.rstrip('/')}/{quote(channel.name)}/{quote(subdir)}/{quote(filename)}")
-    response.headers[CACHE_HEADER] = f"{scope}, max-age=31536000, immutable"
-    return response
+    return Response(status=200, headerlist=[
+        ("Content-Type", CONTENT_TYPES.get(os.path.splitext(filename)[1],  # noqa: PTH122
+                                           "application/octet-stream")),
+        ("Content-Length", "0"),
+        ("X-Accel-Redirect", _target(prefix, channel.name, subdir, filename)),
+        (CACHE_HEADER, _CACHE[scope]),
+    ])

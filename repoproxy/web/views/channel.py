@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from pyramid.view import view_config
@@ -68,7 +67,7 @@ def channel_file(request: Request) -> Any:
             raise _missing(filename)
         prefix = accel_prefix(request)
         if prefix:  # behind the nginx front: it sends the bytes (web/accel.py)
-            response = accel_response(request, prefix, Path(path), channel, subdir, filename)
+            response = accel_response(request, prefix, path, channel, subdir, filename)
         else:
             response = file_response(request, path, channel, immutable=True)
         if request.method == "GET" and package == filename:
