@@ -99,10 +99,13 @@ def test_sigkill_during_a_burst_then_restart_loses_nothing(
     staging = watch_dir(srv, ".staging")  # same filesystem, hidden: never watched
     names = {p.name for p in build_many(staging, n, prefix="kill")}
     move_in(sorted(staging.iterdir()), watch_dir(srv, "burst"))
-    wait_for(lambda: len(served(srv, "burst")) >= n // 4, interval=0.01)
+    # a quarter of the burst moved into the channel: committed, and (a burst is published
+    # once it is over) perhaps not yet in repodata.json, which the restart must then build
+    channel_dir = srv.root / "channels" / "burst" / "noarch"
+    wait_for(lambda: channel_dir.is_dir()
+             and len({p.name for p in channel_dir.iterdir()} & names) >= n // 4, interval=0.01)
     srv.stop(signal.SIGKILL)
 
-    channel_dir = srv.root / "channels" / "burst" / "noarch"
     in_channel = {p.name for p in channel_dir.iterdir()} & names
     in_folder = {p.name for p in watch_dir(srv, "burst").iterdir()}
     rejected = {p.name for p in watch_dir(srv, ".rejected").rglob("*")} & names
