@@ -20,9 +20,10 @@ print("held", flush=True)
 sys.stdin.readline()
 """
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="OFD locks: Linux")
+linux = pytest.mark.skipif(sys.platform != "linux", reason="OFD locks: Linux only")
 
 
+@linux
 def test_a_name_held_by_another_process_is_held_here_and_other_names_are_free(
         tmp_path: Path) -> None:
     pkgs = tmp_path / "linux-64" / "pkgs"  # made by the first lock
@@ -73,3 +74,24 @@ def test_names_get_distinct_offsets() -> None:
     offsets = {name_offset(n) for n in names}
     assert len(offsets) == len(names)
     assert all(0 <= o < 2**62 for o in offsets)
+
+
+def test_without_ofd_locks_a_lock_file_per_name_does_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where OFD locks are missing (macOS), each name has its own flock-ed file: held for the
+    other threads, other names free, released for the next."""
+    from repoproxy_mirror import locks
+
+    monkeypatch.setattr(locks, "_OFD", False)
+    release = package_lock(tmp_path, "a-1.0-0.conda", blocking=True)
+    assert release is not None
+    assert package_lock(tmp_path, "a-1.0-0.conda", blocking=False) is None
+    other = package_lock(tmp_path, "b-1.0-0.conda", blocking=False)
+    assert other is not None
+    other()
+    release()
+    again = package_lock(tmp_path, "a-1.0-0.conda", blocking=False)
+    assert again is not None
+    again()
+    assert sorted(p.name for p in (tmp_path / ".locks").iterdir()) == [
+        "a-1.0-0.conda.lock", "b-1.0-0.conda.lock"]
