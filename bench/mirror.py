@@ -166,10 +166,61 @@ def _cached(s: requests.Session, b_url: str, name: str, requests_: int) -> None:
               f"throughput proxy/local {lo / p:.2f}x (target >= 0.8x) [{load()}]", flush=True)
 
 
+def _environ(path: str) -> dict[str, object]:
+    import io
+
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "bench",
+            "SERVER_PORT": "80", "HTTP_HOST": "bench", "wsgi.url_scheme": "http",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.input": io.BytesIO()}
+
+
+def _first_in_process(root: Path, channel: str, names: list[str]) -> None:
+    """First fetches through ``channel`` (a passive mirror none of ``names`` went through)
+    as WSGI calls in this process: the CPU time of the calling thread from the call to the
+    answer's first byte, the proxy's fixed cost of a first fetch (routing, the view, the
+    file's lock, the upstream request's set-up and its answer's parsing; the upstream's own
+    work is another process's). CPU time, steadier than wall time on a shared machine."""
+    from repoproxy_mirror.locks import FETCH_LOCK, range_lock
+
+    from repoproxy.domain.core import load_core
+    from repoproxy.web.app import make_app
+
+    core = load_core({"repoproxy.root": str(root), "repoproxy.log_requests": "false"},
+                     clean_env())
+    app = make_app(core)
+    took = []
+    try:
+        for name in names:
+            status: list[str] = []
+            start = time.thread_time()
+            body = app(_environ(f"/{channel}/linux-64/{name}"),
+                       lambda s, h, e=None, out=status: out.append(s))
+            chunks = iter(body)
+            next(chunks)
+            took.append(time.thread_time() - start)
+            for _ in chunks:
+                pass
+            getattr(body, "close", lambda: None)()
+            if not status[0].startswith("200"):
+                raise RuntimeError(f"{name}: {status[0]}")
+        # the relays commit on helper threads after the answer: wait for every file's lock
+        for lock in (root / "mirror" / "cache").rglob(f"linux-64/pkgs/{FETCH_LOCK}"):
+            release = range_lock(lock, 0, 0, blocking=True)
+            if release is not None:
+                release()
+    finally:
+        core.close()
+    took.sort()
+    print(f"first fetch, in-process WSGI call (n={len(took)}): CPU of the request's thread "
+          f"to the first byte, median {median(took) * 1e6:.0f} µs (quartiles "
+          f"{took[len(took) // 4] * 1e6:.0f}-{took[3 * len(took) // 4] * 1e6:.0f} µs) "
+          f"[{load()}]", flush=True)
+
+
 def _cached_in_process(root: Path, name: str, rounds: int) -> None:
     """The same cached reads as WSGI calls in this process (server time only, no HTTP client:
     the proxy's own cost over a local channel's, steadier than the HTTP figures)."""
-    import io
 
     from repoproxy.domain.core import load_core
     from repoproxy.web.app import make_app
@@ -179,10 +230,7 @@ def _cached_in_process(root: Path, name: str, rounds: int) -> None:
     app = make_app(core)
 
     def call(path: str) -> float:
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "bench",
-                   "SERVER_PORT": "80", "HTTP_HOST": "bench", "wsgi.url_scheme": "http",
-                   "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-                   "wsgi.input": io.BytesIO()}
+        environ = _environ(path)
         status: list[str] = []
         start = time.perf_counter()
         body = app(environ, lambda s, h, e=None: status.append(s))
@@ -341,6 +389,13 @@ def main() -> None:
                           "upstream": lambda: cpu_seconds(a_pid)}
                 for mb in sizes:
                     _first(s, a.url, b.url, mb, [p.name for p in large[mb]], meters)
+                run([python(), "-m", "repoproxy", "channel", "create", "proxyin", "--url",
+                     b.url, "--token", admin], env=env)
+                run([python(), "-m", "repoproxy", "mirror", "--create", "pin", "--channel",
+                     "proxyin", "--source", f"{a.url}/up", "--mode", "passive", "--root",
+                     str(work / "b")], env=env)
+                _get_times(s, [f"{b.url}/proxyin/linux-64/repodata.json"])
+                _first_in_process(work / "b", "proxyin", [p.name for p in large[sizes[0]]])
             if "first" in parts and args.link_mb_per_s:
                 link = LinkProcess(a.port, args.link_mb_per_s * 1e6)
                 where = f" behind a {args.link_mb_per_s:g} MB/s link"

@@ -16,7 +16,6 @@ committed are skipped, so a resumed run continues where the crash left it.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import threading
@@ -38,6 +37,7 @@ from repoproxy.storage.store import atomic_write, fsync_files
 from . import own_policy
 from .closure import closure
 from .filters import MirrorFilter
+from .locks import file_lock
 from .model import InvalidMirror, Mirror
 from .removed import removed_path
 from .service import mirror_dir, mirror_store
@@ -60,18 +60,8 @@ MAX_INDEX = 1024**3
 @contextmanager
 def run_lock(core: Core, mirror: Mirror) -> Iterator[bool]:
     """The mirror's run lock, across processes; yields False if someone else holds it."""
-    locks = mirror_dir(core) / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{mirror.id}.lock", "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(mirror_dir(core) / "locks" / f"{mirror.id}.lock", blocking=False) as mine:
+        yield mine
 
 def is_running_elsewhere(core: Core, mirror: Mirror) -> bool:
     with run_lock(core, mirror) as mine:

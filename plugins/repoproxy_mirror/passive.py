@@ -15,7 +15,7 @@ always exists (an empty index stands in).
 Packages: fetched on first request and relayed to that client while they arrive, hashed and
 written beside the cache (relay.py); committed only when the sha256 and size match, else the
 client's response is cut. Stored immutable. One download per file across threads and
-processes: the others wait on its lock file and then read the stored file.
+processes: the others wait on its lock (locks.py) and then read the stored file.
 
 Layout: ``<root>/mirror/cache/<mirror id>/<subdir>/{meta.json, repodata.json,
 repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
@@ -23,7 +23,6 @@ repodata.json.zst, repodata_shards.msgpack.zst, shards/, pkgs/}``.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -33,7 +32,7 @@ import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,7 @@ from repoproxy.storage.store import atomic_write, fsync_dir
 
 from . import own_policy, shard_gc
 from .filters import MirrorFilter
+from .locks import file_lock, holding, package_lock
 from .model import Mirror
 from .own_policy import as_record
 from .relay import Relay
@@ -114,42 +114,6 @@ def sweep_partials(core: Core, older_than: float) -> int:
 
 def drop_cache(core: Core, mirror: Mirror) -> None:
     shutil.rmtree(cache_dir(core, mirror.id), ignore_errors=True)
-
-
-@contextmanager
-def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def try_lock(path: Path) -> Callable[[], None] | None:
-    """The lock file taken without waiting, and its release; None when it is held (by any
-    thread or process: flock locks belong to the open file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+b")  # noqa: SIM115 - closed by the release
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            f.close()
-    return release
 
 
 def _shards_named(path: Path) -> set[str]:
@@ -553,7 +517,7 @@ class Proxy:
         stored = directory / "pkgs" / filename
         if stored.exists():
             return None
-        release = try_lock(directory / "pkgs" / ".locks" / f"{filename}.lock")
+        release = package_lock(directory / "pkgs", filename, blocking=False)
         if release is None:
             return None
         relay = None
@@ -612,7 +576,7 @@ class Proxy:
         if stored.exists():
             self._notify(mirror, path, "hit")
             return stored
-        with file_lock(directory / "pkgs" / ".locks" / f"{filename}.lock", blocking=True):
+        with holding(directory / "pkgs", filename):
             if stored.exists():  # fetched by whoever held the lock before us
                 self._notify(mirror, path, "hit")
                 return stored

@@ -591,11 +591,12 @@ def test_passive_packages_are_fetched_once_verified_and_kept(
 def _settled(services: Any) -> None:
     """Wait until relayed first fetches are committed: relay.py commits after the response,
     on a helper thread, holding the file's lock until the copy is stored and counted."""
-    from repoproxy_mirror.passive import file_lock
+    from repoproxy_mirror.locks import FETCH_LOCK, range_lock
 
-    for lock in (services.store.root / "mirror" / "cache").rglob(".locks/*.lock"):
-        with file_lock(lock, blocking=True):
-            pass
+    for lock in (services.store.root / "mirror" / "cache").rglob(f"pkgs/{FETCH_LOCK}"):
+        release = range_lock(lock, 0, 0, blocking=True)  # every name's byte
+        assert release is not None
+        release()
 
 
 def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
@@ -1256,3 +1257,109 @@ def test_lean_path_answers_a_proxys_cached_indexes_and_shards_as_pyramid_does(
     assert STALE_HEADER in r.headers
     assert reached == ["/proxy/noarch/repodata_shards.msgpack.zst"]
     services.pm.unregister(name="observer")
+
+
+def test_first_fetches_of_a_subdir_share_one_lock_file_and_other_names_never_wait(
+        testapp: Any, services: Any, proxied: str, upstream: tuple[Upstream, Any]) -> None:
+    """A first fetch locks its name's byte of the subdir's one lock file (no file made per
+    package): while one is relaying, another name's first fetch goes on; the same name's
+    lock is held, for the other threads as for the other processes (test_mirror_locks.py)."""
+    from repoproxy_mirror.locks import package_lock
+    from webob import Request
+
+    srv, _ = upstream
+    held, other = "app-3.0-0.conda", "app-2.0-0.conda"
+    go = threading.Event()
+    srv.faults[f"up/linux-64/{held}"] = _paused(srv.directory, 100, go)
+    response = Request.blank(f"/proxy/linux-64/{held}").get_response(testapp.app)
+    chunks = iter(response.app_iter)
+    got = next(chunks)  # relaying: the upstream holds back the rest, the lock is held
+    pkgs = next((services.store.root / "mirror" / "cache").glob("*/linux-64/pkgs"))
+    try:
+        assert testapp.get(f"/proxy/linux-64/{other}").body == (
+            srv.directory / "up/linux-64" / other).read_bytes()
+        assert not go.is_set()  # the other name was fetched while this one was held
+        assert package_lock(pkgs, held, blocking=False) is None
+    finally:
+        go.set()
+        got += b"".join(chunks)
+        response.app_iter.close()
+    assert got == (srv.directory / "up/linux-64" / held).read_bytes()
+    _settled(services)
+    assert sorted(p.name for p in pkgs.iterdir()) == [".fetch.lock", other, held]
+    release = package_lock(pkgs, held, blocking=False)  # free again once committed
+    assert release is not None
+    release()
+
+
+class _ForwardProxy:
+    """An HTTP forward proxy on the loopback: answers ``GET http://<host>/<path>`` from
+    ``directory`` (as the upstream would) and keeps the absolute URLs it was asked for."""
+
+    def __init__(self, directory: Path) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.seen: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy.seen.append(self.path)
+                file = directory / urlsplit(self.path).path.lstrip("/")
+                body = file.read_bytes() if file.is_file() else b"not found"
+                self.send_response(200 if file.is_file() else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_environments_proxy_settings_are_honoured_and_read_once_per_upstream(
+        testapp: Any, admin_headers: dict[str, str], make_channel: Any,
+        upstream: tuple[Upstream, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY and NO_PROXY apply to the upstream's requests as requests reads them,
+    read once per upstream origin (per server thread), not again for every request."""
+    srv, _ = upstream
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ALL_PROXY",
+                 "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    forward = _ForwardProxy(srv.directory)
+    dead = _ForwardProxy(srv.directory)
+    dead.close()  # a proxy address nothing answers at
+    try:
+        # an upstream name that does not resolve: only the proxy can answer for it
+        monkeypatch.setenv("HTTP_PROXY", forward.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        make_channel("viaproxy")
+        _mirror(testapp, admin_headers, "vp", "viaproxy", "http://upstream.invalid/up",
+                mode="passive")
+        key = "up/linux-64/app-3.0-0.conda"
+        assert testapp.get("/viaproxy/linux-64/app-3.0-0.conda").body == (
+            srv.directory / key).read_bytes()
+        assert f"http://upstream.invalid/{key}" in forward.seen
+        # NO_PROXY: the loopback upstream is asked directly
+        make_channel("direct")
+        _mirror(testapp, admin_headers, "dp", "direct", f"{srv.url}/up", mode="passive")
+        assert testapp.get("/direct/linux-64/app-2.0-0.conda").status_int == 200
+        assert srv.hits["up/linux-64/app-2.0-0.conda"] == 1
+        assert not [u for u in forward.seen if srv.url in u]
+        # read once: a changed environment is not read again for the same upstream
+        monkeypatch.setenv("HTTP_PROXY", dead.url)
+        seen = len(forward.seen)
+        assert testapp.get("/viaproxy/linux-64/libcore-2.0-0.tar.bz2").status_int == 200
+        assert forward.seen[seen:] == ["http://upstream.invalid/up/linux-64/libcore-2.0-0.tar.bz2"]
+    finally:
+        forward.close()
