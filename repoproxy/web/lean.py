@@ -287,6 +287,7 @@ class LeanApp:
                 start: float) -> Any:
         path = environ.get("PATH_INFO") or "/"
         log_path = None
+        bearer = None
         if path.startswith("/t/"):
             match = TOKEN_PATH.match(path)
             if match is None:
@@ -294,7 +295,15 @@ class LeanApp:
             creds = token_credentials(match.group(1), "path")
             path = match.group(2) or "/"
             log_path = "/t/<redacted>" + path
-        elif ("HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ):
+        elif auth := environ.get("HTTP_AUTHORIZATION"):
+            # what credentials_of takes from it (it wins over X-API-Key), less the token's
+            # shape check and the Credentials: only a token verified before (so well-formed)
+            # is answered here, any other goes to the application, which checks it
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() != "bearer":
+                return None  # Basic, another scheme: the application
+            creds, bearer = ANONYMOUS, value.strip()
+        elif "HTTP_AUTHORIZATION" in environ or "HTTP_X_API_KEY" in environ:
             creds = credentials_of(environ)
         else:
             creds = ANONYMOUS  # no credentials (the query string is empty)
@@ -306,17 +315,21 @@ class LeanApp:
             return None
         # the caller, from the environ and in-memory caches only
         generation = self.services.generation()
-        if creds is ANONYMOUS or creds.empty:
-            if "HTTP_COOKIE" in environ:
-                return None  # perhaps the web UI's session: the application reads it
-            key, identity = "", None
-        elif creds.username is not None or creds.token is None or not self.tokens:
-            return None
-        else:
-            key = token_hash(creds.token)
+        if bearer is None and creds.token is not None and creds.username is None:
+            bearer = creds.token  # a /t/ path token or an X-API-Key
+        if bearer is not None:
+            if not self.tokens:
+                return None
+            key = token_hash(bearer)
             identity = tokenauth.known_identity(self.services, key, generation, self.verified)
             if identity is None:
                 return None  # not verified under this generation: the application verifies
+        elif creds.empty:
+            if "HTTP_COOKIE" in environ:
+                return None  # perhaps the web UI's session: the application reads it
+            key, identity = "", None
+        else:
+            return None  # HTTP Basic: the application
         plan = self._plan
         if plan is None or plan.generation != generation:
             plan = self._replan(generation)

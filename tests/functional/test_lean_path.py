@@ -81,6 +81,11 @@ def matrix(w: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         {"Authorization": "Bearer rp-unknown-token"}, {"Authorization": "Bearer "},
         {"X-API-Key": w["read"]}, {"Authorization": f"Basic {w['read']}"},
         {"Cookie": "other=1"}, {"X-Forwarded-For": "10.1.2.3"},
+        # how a bearer header is read: scheme case, spaces, another scheme, X-API-Key beside
+        {"Authorization": f"bEARER   {w['read']}  "}, {"Authorization": f"Token {w['read']}"},
+        {"Authorization": f"Bearer{w['read']}"},
+        {"Authorization": f"Bearer {w['other']}", "X-API-Key": w["read"]},
+        {"Authorization": "", "X-API-Key": w["read"]},
     ]
     out = []
     for channel in ("pub", "priv", "auth", "absent", "pub/dev", "api", "t"):
