@@ -599,6 +599,25 @@ def _settled(services: Any) -> None:
         release()
 
 
+def _big_proxy(testapp: Any, admin_headers: dict[str, str], make_channel: Any, tmp_path: Path,
+               size: int, seed: int) -> tuple[Upstream, str, bytes]:
+    """An upstream serving one package of ``size`` random (incompressible) bytes and the
+    passive mirror ``bigproxy`` of it: (the upstream, its file's key, the file's bytes)."""
+    core = build_upstream_root(tmp_path / "big", "up", [(PackageSpec(
+        "big", files={"data.bin": random.Random(seed).randbytes(size)}), "conda")],
+        tmp_path / "bigpkgs")
+    core.close()
+    srv = Upstream(tmp_path / "big" / "channels")
+    key = "up/noarch/big-1.0-0.conda"
+    try:
+        make_channel("bigproxy")
+        _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
+    except BaseException:
+        srv.close()
+        raise
+    return srv, key, (srv.directory / key).read_bytes()
+
+
 def _paused(directory: Path, first: int, go: threading.Event, tamper: bool = False) -> Any:
     """Send ``first`` bytes, wait for ``go``, then the rest (one byte flipped if ``tamper``)."""
     def fault(h: Any, path: str) -> bool:
@@ -623,18 +642,10 @@ def test_a_first_fetch_is_relayed_while_it_arrives_and_stored_only_when_verified
     from repoproxy_stats.counter import buffer_for
     from webob import Request
 
-    # a package of ~1 MB (random payload: it does not compress), behind an upstream that
-    # stops half-way until told to go on
-    core = build_upstream_root(tmp_path / "big", "up", [(PackageSpec(
-        "big", files={"data.bin": random.Random(1).randbytes(1_000_000)}), "conda")],
-        tmp_path / "bigpkgs")
-    core.close()
-    srv = Upstream(tmp_path / "big" / "channels")
-    key = "up/noarch/big-1.0-0.conda"
+    # a package of ~1 MB, behind an upstream that stops half-way until told to go on
+    srv, key, original = _big_proxy(testapp, admin_headers, make_channel, tmp_path,
+                                    1_000_000, seed=1)
     try:
-        make_channel("bigproxy")
-        _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
-        original = (srv.directory / key).read_bytes()
         go = threading.Event()
         srv.faults[key] = _paused(srv.directory, 400_000, go, case == "tampered")
         response = Request.blank("/bigproxy/noarch/big-1.0-0.conda").get_response(testapp.app)
@@ -682,16 +693,9 @@ def test_a_relayed_first_fetch_holds_back_only_its_last_byte(
     first bytes waited for a second chunk)."""
     from webob import Request
 
-    core = build_upstream_root(tmp_path / "big", "up", [(PackageSpec(
-        "big", files={"data.bin": random.Random(2).randbytes(300_000)}), "conda")],
-        tmp_path / "bigpkgs")
-    core.close()
-    srv = Upstream(tmp_path / "big" / "channels")
-    key = "up/noarch/big-1.0-0.conda"
+    srv, key, original = _big_proxy(testapp, admin_headers, make_channel, tmp_path, 300_000,
+                                    seed=2)
     try:
-        make_channel("bigproxy")
-        _mirror(testapp, admin_headers, "bp", "bigproxy", f"{srv.url}/up", mode="passive")
-        original = (srv.directory / key).read_bytes()
         go = threading.Event()
         srv.faults[key] = _paused(srv.directory, len(original) - 1, go)
         late = threading.Timer(20, go.set)  # bounds the test if the bytes are held back
