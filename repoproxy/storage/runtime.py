@@ -18,7 +18,7 @@ from repoproxy.plugins import PluginManager
 from repoproxy.settings import Settings
 from repoproxy.storage.catalog import Catalog
 from repoproxy.storage.db import ConnectionPool
-from repoproxy.storage.generation import bump, read_stamp, stamp_path
+from repoproxy.storage.generation import StampReader, bump, stamp_path
 from repoproxy.storage.store import Store
 
 T = TypeVar("T")
@@ -33,13 +33,14 @@ class Runtime:
         self._plugin_state: dict[str, Any] = {}
         self._state_lock = threading.Lock()
         self.generation_path = stamp_path(self.store.catalog_path)
-        self._generation_file = str(self.generation_path)  # stat'ed on every request
+        self._stamp = StampReader(self.generation_path)  # read on every request
         self._channels: tuple[int, Mapping[str, Channel]] | None = None
         self._channels_lock = threading.Lock()
 
     def generation(self) -> int:
-        """The access generation (``storage/generation.py``): one stat, no query."""
-        return read_stamp(self._generation_file)
+        """The access generation (``storage/generation.py``): read from memory shared with
+        the stamp file, no system call, no query."""
+        return self._stamp.read()
 
     def access_changed(self) -> None:
         """Move the access generation on: every process drops what it decided from the old

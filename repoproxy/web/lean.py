@@ -2,7 +2,8 @@
 
 What conda clients send all day, a GET or HEAD of a subdir's index files (``repodata.json``,
 its ``.zst``, the shard index, ``run_exports.json``) and of its shards, is decided here from
-in-memory state, a stat of the access generation's stamp and one of the file (or its open),
+in-memory state, the access generation (read from a shared mapping of its stamp, no system
+call) and one stat of the file (or its open),
 with none of Pyramid's per-request work (a request object, the tweens, the router, the
 security policy walking an ACL, the view's hooks):
 

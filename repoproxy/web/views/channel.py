@@ -1,6 +1,6 @@
 """Conda-facing GET/HEAD of channel files, served straight from the materialised tree.
 
-Per request: a stat of the access generation (the channel and a known token come from
+Per request: the access generation, read from memory (the channel and a known token come from
 in-memory snapshots), a stat of the file, and for package files a stat of the subdir's
 hidden-files list (cached by mtime). No catalog query once warm.
 """
