@@ -71,6 +71,7 @@ class StampReader:
         self._until = 0.0  # when to check the path again
         self._seen = -1  # the replacements of this process seen (``_replaced``)
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def read(self) -> int:
         mapped = self._map
@@ -79,6 +80,10 @@ class StampReader:
         return self._remap()
 
     def _remap(self) -> int:
+        if self._pid != os.getpid():
+            # a forked child (``serve --workers``): a lock another thread of the parent held
+            # at the fork would never be released here
+            self._lock, self._pid = threading.Lock(), os.getpid()
         with self._lock:
             self._seen = _replaced
             try:

@@ -106,3 +106,21 @@ def test_a_stamp_this_process_may_not_write_is_replaced(tmp_path: Path,
     bump(path)
     monkeypatch.undo()
     assert reader.read() == read_stamp(path) != before
+
+
+def test_a_forked_child_reads_on_with_a_lock_of_its_own(tmp_path: Path) -> None:
+    """A child forked while another thread held the reader's lock (re-checking the path)
+    still reads: the lock it inherited would never be released there."""
+    path = tmp_path / "stamp"
+    bump(path)
+    reader = StampReader(path, recheck=0.0)  # every read re-checks, under the lock
+    with reader._lock:  # another thread mid re-check, as the fork happens
+        pid = os.fork()
+        if pid == 0:  # the child: read, then leave at once
+            code = 1
+            try:
+                code = 0 if reader.read() == read_stamp(path) else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
