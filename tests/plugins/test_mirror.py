@@ -1082,8 +1082,9 @@ def test_upstream_credentials_stay_with_their_upstream(
         other.close()
 
 
-# --- hooks ---------------------------------------------------------------------------------
-def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None:
+def _upstream_statuses(services: Any) -> list[tuple[str, str, str]]:
+    """(mirror, path, status) of every ``repoproxy_mirror_upstream`` call from now on, by a
+    plugin registered as ``observer``."""
     from repoproxy import hookimpl
 
     seen: list[tuple[str, str, str]] = []
@@ -1095,6 +1096,12 @@ def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None
             seen.append((mirror, path, status))
 
     services.pm.register(Observer(), name="observer")
+    return seen
+
+
+# --- hooks ---------------------------------------------------------------------------------
+def test_hook_mirror_upstream(testapp: Any, services: Any, proxied: str) -> None:
+    seen = _upstream_statuses(services)
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/repodata.json")
     testapp.get("/proxy/noarch/helper-0.5-0.conda")
@@ -1174,7 +1181,6 @@ def test_lean_path_answers_a_proxys_cached_indexes_and_shards_as_pyramid_does(
     from repoproxy_mirror.passive import STALE_HEADER, proxy
     from webtest import TestApp
 
-    from repoproxy import hookimpl
     from repoproxy.testing.fixtures import make_token
     from repoproxy.testing.visibility import shard_digests
     from repoproxy.web import fastpath
@@ -1189,15 +1195,7 @@ def test_lean_path_answers_a_proxys_cached_indexes_and_shards_as_pyramid_does(
     p._fresh = 3600.0  # this module's settings make an index stale after a second
     reader = make_token(services, "reader", channels=["privproxy"])
     auth = {"Authorization": f"Bearer {reader}"}
-    seen: list[tuple[str, str, str]] = []
-
-    class Observer:
-        @hookimpl
-        def repoproxy_mirror_upstream(self, mirror: str, channel: str, path: str,
-                                      status: str) -> None:
-            seen.append((mirror, path, status))
-
-    services.pm.register(Observer(), name="observer")
+    seen = _upstream_statuses(services)
     lean_app = testapp.app
     assert isinstance(lean_app, LeanApp)
     plain = TestApp(fastpath.uninstall(make_app(services).router))
