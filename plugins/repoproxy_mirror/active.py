@@ -41,7 +41,7 @@ from .locks import file_lock
 from .model import InvalidMirror, Mirror
 from .removed import removed_path
 from .service import mirror_dir, mirror_store
-from .upstream import Upstream, UpstreamError, UpstreamNotFound
+from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -114,8 +114,8 @@ class Run:
         self.errors: list[str] = []
         self.actor = f"mirror:{mirror.name}"
         self._lock = threading.Lock()
-        self._local = threading.local()
-        self._clients: list[Upstream] = []
+        # the run's one client, shared by its download threads (its pools are thread-safe)
+        self._up: Upstream | None = None
 
     def stop_requested(self) -> bool:
         if self.shutdown is not None and self.shutdown.is_set():
@@ -124,9 +124,10 @@ class Run:
         return current is None or current.state in ("stopping", "stopped")
 
     def execute(self) -> None:
-        up = Upstream(self.mirror.source, self.core.settings)
         final, error = "completed", None
         try:
+            up = self._up = Upstream(self.mirror.source, self.core.settings, Pools(
+                int(self.core.settings["repoproxy_mirror.download_workers"])))
             filt = MirrorFilter(self.mirror)
             subdirs = self._subdirs(up, filt)
             indexes: dict[str, dict[str, Any] | None] = {}
@@ -149,7 +150,8 @@ class Run:
             log.exception("mirror %s: run failed", self.mirror.name)
             final, error = "failed", f"internal error: {type(e).__name__}"
         finally:
-            up.close()
+            if self._up is not None:
+                self._up.close()
         if self.shutdown is not None and self.shutdown.is_set():
             final = "pending"  # the server stops: the next one resumes the run
         elif self.stop_requested():
@@ -264,7 +266,6 @@ class Run:
         _discard(f for _, f in pending if not f.cancelled())
         if published:
             self.core.ingestor.publish(channel, published)
-        self._close_upstreams()
         return stopped
 
     def _download(self, subdir: str, fn: str, rec: dict[str, Any]) -> Path | None:
@@ -273,8 +274,9 @@ class Run:
         size = rec.get("size") if isinstance(rec.get("size"), int) else None
         try:
             # not synced: the ingest copies it into the store, which syncs what it keeps
-            tmp = self._upstream().download(path, self.core.store.tmp_dir, sha, size,
-                                            self.core.ingestor.rules.max_size, sync=False)
+            assert self._up is not None  # made by execute()
+            tmp = self._up.download(path, self.core.store.tmp_dir, sha, size,
+                                    self.core.ingestor.rules.max_size, sync=False)
         except RepoproxyError as e:
             self._fetched(path, "error")
             with self._lock:
@@ -334,21 +336,6 @@ class Run:
                 self.counts["added"] += len(records)
                 published.extend(records)
         return stopped
-
-    def _upstream(self) -> Upstream:
-        """This thread's upstream client (a requests session is not shared across threads)."""
-        up = getattr(self._local, "up", None)
-        if up is None:
-            up = self._local.up = Upstream(self.mirror.source, self.core.settings)
-            with self._lock:
-                self._clients.append(up)
-        return up
-
-    def _close_upstreams(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for up in clients:
-            up.close()
 
     def _carry_removed(self, subdir: str, removed: Any) -> bool:
         """Keep the upstream's ``removed`` list for the indexer; True if it changed."""

@@ -54,7 +54,7 @@ from .model import Mirror
 from .own_policy import as_record
 from .relay import Relay
 from .service import mirror_dir
-from .upstream import Upstream, UpstreamError, UpstreamNotFound, shared_pool
+from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
@@ -145,8 +145,7 @@ class Proxy:
         self._records: dict[str, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._background: set[tuple[str, str]] = set()
-        self._local = threading.local()
-        self._pools: dict[tuple[str, str], Any] = {}  # (mirror id, source) -> its pool
+        self._clients: dict[tuple[str, str], Upstream] = {}  # (mirror id, source) -> client
         # strings, made once: the request path stats passive.json on every conda file
         # request, and joins a proxied file's path under the cache (Path joins cost a fifth
         # of a cached proxied package's time)
@@ -158,22 +157,17 @@ class Proxy:
         self._max_stale = float(self.settings["repoproxy_mirror.max_stale"])
 
     def _upstream(self, mirror: Mirror) -> Upstream:
-        """This thread's client of the mirror's upstream. Sessions (their cookies, headers)
-        are not shared by threads; their connections are, one pool per mirror and source
-        (upstream.shared_pool), so a first fetch reuses whichever thread's kept-alive
+        """The mirror's upstream client, shared by every thread: one pool of connections per
+        mirror and source (upstream.Pools), so a first fetch reuses whichever kept-alive
         connection is idle."""
-        clients = getattr(self._local, "clients", None)
-        if clients is None:
-            clients = self._local.clients = {}
-        source = mirror.source.rstrip("/")
-        up = clients.get(mirror.id)
-        if up is None or up.source != source:
+        key = (mirror.id, mirror.source.rstrip("/"))
+        up = self._clients.get(key)
+        if up is None:
             with self._lock:
-                pool = self._pools.get((mirror.id, source))
-                if pool is None:
-                    pool = self._pools[(mirror.id, source)] = shared_pool(
-                        int(self.settings["repoproxy.threads"]))
-            up = clients[mirror.id] = Upstream(mirror.source, self.settings, pool)
+                up = self._clients.get(key)
+                if up is None:
+                    up = self._clients[key] = Upstream(mirror.source, self.settings, Pools(
+                        int(self.settings["repoproxy.threads"])))
         return up
 
     # --- which channels are proxies ------------------------------------------------------
@@ -528,7 +522,7 @@ class Proxy:
             path = f"{subdir}/{filename}"
             sha, size = _expected(rec)
             with self._fetching(mirror, path, filename):
-                r = up.get(path, stream=True)
+                r = up.get(path)
             if size is None and r.headers.get("Content-Length", "").isdigit():
                 size = int(r.headers["Content-Length"])
             check = up.verifier(path, sha, size,
