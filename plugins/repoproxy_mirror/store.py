@@ -128,6 +128,12 @@ class MirrorStore:
         rows = list(self.db.table("mirrors").rows_where("id = ?", [mirror_id]))
         return _mirror(rows[0]) if rows else None
 
+    def state_of(self, mirror_id: str) -> str | None:
+        """The mirror's state (None: deleted), in one query: a run asks it between two files
+        (through sqlite-utils' table helpers, three queries: an eighth of a run's own time)."""
+        row = self.db.execute("SELECT state FROM mirrors WHERE id = ?", [mirror_id]).fetchone()
+        return None if row is None else str(row[0])
+
     def list(self, channel: str | None = None) -> list[Mirror]:
         if channel is None:
             rows = self.db.table("mirrors").rows_where(order_by="name")

@@ -443,8 +443,11 @@ class Upstream:
         """Download into a temporary file of ``directory``, verified against the record's
         sha256 and size while it streams; on any failure nothing is left behind."""
         r = self.get(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+        try:
+            fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+        except FileNotFoundError:  # made once here, not checked for every download
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
         tmp = Path(name)
         check = self.verifier(path, sha256, size, limit)
         try:

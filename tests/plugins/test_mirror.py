@@ -775,7 +775,8 @@ def test_relays_reuse_their_helper_threads(testapp: Any, services: Any, proxied:
     assert threads.made - before <= 2
 
 
-@pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow"])
+@pytest.mark.parametrize("fault", ["truncated", "tampered", "500", "401", "403", "slow",
+                                   "redirect loop"])
 def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
         testapp: Any, services: Any, settings: dict[str, Any], proxied: str,
         upstream: tuple[Upstream, Any], fault: str) -> None:
@@ -785,7 +786,8 @@ def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
                        "tampered": tampered(srv.directory),
                        "500": status(500), "401": status(401, b"who are you"),
                        "403": status(403),
-                       "slow": slow(srv.directory, 3.0)}[fault]
+                       "slow": slow(srv.directory, 3.0),
+                       "redirect loop": redirect(f"{srv.url}/{key}")}[fault]
     if fault in ("truncated", "tampered", "slow"):
         # shown only by the body: the first fetch is relayed, so the client got a 200 and a
         # Content-Length, and the response is cut before its end (the held-back last byte
@@ -802,6 +804,8 @@ def test_a_corrupt_or_failing_upstream_package_is_never_stored_nor_a_401(
     else:
         r = testapp.get(f"/proxy/linux-64/{key.split('/')[-1]}", status=502)
         assert r.json["error"] == "upstream-unavailable"
+        if fault == "redirect loop":
+            assert "redirects too often" in r.json["message"]
     cache = services.store.root / "mirror" / "cache"
     stored = [p.name for p in cache.rglob("*.conda")] + [
         p.name for p in cache.rglob(".dl-*")]
@@ -1078,6 +1082,23 @@ def test_upstream_credentials_stay_with_their_upstream(
         core.close()
     finally:
         other.close()
+
+
+@pytest.mark.parametrize(("target", "kept"), [
+    ("http://up.example/b", True),
+    ("http://UP.example:80/b", True),
+    ("https://up.example/b", True),  # upgraded to https on the default ports
+    ("https://up.example:8443/b", False),
+    ("http://up.example:8080/b", False),
+    ("http://cdn.example/b", False),
+    ("http://up.example.evil/b", False),
+])
+def test_credentials_follow_a_redirect_within_the_upstreams_origin_only(
+        target: str, kept: bool) -> None:
+    from repoproxy_mirror.upstream import _same_origin
+
+    assert _same_origin("http://up.example/a", target) is kept
+    assert _same_origin("https://up.example/a", "http://up.example/a") is False  # downgrade
 
 
 def _upstream_statuses(services: Any) -> list[tuple[str, str, str]]:
