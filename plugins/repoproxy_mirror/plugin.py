@@ -1,4 +1,4 @@
-"""The mirror plugin's hook implementations. Heavy modules (store, rattler, requests) load on
+"""The mirror plugin's hook implementations. Heavy modules (store, rattler, urllib3) load on
 first use: ``repoproxy --help`` loads every plugin and must stay instant."""
 
 from __future__ import annotations
