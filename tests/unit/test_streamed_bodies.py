@@ -98,3 +98,81 @@ def test_a_client_hanging_up_mid_body_leaves_the_server_serving(server: int) -> 
             sock.sendall(b"GET /framed HTTP/1.1\r\nHost: x\r\n\r\n")
             assert sock.recv(1024)
     assert requests.get(f"http://127.0.0.1:{server}/framed", timeout=30).content == BODY
+
+
+def _channel_pair() -> tuple[Any, socket.socket, Any]:
+    """(a channel of a server whose event loop never runs, the client's end, the server)."""
+    from repoproxy.web.server import RepoproxyChannel
+
+    srv = make_server(app, None, host="127.0.0.1", port=0, threads=1)
+    ours, theirs = socket.socketpair()
+    channel = RepoproxyChannel(srv, ours, ("127.0.0.1", 1), srv.adj, map={})
+    return channel, theirs, srv
+
+
+def _file_body(tmp_path: Any, data: bytes, name: str = "body") -> Any:
+    from repoproxy.web.server import SendfileBuffer
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    body = SendfileBuffer(open(path, "rb"))  # noqa: SIM115 - the channel closes it
+    body.prepare()
+    return body
+
+
+def test_a_small_file_body_is_sent_by_the_requests_thread(tmp_path: Any) -> None:
+    """A file body under waitress's send_bytes (a shard, a shard index) goes out at once, from
+    the thread that writes it: waitress left it to its event loop, which had to win the GIL
+    from the busy request threads first. Here the loop never runs: the bytes arrive anyway."""
+    channel, client, srv = _channel_pair()
+    try:
+        data = os.urandom(3000)
+        body = _file_body(tmp_path, data)
+        assert channel.write_soon(b"HEAD\r\n\r\n") == 8
+        assert channel.write_soon(body) == len(data)
+        assert channel.total_outbufs_len == 0  # nothing left for the event loop
+        assert body.file.closed  # closed once sent, as waitress closes a sent buffer
+        client.settimeout(5)
+        got = b""
+        while len(got) < 8 + len(data):
+            got += client.recv(65536)
+        assert got == b"HEAD\r\n\r\n" + data
+    finally:
+        client.close()
+        channel.close()
+        srv.close()
+        srv.task_dispatcher.shutdown()
+
+
+def test_a_file_body_the_socket_cannot_take_at_once_is_finished_by_the_event_loop(
+        tmp_path: Any) -> None:
+    """What the socket does not take goes to waitress's buffers, whose flushes (the event
+    loop's ``handle_write``) send the rest in order; output pending before a file body keeps
+    the file behind it."""
+    channel, client, srv = _channel_pair()
+    try:
+        data = os.urandom(8 << 20)  # more than any socket buffer
+        body = _file_body(tmp_path, data)
+        channel.write_soon(body)
+        pending = channel.total_outbufs_len
+        assert 0 < pending < len(data)  # a part went at once, the rest waits
+        later = _file_body(tmp_path, b"after", "later")  # written while output is pending
+        channel.write_soon(later)
+        assert channel.total_outbufs_len == pending + 5
+        client.settimeout(5)
+        got = b""
+        while len(got) < len(data) + 5:
+            if channel.total_outbufs_len:
+                channel.handle_write()  # what the event loop does when the socket is writable
+            try:
+                got += client.recv(1 << 20)
+            except TimeoutError:
+                break
+        assert got == data + b"after"
+        assert channel.total_outbufs_len == 0
+        assert body.file.closed
+    finally:
+        client.close()
+        channel.close()
+        srv.close()
+        srv.task_dispatcher.shutdown()
