@@ -20,6 +20,28 @@ os._exit(0)
 """
 
 
+def compile_sources() -> None:
+    """Byte-compile repoproxy's own sources, as pip does when it installs a wheel, and say so.
+
+    A source tree installed in editable mode has no ``.pyc`` files until some run writes
+    them, and with ``PYTHONDONTWRITEBYTECODE`` set (it is, on the project's machine) no run
+    ever does: every ``repoproxy`` command then compiled its ~70 modules again, 0.13 s of a
+    CLI start-up that an installed repoproxy (and py-rattler, compiled by pip) does not
+    pay. ``py_compile`` writes the files whatever that variable says."""
+    import compileall
+
+    import repoproxy
+
+    tree = Path(repoproxy.__file__).resolve().parent.parent
+    for part in ("repoproxy", "plugins"):
+        if (tree / part).is_dir():
+            compileall.compile_dir(str(tree / part), quiet=1)
+    note = " (PYTHONDONTWRITEBYTECODE is set: no run would have)" if os.environ.get(
+        "PYTHONDONTWRITEBYTECODE") else ""
+    print(f"byte-compiled repoproxy's sources under {tree}, as an install does{note}",
+          flush=True)
+
+
 def load() -> str:
     """The 1-minute load average, printed next to every figure (2 shared cores here)."""
     return f"load {os.getloadavg()[0]:.1f}"

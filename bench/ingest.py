@@ -35,7 +35,16 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RATTLER_INDEX, clean_env, fmt_ratio, load, median, python, run
+from _common import (
+    RATTLER_INDEX,
+    clean_env,
+    compile_sources,
+    fmt_ratio,
+    load,
+    median,
+    python,
+    run,
+)
 
 from repoproxy.pipeline.repodata import SHARD_INDEX
 from repoproxy.testing.packages import PackageSpec, build_many, build_package
@@ -290,6 +299,7 @@ def main() -> None:
     ap.add_argument("--block", default="",
                     help="plugins to disable for repoproxy, e.g. 'repoproxy_sbom' (core only)")
     args = ap.parse_args()
+    compile_sources()
     global SBOM_BACKLOG, SERVE_WORKERS
     SBOM_BACKLOG = args.sbom_backlog
     SERVE_WORKERS = args.serve_workers

@@ -29,7 +29,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import clean_env, fmt_ratio, median, python, run, serving_env
+from _common import clean_env, compile_sources, fmt_ratio, median, python, run, serving_env
 
 from repoproxy.testing.fixtures import RunningServer, free_port
 from repoproxy.testing.packages import build_many
@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--quiet", type=float, default=0.5, help="repoproxy_watch.quiet_seconds")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
+    compile_sources()
     n = args.files
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         work = Path(tmp)
