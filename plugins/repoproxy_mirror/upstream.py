@@ -242,6 +242,9 @@ class Pools:
         self._managers: dict[tuple[str, str, int | None], Any] = {}
         self._lock = threading.Lock()
 
+    #: origins kept at most (an upstream may redirect to any number of hosts)
+    MAX_ORIGINS = 16
+
     def manager(self, url: str) -> Any:
         key = _origin(url)
         got = self._managers.get(key)
@@ -249,6 +252,11 @@ class Pools:
             with self._lock:
                 got = self._managers.get(key)
                 if got is None:
+                    if len(self._managers) >= self.MAX_ORIGINS:
+                        # the oldest after the upstream's own (the first): its connections
+                        # close once their answers are read
+                        oldest = list(self._managers)[1]
+                        self._managers.pop(oldest).clear()
                     got = self._managers[key] = _manager(url, self.connections)
         return got
 

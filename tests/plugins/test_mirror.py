@@ -1101,6 +1101,20 @@ def test_credentials_follow_a_redirect_within_the_upstreams_origin_only(
     assert _same_origin("https://up.example/a", "http://up.example/a") is False  # downgrade
 
 
+def test_an_upstreams_pools_keep_a_bounded_number_of_origins() -> None:
+    """Redirects may name any number of hosts: the pools kept per origin are bounded, the
+    upstream's own (the first) always among them."""
+    from repoproxy_mirror.upstream import Pools
+
+    pools = Pools(2)
+    first = pools.manager("http://up.example/a")
+    for i in range(3 * Pools.MAX_ORIGINS):
+        pools.manager(f"http://cdn{i}.example/a")
+    assert len(pools._managers) == Pools.MAX_ORIGINS
+    assert pools.manager("http://up.example/b") is first
+    pools.close()
+
+
 def _upstream_statuses(services: Any) -> list[tuple[str, str, str]]:
     """(mirror, path, status) of every ``repoproxy_mirror_upstream`` call from now on, by a
     plugin registered as ``observer``."""
