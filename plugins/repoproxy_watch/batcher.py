@@ -25,6 +25,7 @@ from repoproxy.domain.packages import upload_audit
 from repoproxy.errors import NotFound, RepoproxyError
 from repoproxy.models import Channel, PackageRecord
 from repoproxy.pipeline.ingest import Prepared, Rules, prepare_file
+from repoproxy.pipeline.processes import worker_pool
 from repoproxy.storage.store import fsync_files
 
 from . import folder, state
@@ -102,7 +103,8 @@ class Batcher:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods
                                               else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.config.workers, mp_context=ctx)
+            # workers that end with this process (a killed server left them waiting)
+            self._pool = worker_pool(self.config.workers, ctx)
         self._last_used = time.monotonic()
         return self._pool
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
@@ -25,6 +24,7 @@ from repoproxy.errors import RepoproxyError
 from repoproxy.models import PackageRecord
 from repoproxy.names import EXTENSIONS, is_package_filename, is_subdir
 from repoproxy.pipeline.ingest import AuditHook, Prepared, Rules, prepare_file
+from repoproxy.pipeline.processes import worker_pool
 from repoproxy.storage.store import fsync_files
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def import_packages(
     # (the sync is disk time, ~0.1 ms a file here, which this process used to wait out); the
     # batch is committed once they are synced, before the next batch starts syncing
     syncing: tuple[list[tuple[Prepared, Path]], list[Prepared], Future[None]] | None = None
-    with ProcessPoolExecutor(max_workers=workers) as pool, \
+    with worker_pool(workers) as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="batch-sync") as syncer:
         pending: dict[Future[list[Prepared | RepoproxyError | None]], list[Path]] = {}
         try:
