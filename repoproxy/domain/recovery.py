@@ -11,6 +11,7 @@ from repoproxy.domain.artifacts import remove_orphan_blobs
 from repoproxy.domain.core import Core
 from repoproxy.errors import RepoproxyError
 from repoproxy.names import check_channel_name, is_subdir
+from repoproxy.pipeline.processes import alive
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,4 @@ def _stale_backup(path: Path) -> bool:
     pid = path.name.split("-")[1]
     if not pid.isdigit() or int(pid) == os.getpid():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        pass  # alive, owned by someone else
-    return False
+    return not alive(int(pid))

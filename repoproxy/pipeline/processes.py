@@ -11,12 +11,15 @@ machine. Here each worker watches the pool's maker and exits when it is gone.
 
 from __future__ import annotations
 
-import multiprocessing.context
 import os
 import select
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # multiprocessing loads with the first pool (recovery imports alive())
+    import multiprocessing.context
+    from concurrent.futures import ProcessPoolExecutor
 
 #: seconds between two looks at the maker where a process descriptor cannot be had
 POLL = 1.0
@@ -26,6 +29,8 @@ def worker_pool(workers: int,
                 mp_context: multiprocessing.context.BaseContext | None = None,
                 ) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` processes that exit when this process does."""
+    from concurrent.futures import ProcessPoolExecutor
+
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp_context,
                                initializer=exit_with, initargs=(os.getpid(),))
 
@@ -44,16 +49,17 @@ def _wait_then_exit(pid: int) -> None:
     if fd is not None:
         select.select([fd], [], [])
     else:
-        while _alive(pid):
+        while alive(pid):
             time.sleep(POLL)
     os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (perhaps another user's: signalling it is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # exists, another user's
+    except OSError:
+        return True  # exists, owned by someone else
     return True
