@@ -302,26 +302,26 @@ class RepoproxyChannel(HTTPChannel):
         of it, with output pending or no descriptor) goes to waitress's buffers as before,
         which send it and close the file."""
         state: Any = self  # waitress is untyped
-        buf: Any = data
-        size = int(buf.remain)
+        body: Any = data  # waitress's buffer is untyped too (``remain``, set by prepare())
+        size = int(body.remain)
         with state.outbuf_lock:
             if not state.total_outbufs_len and state.connected:
                 try:
-                    while buf.remain:
-                        piece = data.get(SENDFILE_CHUNK)
+                    while body.remain:
+                        piece = body.get(SENDFILE_CHUNK)
                         if not isinstance(piece, FileSlice):
                             break  # no descriptor: waitress reads and sends it
                         sent = self.send(piece, do_close=False)
                         if not sent:
                             break  # the socket is full: the event loop sends the rest
-                        data.skip(sent, True)
+                        body.skip(sent, True)
                         state.last_activity = time.time()
                 except OSError:  # left to waitress's own flush, which closes the channel
                     pass
-                if not buf.remain:
-                    data.close()  # as waitress closes a buffer it has sent
+                if not body.remain:
+                    body.close()  # as waitress closes a buffer it has sent
                     return size
-        written: int = super().write_soon(data)
+        written: int = super().write_soon(body)
         return written
 
     def send(self, data: Any, do_close: bool = True) -> int:
