@@ -42,7 +42,7 @@ from .locks import file_lock
 from .model import InvalidMirror, Mirror
 from .removed import removed_path
 from .service import mirror_dir, mirror_store
-from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound
+from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound, expected
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -281,8 +281,7 @@ class Run:
         only checks policies and commits (receiving each file there, a second copy, was
         three fifths of its time)."""
         path = f"{subdir}/{fn}"
-        sha = rec.get("sha256") if isinstance(rec.get("sha256"), str) else None
-        size = rec.get("size") if isinstance(rec.get("size"), int) else None
+        sha, size = expected(rec)
         assert self._up is not None  # made by execute()
         rules = self.core.ingestor.rules
         tmp_dir = self.core.store.tmp_dir

@@ -54,7 +54,7 @@ from .model import Mirror
 from .own_policy import as_record
 from .relay import Relay
 from .service import mirror_dir
-from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound
+from .upstream import Pools, Upstream, UpstreamError, UpstreamNotFound, expected
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
@@ -520,7 +520,7 @@ class Proxy:
                 return None
             up = self._upstream(mirror)
             path = f"{subdir}/{filename}"
-            sha, size = _expected(rec)
+            sha, size = expected(rec)
             with self._fetching(mirror, path, filename):
                 r = up.get(path)
             if size is None and r.headers.get("Content-Length", "").isdigit():
@@ -575,7 +575,7 @@ class Proxy:
                 self._notify(mirror, path, "hit")
                 return stored
             up = self._upstream(mirror)
-            sha, size = _expected(rec)
+            sha, size = expected(rec)
             with self._fetching(mirror, path, filename):
                 tmp = up.download(path, directory / "pkgs", sha, size,
                                   int(self.settings["repoproxy.max_upload_size"]))
@@ -587,11 +587,3 @@ class Proxy:
 
 def proxy(core: Core) -> Proxy:
     return core.plugin_state("repoproxy_mirror.proxy", lambda: Proxy(core))
-
-
-def _expected(rec: dict[str, Any]) -> tuple[str | None, int | None]:
-    """(sha256, size) the upstream's record promises for a package, where it gives them."""
-    sha = rec.get("sha256")
-    size = rec.get("size")
-    return (sha if isinstance(sha, str) else None,
-            size if isinstance(size, int) and not isinstance(size, bool) else None)

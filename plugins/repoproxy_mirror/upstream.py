@@ -112,6 +112,14 @@ def credential_for(source: str, creds: list[Credential]) -> Credential | None:
     return best
 
 
+def expected(rec: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(sha256, size) the upstream's record promises for a package, where it gives them."""
+    sha = rec.get("sha256")
+    size = rec.get("size")
+    return (sha if isinstance(sha, str) else None,
+            size if isinstance(size, int) and not isinstance(size, bool) else None)
+
+
 @dataclass(frozen=True)
 class UpstreamIndex:
     source: str  # the file it came from: repodata.json.zst or repodata.json
