@@ -460,10 +460,14 @@ class Upstream:
         sha256 and size while it streams; on any failure nothing is left behind."""
         r = self.get(path)
         try:
-            fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
-        except FileNotFoundError:  # made once here, not checked for every download
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+            try:
+                fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+            except FileNotFoundError:  # made once here, not checked for every download
+                directory.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=directory, prefix=".dl-")
+        except BaseException:
+            r.close()  # no file to write to: the answer's connection is not kept
+            raise
         tmp = Path(name)
         check = self.verifier(path, sha256, size, limit)
         try:
