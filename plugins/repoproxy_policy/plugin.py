@@ -17,6 +17,8 @@ from . import hookspecs
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
 
+    from .store import PolicyStore
+
 PLUGIN = "repoproxy_policy"
 
 
@@ -26,6 +28,15 @@ def _service() -> ModuleType:
     from . import service
 
     return service
+
+
+def _policies(services: Core) -> PolicyStore:
+    # the store alone: a channel without a policy (the common case, asked on every upload and
+    # index build) never loads the engine and rattler, ~40 ms of a process's first import,
+    # upload or build
+    from .store import policy_store
+
+    return policy_store(services)
 
 
 @hookimpl
@@ -55,7 +66,7 @@ def repoproxy_register_commands(cli: Any) -> None:
 @hookimpl
 def repoproxy_excluded_files(channel: Channel, subdir: str, records: list[PackageRecord],
                              services: Core) -> list[str] | None:
-    policy = _service().policy_store(services).for_channel(channel.name)
+    policy = _policies(services).for_channel(channel.name)
     if policy is None:
         return None
     decided = _service().decide(services, policy, channel)
@@ -75,7 +86,7 @@ def repoproxy_policy_judge(services: Core, channel: Channel, records: list[Packa
 
     judges = []
     if policy is not None:
-        judges.append(_service().policy_store(services).get(policy))
+        judges.append(_policies(services).get(policy))
     if filters:
         unknown = sorted(set(filters) - set(FILTERS))
         if unknown:
@@ -110,7 +121,7 @@ def candidate_record(channel: Channel, metadata: PackageMetadata, path: Path) ->
 @hookimpl
 def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path: Path,
                                services: Core) -> list[Rejection]:
-    policy = _service().policy_store(services).for_channel(channel.name)
+    policy = _policies(services).for_channel(channel.name)
     if policy is None:
         return []
     rec = candidate_record(channel, metadata, path)
@@ -122,7 +133,7 @@ def repoproxy_validate_package(channel: Channel, metadata: PackageMetadata, path
 @hookimpl
 def repoproxy_channel_removed(services: Core, channel: Channel) -> None:
     # a channel created later under the same name starts without a policy
-    _service().policy_store(services).forget_channel(channel.name)
+    _policies(services).forget_channel(channel.name)
 
 
 @hookimpl(optionalhook=True)

@@ -14,16 +14,12 @@ from repoproxy.models import Channel, PackageRecord
 
 from .engine import CveFact, Key, evaluate
 from .model import Policy
-from .store import PolicyStore
+from .store import policy_store
 
 if TYPE_CHECKING:
     from repoproxy.domain.core import Core
 
 log = logging.getLogger(__name__)
-
-
-def policy_store(services: Core) -> PolicyStore:
-    return PolicyStore(services.db())
 
 
 def cve_facts(services: Core, channel: Channel, records: list[PackageRecord]

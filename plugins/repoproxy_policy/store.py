@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database, Migrations
 
@@ -13,6 +13,9 @@ from repoproxy.storage.catalog import utcnow
 from repoproxy.storage.db import write_transaction
 
 from .model import Policy, PolicyNotFound, merge_filters
+
+if TYPE_CHECKING:
+    from repoproxy.domain.core import Core
 
 migrations = Migrations("repoproxy_policy")
 
@@ -35,6 +38,10 @@ def m001_policies(db: Database) -> None:
     # one policy per channel at most: assigning another one replaces it
     db.table("policy_channels").create({"channel": str, "policy_id": int}, pk="channel",
                                        foreign_keys=[("policy_id", "policies", "id")])
+
+
+def policy_store(services: Core) -> PolicyStore:
+    return PolicyStore(services.db())
 
 
 class PolicyStore:

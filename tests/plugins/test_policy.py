@@ -316,3 +316,35 @@ def test_hook_policy_judge(testapp: Any, services: Any, admin_headers: dict[str,
         judge(services=services, channel=channel, records=[], policy=None,
               filters={"cve_score": 42})
     assert e.value.status == 400
+
+
+def test_a_channel_without_policy_never_loads_the_engine(tmp_path: Path) -> None:
+    """Uploads and index builds of a channel without a policy ask the policy tables only:
+    the engine (and its imports) loads with the first channel that has one."""
+    code = f"""
+import sys
+from pathlib import Path
+from repoproxy.domain.channels import create_channel
+from repoproxy.domain.core import load_core
+from repoproxy.domain.packages import upload_file
+from repoproxy.testing.packages import PackageSpec, build_package
+
+core = load_core({{"repoproxy.root": {str(tmp_path / "root")!r}}})
+create_channel(core, "plain")
+upload_file(core, "plain", build_package(PackageSpec("keep"), Path({str(tmp_path)!r})))
+print("plain", "repoproxy_policy.engine" in sys.modules)
+from repoproxy.errors import PackageRejected
+from repoproxy_policy import ops
+ops.create(core, {{"name": "no-drop", "exclude_package_name": "drop", "channel_name": "plain"}})
+try:
+    upload_file(core, "plain", build_package(PackageSpec("drop"), Path({str(tmp_path)!r})))
+except PackageRejected:
+    print("refused", "repoproxy_policy.engine" in sys.modules)
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["plain", "False", "refused", "True"]
