@@ -42,18 +42,30 @@ def _target(prefix: str, channel: str, subdir: str, filename: str) -> str:
 def accel_response(request: Any, prefix: str, path: str, channel: Channel, subdir: str,
                    filename: str) -> Any:
     """The front's answer for one immutable file of the tree, decided and checked here."""
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)  # noqa: PTH116 (hot path: str paths)
-    except OSError:
-        regular = False
-    if not regular:
+    if not is_regular_file(path):
         raise NotFound(f"{filename} not found")
+    return Response(status=200, headerlist=accel_headers(prefix, channel, subdir, filename))
+
+
+def is_regular_file(path: str) -> bool:
+    """What the front may be sent to: a regular file of the tree (not a directory)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)  # noqa: PTH116 (hot path: str paths)
+    except OSError:
+        return False
+
+
+def accel_headers(prefix: str, channel: Channel, subdir: str, filename: str
+                  ) -> list[tuple[str, str]]:
+    """The headers of the front's answer (its body is empty), for the application's view
+    and the server's lean path alike."""
     scope = "public" if channel.privacy == Privacy.PUBLIC else "private"
     # nginx keeps the upstream's Content-Type across the redirect: the one repoproxy sends
-    return Response(status=200, headerlist=[
+    return [
         ("Content-Type", CONTENT_TYPES.get(os.path.splitext(filename)[1],  # noqa: PTH122
                                            "application/octet-stream")),
-        ("Content-Length", "0"),
         ("X-Accel-Redirect", _target(prefix, channel.name, subdir, filename)),
         (CACHE_HEADER, _CACHE[scope]),
-    ])
+        # last, where webob puts it when it sets the empty body's length
+        ("Content-Length", "0"),
+    ]

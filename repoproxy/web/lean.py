@@ -1,11 +1,11 @@
-"""The conda index requests answered in front of Pyramid: a WSGI callable around the router.
+"""The conda requests answered in front of Pyramid: a WSGI callable around the router.
 
 What conda clients send all day, a GET or HEAD of a subdir's index files (``repodata.json``,
-its ``.zst``, the shard index, ``run_exports.json``) and of its shards, is decided here from
-in-memory state, the access generation (read from a shared mapping of its stamp, no system
-call) and one stat of the file (or its open),
-with none of Pyramid's per-request work (a request object, the tweens, the router, the
-security policy walking an ACL, the view's hooks):
+its ``.zst``, the shard index, ``run_exports.json``), of its shards and of its package files,
+is decided here from in-memory state, the access generation (read from a shared mapping of its
+stamp, no system call) and one stat of the file (or its open; a package file's subdir's hidden
+list is stat'ed too), with none of Pyramid's per-request work (a request object, the tweens,
+the router, the security policy walking an ACL, the view's hooks):
 
 * the route: the router's own conda route objects, matched in its order
   (``FastHandler.route``), once per request path (the answers are kept, bounded);
@@ -22,11 +22,13 @@ Anything else goes to the Pyramid application, untouched, which answers it from 
 exactly as it would have: every refusal (no access, an absent channel, a credentials error,
 a token not in the cache yet, an expired or revoked one), any other route or method, a query
 string, a cookie, HTTP Basic, a Range or a conditional header other than a matching
-If-None-Match, an absent file (the 404 body, or the noarch index built on demand), package
-files (download counting, policy-hidden files, ``X-Accel-Redirect``) and the files of a
-channel a plugin claims (``repoproxy_channel_file_claims``: a passive mirror), but those the
-claiming plugin names to be answered here (``repoproxy_channel_file_lean``: a passive mirror's
-cached, fresh indexes and its shards, with the headers ``file_response`` gives them). A refused
+If-None-Match, an absent file (the 404 body, or the noarch index built on demand), a
+policy-hidden package file, package files when a download observer other than the first-party
+ones is loaded (``KNOWN_DOWNLOAD_OBSERVERS``: another one may read anything of Pyramid's
+request), and the files of a channel a plugin claims (``repoproxy_channel_file_claims``: a
+passive mirror), but those the claiming plugin names to be answered here
+(``repoproxy_channel_file_lean``: a passive mirror's cached, fresh indexes and its shards, with
+the headers ``file_response`` gives them; never its package files). A refused
 request therefore costs the same here whether its channel is private or absent: a dict lookup
 each, then the same path through Pyramid.
 
@@ -39,7 +41,9 @@ predefined tokens are configured (they answer the identity hook before the token
 
 What a request answered here leaves behind is the same as through the tweens: the request
 observers' call (metrics, by route name and status) and the access log line (formatted only
-when the ``repoproxy.access`` logger writes INFO).
+when the ``repoproxy.access`` logger writes INFO); for a package GET, the download observers'
+call (``repoproxy_file_served``, as the view makes it), and behind the nginx front its
+``X-Accel-Redirect`` answer (web/accel.py) in place of the bytes.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyramid.interfaces import ISecurityPolicy, ITweens
+from pyramid.interfaces import IRequestFactory, ISecurityPolicy, ITweens
 from pyramid.response import FileIter
 
 from repoproxy.builtin import tokenauth
@@ -60,8 +64,10 @@ from repoproxy.domain.permissions import Permissions
 from repoproxy.domain.tokens import token_hash
 from repoproxy.errors import CredentialsInvalid, InvalidName
 from repoproxy.models import Channel, Credentials, Identity, LeanFile, Privacy
-from repoproxy.names import is_subdir
+from repoproxy.names import is_package_filename, is_subdir
+from repoproxy.pipeline.repodata import HIDDEN
 from repoproxy.plugins import DEFAULT_PLUGINS
+from repoproxy.web.accel import accel_headers, is_regular_file
 from repoproxy.web.files import (
     BLOCK,
     body_headers,
@@ -71,6 +77,7 @@ from repoproxy.web.files import (
     validators,
 )
 from repoproxy.web.redact import redact
+from repoproxy.web.request import Request
 from repoproxy.web.resources import channel_acl
 from repoproxy.web.security import (
     SecurityPolicy,
@@ -81,7 +88,7 @@ from repoproxy.web.security import (
     with_authenticated_bindings,
 )
 from repoproxy.web.tweens import TOKEN_PATH, AccessRecorder
-from repoproxy.web.views.channel import INDEX_FILES
+from repoproxy.web.views.channel import INDEX_FILES, file_served
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +110,16 @@ MAX_TARGETS = 1 << 14
 _HEX = frozenset("0123456789abcdef")
 #: no credentials at all
 ANONYMOUS = Credentials()
+#: the download observers (``repoproxy_file_served``) known to read no more of the request
+#: than the lean path gives them (its environ, ``services``, ``identity``): with any other one
+#: loaded, package files are the application's
+KNOWN_DOWNLOAD_OBSERVERS = frozenset({"repoproxy_stats", "repoproxy_metrics"})
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a request path names: an index file or a shard of a channel's subdir."""
+    """What a request path names: an index file, a shard or a package file of a channel's
+    subdir."""
 
     route: str
     channel: str
@@ -116,6 +128,8 @@ class Target:
     shard: bool
     #: the file in the tree
     file: str
+    #: a package file: the subdir's hidden list (the policy's), else None
+    hidden: str | None = None
 
 
 def _is_shard(filename: str) -> bool:
@@ -190,6 +204,10 @@ class LeanApp:
         self.max_age = int(services.settings["repoproxy.index_max_age"])
         self.policy_helper = self._acl_helper()
         self.verified = tokenauth.verified_tokens(services)
+        self.hidden_lists = self.registry.hidden_cache
+        self.accel = str(services.settings["repoproxy.accel_redirect"] or "")
+        self.request_factory = self.registry.queryUtility(IRequestFactory, default=Request)
+        self.anonymous_name = anonymous_identity(services.settings).name
         self._lock = threading.Lock()
         self._plan: Plan | None = None
         self._targets: dict[str, Target | None] = {}
@@ -199,7 +217,7 @@ class LeanApp:
         # what the plugins allow: read again whenever a plugin is registered or unregistered
         # (tests do it on a running app), one integer compared per request
         self._seen = -1
-        self.enabled = self.tokens = False
+        self.enabled = self.tokens = self.packages = False
         # (claims, the same plugin's lean answers or None), one per claiming plugin
         self.claims: list[tuple[Callable[[str], bool],
                                 Callable[[str, str, str], LeanFile | None] | None]] = []
@@ -253,6 +271,11 @@ class LeanApp:
             self.claims = self._claims()
             self.enabled = self.possible and not reasons
             self.tokens = self.enabled and _tokens_answered_here(self.services)
+            observers = {i.plugin_name for i in hook.repoproxy_file_served.get_hookimpls()}
+            self.packages = self.enabled and observers <= KNOWN_DOWNLOAD_OBSERVERS
+            if self.enabled and not self.packages:
+                log.info("lean path: package files go to the application (download "
+                         "observers %s)", sorted(observers - KNOWN_DOWNLOAD_OBSERVERS))
             self._plan = None  # made again with the claims of these plugins
             self._seen = changes
         return self.enabled
@@ -346,6 +369,13 @@ class LeanApp:
         if not allowed or channel is None:
             return None
         file, tag, answered = target.file, None, None
+        if target.hidden is not None:  # a package file
+            sent = self._send_package(environ, start_response, target, channel)
+            if sent is None:
+                return None
+            if environ["REQUEST_METHOD"] == "GET":  # counted as the view counts it
+                self._served(environ, identity, channel.channel, target)
+            return self._done(environ, target, sent, start, log_path or path, identity)
         if channel.claimed:  # a plugin answers its files (repoproxy_channel_file)
             if channel.lean is None:
                 return None
@@ -360,14 +390,47 @@ class LeanApp:
             return None
         if answered is not None:
             answered()
+        return self._done(environ, target, sent, start, log_path or path, identity)
+
+    def _done(self, environ: dict[str, Any], target: Target, sent: tuple[int, Any],
+              start: float, path: str, identity: Identity | None) -> Any:
+        """What an answer leaves behind (the request observers, the access log line); its
+        body."""
         status, body = sent
         seconds = time.perf_counter() - start
         self.recorder.observe(target.route, status, seconds)
         if self.recorder.logging():
             self.recorder.line(_client_addr(environ), environ["REQUEST_METHOD"],
-                               redact(log_path or path), status, seconds,
+                               redact(path), status, seconds,
                                identity.name if identity is not None else "anonymous")
         return body
+
+    def _send_package(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                      target: Target, channel: ChannelPlan) -> tuple[int, Any] | None:
+        """A package file's answer as the view makes it, or None where the application must
+        answer (a claimed channel's, a hidden or absent file's, one with conditionals webob
+        decides)."""
+        if channel.claimed or not self.packages:
+            return None
+        if target.filename in self.hidden_lists.get(target.hidden):
+            return None  # the view's 404, which names the file
+        if self.accel:  # behind the nginx front: it sends the bytes (web/accel.py)
+            if not is_regular_file(target.file):
+                return None
+            start_response("200 OK", accel_headers(self.accel, channel.channel,
+                                                   target.subdir, target.filename))
+            return 200, []
+        return self._send(environ, start_response, target.file, target.filename,
+                          channel.shard_cache)
+
+    def _served(self, environ: dict[str, Any], identity: Identity | None, channel: Channel,
+                target: Target) -> None:
+        """The download observers, given what the application's request would give them."""
+        request = self.request_factory(environ)
+        request.registry = self.registry
+        environ["repoproxy.identity_name"] = (
+            identity.name if identity is not None else self.anonymous_name)
+        file_served(request, channel, target.subdir, target.filename)
 
     def _target(self, path: str) -> Target | None:
         """The index file or shard ``path`` names, as the router and the view would find it;
@@ -378,8 +441,9 @@ class LeanApp:
             route, md = found
             subdir, filename = md.get("subdir", ""), md.get("filename", "")
             shard = route.name == "channel.shard"
+            package = route.name == "channel.file" and is_package_filename(filename)
             if (is_subdir(subdir) and (_is_shard(filename) if shard else (
-                    route.name == "channel.file" and filename in INDEX_FILES))):
+                    route.name == "channel.file" and (filename in INDEX_FILES or package)))):
                 try:
                     directory = self.services.store.subdir_path(md["channel"], subdir)
                 except InvalidName:
@@ -387,7 +451,8 @@ class LeanApp:
                 if directory is not None:
                     file = (f"{directory}/shards/{filename}" if shard
                             else f"{directory}/{filename}")
-                    target = Target(route.name, md["channel"], subdir, filename, shard, file)
+                    target = Target(route.name, md["channel"], subdir, filename, shard, file,
+                                    f"{directory}/{HIDDEN}" if package else None)
         if len(self._targets) >= MAX_TARGETS:
             self._targets.clear()
         self._targets[path] = target

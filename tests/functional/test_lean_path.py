@@ -119,6 +119,13 @@ def metrics() -> dict[tuple[str, ...], float]:
             for m in REQUESTS.collect() for s in m.samples if s.name.endswith("_total")}
 
 
+def downloads(services: Any) -> dict[tuple[str, ...], int]:
+    """The stats plugin's download counts not flushed yet, by day, file and identity."""
+    from repoproxy_stats.counter import buffer_for
+
+    return dict(buffer_for(services)._counts)
+
+
 class Pyramid:
     """A WSGI wrapper counting what reaches the Pyramid application."""
 
@@ -142,20 +149,26 @@ def test_lean_path_answers_what_pyramid_answers(services: Any, app: Any, world: 
     statuses = set()
     caplog.set_level(logging.INFO, logger="repoproxy.access")
     lean_lines, plain_lines = [], []
+    counted = 0
     for method, url, headers in matrix(world):
-        before = metrics()
+        before, before_downloads = metrics(), downloads(services)
         caplog.clear()
         got = answer(lean, method, url, headers)
         lean_lines = [_line(r) for r in caplog.records if r.name == "repoproxy.access"]
-        middle = metrics()
+        middle, middle_downloads = metrics(), downloads(services)
         caplog.clear()
         expected = answer(plain, method, url, headers)
         plain_lines = [_line(r) for r in caplog.records if r.name == "repoproxy.access"]
         assert got == expected, (method, url, headers)
         assert lean_lines == plain_lines, (method, url, headers)
-        # the same series moved by one each
+        # the same series moved by one each; the same download counted for the same caller
         assert _moved(before, middle) == _moved(middle, metrics()), (method, url, headers)
+        lean_counted = _moved(before_downloads, middle_downloads)
+        assert lean_counted == _moved(middle_downloads, downloads(services)), (
+            method, url, headers)
+        counted += bool(lean_counted)
         statuses.add(got[0].split()[0])
+    assert counted > 20  # downloads by anonymous callers and by tokens' users
     # the lean path answered a good part of it; the matrix reaches every kind of answer
     requests = matrix(world)
     assert len(requests) - len(pyramid.seen) > 150, (len(requests), len(pyramid.seen))
@@ -192,16 +205,25 @@ def test_lean_path_answers_the_common_requests_without_pyramid(app: Any, world: 
     test.get("/priv/noarch/repodata_shards.msgpack.zst", headers=read)
     test.get("/priv/noarch/repodata_shards.msgpack.zst", headers={"X-API-Key": world["read"]})
     test.get("/auth/noarch/repodata.json", headers=read)
+    # package files: counted downloads included (test_downloads_are_counted_as_by_pyramid)
+    test.get(f"/pub/noarch/{world['pkg']}")
+    test.head(f"/pub/noarch/{world['pkg']}")
+    test.get(f"/priv/noarch/{world['pkg']}", headers=read)
+    test.get(f"/pub/noarch/{world['pkg']}", headers={"If-None-Match": test.get(
+        f"/pub/noarch/{world['pkg']}").headers["ETag"]}, status=304)
     assert pyramid.seen == []
-    # refusals, absent channels and files, packages, other routes: Pyramid
+    # refusals, absent channels and files, hidden packages, other routes: Pyramid
     test.get("/priv/noarch/repodata.json", status=401)
     test.get("/absent/noarch/repodata.json", status=401)
     test.get("/pub/linux-64/repodata.json", status=404)
-    test.get(f"/pub/noarch/{world['pkg']}")
+    test.get(f"/pub/noarch/{world['hidden']}", status=404)
+    test.get("/pub/noarch/missing-1.0-0.conda", status=404)
+    test.get(f"/pub/noarch/{world['pkg']}", headers={"Range": "bytes=0-1"}, status=206)
     test.get("/pub/channeldata.json")
     test.get("/pub/noarch/repodata.json", headers={"Range": "bytes=0-1"}, status=206)
     assert pyramid.seen == ["/priv/noarch/repodata.json", "/absent/noarch/repodata.json",
-                            "/pub/linux-64/repodata.json", f"/pub/noarch/{world['pkg']}",
+                            "/pub/linux-64/repodata.json", f"/pub/noarch/{world['hidden']}",
+                            "/pub/noarch/missing-1.0-0.conda", f"/pub/noarch/{world['pkg']}",
                             "/pub/channeldata.json", "/pub/noarch/repodata.json"]
 
 
@@ -299,7 +321,8 @@ def test_hook_channel_file_claims(app: Any, world: dict[str, Any], services: Any
         assert app.enabled
         assert pyramid.seen == []
         assert test.get("/pub/noarch/repodata.json").text == "pub|noarch|repodata.json"
-        assert pyramid.seen == ["/pub/noarch/repodata.json"]
+        assert test.get(f"/pub/noarch/{world['pkg']}").text == f"pub|noarch|{world['pkg']}"
+        assert pyramid.seen == ["/pub/noarch/repodata.json", f"/pub/noarch/{world['pkg']}"]
     finally:
         services.pm.unregister(name="repoproxy_legacy")
 
@@ -443,3 +466,79 @@ def test_role_bindings_decide_as_in_pyramid(tmp_path: Path) -> None:
                                          for c in {"open-a", "team", "closed"} - granted}
     finally:
         core.close()
+
+
+def test_package_answers_behind_the_front_are_pyramids(root: Path, world: dict[str, Any]
+                                                       ) -> None:
+    """With ``repoproxy.accel_redirect`` set, a package's X-Accel-Redirect answer (or its
+    refusal) is the same from the lean path as from Pyramid, and is counted the same."""
+    from repoproxy.domain.core import load_core
+
+    # a server of the same root behind the front
+    services = load_core({"repoproxy.root": str(root), "repoproxy.log_requests": "true",
+                          "repoproxy.accel_redirect": "/-/accel/"})
+    app = make_app(services)
+    assert isinstance(app, LeanApp)
+    assert app.packages
+    pyramid = app.router = Pyramid(app.router)
+    lean = TestApp(app)
+    plain = TestApp(fastpath.uninstall(make_app(services).router))
+    read = {"Authorization": f"Bearer {world['read']}"}
+    lean.get("/priv/noarch/repodata.json", headers=read)  # the token verified once
+    pyramid.seen.clear()
+    for method, url, headers in [
+        ("GET", f"/pub/noarch/{world['pkg']}", {}), ("HEAD", f"/pub/noarch/{world['pkg']}", {}),
+        ("GET", f"/pub/noarch/{world['pkg']}", {"Range": "bytes=0-9"}),
+        ("GET", f"/pub/noarch/{world['pkg']}", {"If-None-Match": world["etag"]}),
+        ("GET", f"/priv/noarch/{world['pkg']}", read),
+        ("GET", f"/t/{world['read']}/priv/noarch/{world['pkg']}", {}),
+        ("GET", f"/pub/dev/noarch/{world['pkg']}", {}),
+        ("GET", f"/priv/noarch/{world['pkg']}", {}),
+        ("GET", f"/pub/noarch/{world['hidden']}", {}),
+        ("GET", "/pub/noarch/missing-1.0-0.conda", {}),
+    ]:
+        before = downloads(services)
+        got = answer(lean, method, url, headers)
+        middle = downloads(services)
+        assert got == answer(plain, method, url, headers), (method, url, headers)
+        assert _moved(before, middle) == _moved(middle, downloads(services)), (method, url)
+    first = lean.get(f"/pub/noarch/{world['pkg']}")
+    assert first.headers["X-Accel-Redirect"] == f"/-/accel/pub/noarch/{world['pkg']}"
+    assert first.body == b""
+    # the refusals and the files the view must name went to Pyramid, nothing else
+    assert pyramid.seen == [f"/priv/noarch/{world['pkg']}", f"/pub/noarch/{world['hidden']}",
+                            "/pub/noarch/missing-1.0-0.conda"]
+
+
+def test_another_download_observer_gets_pyramids_requests(app: Any, world: dict[str, Any],
+                                                          services: Any,
+                                                          monkeypatch: Any) -> None:
+    """The lean path answers package files only while every download observer is one it
+    knows: another one may read anything of the request, so it gets the application's."""
+    from repoproxy import hookimpl
+
+    seen: list[Any] = []
+
+    class Observer:
+        @hookimpl
+        def repoproxy_file_served(self, request: Any, channel: Any, subdir: str,
+                                  filename: str) -> None:
+            seen.append((request.matchdict["filename"], request.identity.name))
+
+    pyramid = Pyramid(app.router)
+    monkeypatch.setattr(app, "router", pyramid)
+    test = TestApp(app)
+    services.pm.register(Observer(), name="repoproxy_observer")
+    try:
+        test.get(f"/pub/noarch/{world['pkg']}")
+        assert not app.packages
+        assert app.enabled  # index files are still answered here
+        test.get("/pub/noarch/repodata.json.zst")
+        assert pyramid.seen == [f"/pub/noarch/{world['pkg']}"]
+        assert seen == [(world["pkg"], "anonymous")]
+    finally:
+        services.pm.unregister(name="repoproxy_observer")
+    pyramid.seen.clear()
+    test.get(f"/pub/noarch/{world['pkg']}")
+    assert app.packages
+    assert pyramid.seen == []

@@ -71,12 +71,14 @@ def channel_file(request: Request) -> Any:
         else:
             response = file_response(request, path, channel, immutable=True)
         if request.method == "GET" and package == filename:
-            _served(request, channel, subdir, filename)
+            file_served(request, channel, subdir, filename)
         return response
     raise _missing(filename)
 
 
-def _served(request: Request, channel: Channel, subdir: str, filename: str) -> None:
+def file_served(request: Request, channel: Channel, subdir: str, filename: str) -> None:
+    """Tell the download observers (``repoproxy_file_served``): from this view and from the
+    server's lean path (web/lean.py)."""
     # observers (download counting) are isolated one by one: a failing plugin neither turns
     # the download into an error nor silences the observers after it
     notify(request.services.pm, "repoproxy_file_served", request=request, channel=channel,
